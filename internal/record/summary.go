@@ -1,0 +1,144 @@
+package record
+
+import (
+	"math"
+
+	"github.com/maxwellhq/maxwell/internal/units"
+)
+
+// Run is a whole run: its metadata, samples and events.
+type Run struct {
+	Meta    Meta
+	Samples []Sample
+	Events  []Event
+}
+
+// Summary is the result of a run, as written to summary.json.
+type Summary struct {
+	Kind            string  `json:"kind"`
+	DurationSeconds float64 `json:"duration_seconds"`
+	Samples         int     `json:"samples"`
+	// EnergyJoules is the host energy spent over the run.
+	EnergyJoules float64 `json:"energy_joules"`
+	// EnergySource is "measured" or "estimated".
+	EnergySource string `json:"energy_source"`
+	// EnergySourceDetail names the sensor or model.
+	EnergySourceDetail string `json:"energy_source_detail"`
+	// DynamicEnergyJoules is the energy above the host's idle power, present
+	// only where idle power is known.
+	DynamicEnergyJoules *float64 `json:"dynamic_energy_joules,omitempty"`
+	IdlePowerWatts      float64  `json:"idle_power_watts,omitempty"`
+	MeanPowerWatts      float64  `json:"power_mean_watts"`
+	// Primes is the sum of every agent's "primes" counter.
+	Primes         uint64  `json:"primes"`
+	PrimesPerJoule float64 `json:"primes_per_joule"`
+	// PrimesPerDynamicJoule is primes per joule above idle, where known.
+	PrimesPerDynamicJoule *float64 `json:"primes_per_dynamic_joule,omitempty"`
+	// TemperatureSource is "measured" or "estimated".
+	TemperatureSource       string  `json:"temperature_source"`
+	TemperatureSourceDetail string  `json:"temperature_source_detail"`
+	TemperatureMeanCelsius  float64 `json:"temperature_mean_celsius"`
+	TemperatureMaxCelsius   float64 `json:"temperature_max_celsius"`
+	// Agents are in the order of their first appearance in the samples.
+	Agents []AgentSummary `json:"agents"`
+	Events int            `json:"events"`
+}
+
+// AgentSummary is one agent's share of a run.
+type AgentSummary struct {
+	Name string `json:"name"`
+	// CPUShare is the agent's CPU time over the capacity of the run's CPUs
+	// for the run's duration, in [0, 1].
+	CPUShare     float64 `json:"cpu_share"`
+	CPUSeconds   float64 `json:"cpu_seconds"`
+	EnergyJoules float64 `json:"energy_joules"`
+	// Counters are the agent's last reported work counters.
+	Counters map[string]uint64 `json:"counters"`
+}
+
+// Summarize computes a run's summary from its samples. It is a pure
+// function of its input, so the summary can be recomputed from the files of
+// a run directory.
+func Summarize(r Run) Summary {
+	s := Summary{
+		Kind:                    r.Meta.Kind,
+		Samples:                 len(r.Samples),
+		EnergySource:            r.Meta.EnergySource.Label(),
+		EnergySourceDetail:      r.Meta.EnergySource.String(),
+		TemperatureSource:       r.Meta.TempSource.Label(),
+		TemperatureSourceDetail: r.Meta.TempSource.String(),
+		Events:                  len(r.Events),
+		Agents:                  []AgentSummary{},
+	}
+	if len(r.Samples) == 0 {
+		return s
+	}
+	last := r.Samples[len(r.Samples)-1]
+	dur := last.Elapsed
+	s.DurationSeconds = dur.Seconds()
+	s.EnergyJoules = last.Host.Energy.Joules()
+	if dur > 0 {
+		s.MeanPowerWatts = float64(units.AveragePower(last.Host.Energy, dur))
+	}
+
+	var sumT float64
+	s.TemperatureMaxCelsius = math.Inf(-1)
+	for _, smp := range r.Samples {
+		t := float64(smp.Host.Temperature)
+		sumT += t
+		s.TemperatureMaxCelsius = math.Max(s.TemperatureMaxCelsius, t)
+	}
+	s.TemperatureMeanCelsius = sumT / float64(len(r.Samples))
+
+	// The last sample a cell appears in holds its final cumulative figures;
+	// a cell that died early keeps its last values.
+	index := map[string]int{}
+	for _, smp := range r.Samples {
+		for _, c := range smp.Cells {
+			i, ok := index[c.Cell]
+			if !ok {
+				i = len(s.Agents)
+				index[c.Cell] = i
+				s.Agents = append(s.Agents, AgentSummary{Name: c.Cell})
+			}
+			a := &s.Agents[i]
+			a.CPUSeconds = c.CPUTime.Seconds()
+			a.EnergyJoules = c.Energy.Joules()
+			a.Counters = copyCounters(c.Counters)
+		}
+	}
+	capacity := dur.Seconds() * float64(max(len(r.Meta.CPUs), 1))
+	for i := range s.Agents {
+		a := &s.Agents[i]
+		if capacity > 0 {
+			a.CPUShare = a.CPUSeconds / capacity
+		}
+		s.Primes += a.Counters["primes"]
+	}
+	if s.EnergyJoules > 0 {
+		s.PrimesPerJoule = float64(s.Primes) / s.EnergyJoules
+	}
+	if r.Meta.IdlePower > 0 {
+		s.IdlePowerWatts = float64(r.Meta.IdlePower)
+		dyn := math.Max(0, s.EnergyJoules-float64(r.Meta.IdlePower)*dur.Seconds())
+		s.DynamicEnergyJoules = &dyn
+		if dyn > 0 {
+			ppj := float64(s.Primes) / dyn
+			s.PrimesPerDynamicJoule = &ppj
+		}
+	}
+	return s
+}
+
+func copyCounters(m map[string]uint64) map[string]uint64 {
+	out := make(map[string]uint64, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// Estimated reports whether any figure of the summary is a model estimate.
+func (s Summary) Estimated() bool {
+	return s.EnergySource == "estimated" || s.TemperatureSource == "estimated"
+}
