@@ -1,0 +1,190 @@
+// Package config loads Maxwell's configuration: a YAML file whose embedded
+// default (default.yaml) is what runs when no file is given.
+//
+// Every number in the configuration is a setting, not a measurement. Where a
+// setting stands for a measurement (the power model's reference server), the
+// file names its source.
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/maxwellhq/maxwell/internal/cpuset"
+)
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// DefaultYAML returns the embedded default configuration file.
+func DefaultYAML() []byte { return bytes.Clone(defaultYAML) }
+
+// ErrInvalid is wrapped by every validation error.
+var ErrInvalid = errors.New("invalid configuration")
+
+// Config is Maxwell's configuration.
+type Config struct {
+	// SampleInterval is how often the recorder samples (default 1 s).
+	SampleInterval time.Duration `yaml:"sample_interval"`
+	PowerModel     PowerModel    `yaml:"power_model"`
+	ThermalTwin    ThermalTwin   `yaml:"thermal_twin"`
+	Baseline       Baseline      `yaml:"baseline"`
+}
+
+// PowerModel configures the utilisation power model used where the host has
+// no power sensor.
+type PowerModel struct {
+	Reference Reference `yaml:"reference"`
+}
+
+// Reference is a published power measurement of a real server.
+type Reference struct {
+	Name     string `yaml:"name"`
+	Citation string `yaml:"citation"`
+	// IdleWatts is the server's measured active-idle power (W).
+	IdleWatts float64 `yaml:"idle_watts"`
+	// MaxWatts is the server's measured power at 100% load (W).
+	MaxWatts float64 `yaml:"max_watts"`
+	// HardwareThreads is the number of hardware threads of the server
+	// measured; the model scales the figures to this host's CPUs.
+	HardwareThreads int `yaml:"hardware_threads"`
+}
+
+// ThermalTwin configures the first-order thermal RC model used where the
+// host has no temperature sensor.
+type ThermalTwin struct {
+	AmbientCelsius float64 `yaml:"ambient_celsius"`
+	// ResistanceKPerW is the thermal resistance R (K/W).
+	ResistanceKPerW float64 `yaml:"resistance_kelvin_per_watt"`
+	// CapacitanceJPerK is the heat capacity C (J/K); τ = R·C.
+	CapacitanceJPerK float64 `yaml:"capacitance_joules_per_kelvin"`
+}
+
+// Baseline configures the baseline experiment.
+type Baseline struct {
+	Duration time.Duration `yaml:"duration"`
+	// CPUs is a CPU list ("0-1"); empty means every CPU Maxwell may use.
+	CPUs      string         `yaml:"cpus"`
+	Scientist ScientistAgent `yaml:"scientist"`
+	Miner     MinerAgent     `yaml:"miner"`
+	// ConnectTimeout is how long an agent has to say hello before the run
+	// records that it never connected.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+}
+
+// ScientistAgent configures the Scientist.
+type ScientistAgent struct {
+	// Threads is the number of worker threads; 0 means one per CPU the
+	// agent may run on.
+	Threads int `yaml:"threads"`
+}
+
+// MinerAgent configures the Miner.
+type MinerAgent struct {
+	Threads        int     `yaml:"threads"`
+	ChurnMiBPerSec float64 `yaml:"churn_mib_per_sec"`
+	ChunkMiB       int     `yaml:"chunk_mib"`
+}
+
+// Default returns the embedded default configuration.
+func Default() Config {
+	c, err := Parse(bytes.NewReader(defaultYAML))
+	if err != nil {
+		// The embedded file is tested; this cannot happen in a built binary.
+		panic("config: embedded default.yaml is invalid: " + err.Error())
+	}
+	return c
+}
+
+// Load reads the configuration file at path on top of the defaults: a
+// setting the file leaves out keeps its default. An empty path gives the
+// defaults.
+func Load(path string) (Config, error) {
+	if path == "" {
+		return Default(), nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("load configuration: %w", err)
+	}
+	defer f.Close()
+	c, err := parseOnto(Default(), f)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes a whole configuration from r and validates it.
+func Parse(r io.Reader) (Config, error) { return parseOnto(Config{}, r) }
+
+func parseOnto(c Config, r io.Reader) (Config, error) {
+	dec := yaml.NewDecoder(r)
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// Validate checks every setting and reports the first that is wrong.
+func (c Config) Validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, a...)...)
+	}
+	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+	if c.SampleInterval < 10*time.Millisecond || c.SampleInterval > time.Hour {
+		return bad("sample_interval %v must be between 10ms and 1h", c.SampleInterval)
+	}
+	ref := c.PowerModel.Reference
+	if ref.Name == "" || ref.Citation == "" {
+		return bad("power_model.reference needs a name and a citation: the model's figures must say where they come from")
+	}
+	if !finite(ref.IdleWatts) || !finite(ref.MaxWatts) || ref.IdleWatts <= 0 || ref.MaxWatts <= ref.IdleWatts {
+		return bad("power_model.reference: need 0 < idle_watts (%v) < max_watts (%v)", ref.IdleWatts, ref.MaxWatts)
+	}
+	if ref.HardwareThreads <= 0 {
+		return bad("power_model.reference.hardware_threads %d must be positive", ref.HardwareThreads)
+	}
+	tw := c.ThermalTwin
+	if !finite(tw.AmbientCelsius) || tw.AmbientCelsius < -40 || tw.AmbientCelsius > 80 {
+		return bad("thermal_twin.ambient_celsius %v must be between -40 and 80", tw.AmbientCelsius)
+	}
+	if !finite(tw.ResistanceKPerW) || tw.ResistanceKPerW <= 0 {
+		return bad("thermal_twin.resistance_kelvin_per_watt %v must be positive", tw.ResistanceKPerW)
+	}
+	if !finite(tw.CapacitanceJPerK) || tw.CapacitanceJPerK <= 0 {
+		return bad("thermal_twin.capacitance_joules_per_kelvin %v must be positive", tw.CapacitanceJPerK)
+	}
+	b := c.Baseline
+	if b.Duration <= 0 {
+		return bad("baseline.duration %v must be positive", b.Duration)
+	}
+	if _, err := cpuset.Parse(b.CPUs); err != nil {
+		return bad("baseline.cpus: %v", err)
+	}
+	if b.ConnectTimeout <= 0 {
+		return bad("baseline.connect_timeout %v must be positive", b.ConnectTimeout)
+	}
+	if b.Scientist.Threads < 0 || b.Miner.Threads < 0 {
+		return bad("baseline: threads must be 0 (one per CPU) or positive")
+	}
+	if !finite(b.Miner.ChurnMiBPerSec) || b.Miner.ChurnMiBPerSec < 0 {
+		return bad("baseline.miner.churn_mib_per_sec %v must be 0 or positive", b.Miner.ChurnMiBPerSec)
+	}
+	if b.Miner.ChunkMiB <= 0 || b.Miner.ChunkMiB > 1024 {
+		return bad("baseline.miner.chunk_mib %d must be between 1 and 1024", b.Miner.ChunkMiB)
+	}
+	return nil
+}
