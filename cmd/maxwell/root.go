@@ -1,18 +1,111 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
 	"github.com/spf13/cobra"
+
+	"github.com/maxwellhq/maxwell/internal/config"
+	"github.com/maxwellhq/maxwell/internal/sensors"
 )
 
-// newRootCmd builds the command tree. Each subcommand lives in its own file
-// and is added here.
+// app holds what every subcommand shares: the global flags. It is built
+// once per command tree, not global state.
+type app struct {
+	configPath string
+	sysRoot    string
+	procRoot   string
+	devRoot    string
+	cgroupRoot string
+	logLevel   string
+}
+
+// newRootCmd builds the command tree. Each subcommand lives in its own file.
 func newRootCmd() *cobra.Command {
+	a := &app{}
+	host := sensors.HostRoots()
 	root := &cobra.Command{
-		Use:           "maxwell",
-		Short:         "A thermodynamic economy for autonomous agents on a Linux host",
+		Use:   "maxwell",
+		Short: "A thermodynamic economy for autonomous agents on a Linux host",
+		Long: `Maxwell runs agents in cells, sells them CPU time at a price that follows
+the host's temperature, taxes freeing memory, and kills agents that cannot pay.
+
+Every power and temperature figure says where it came from: a real sensor,
+or a model (then it is labelled "estimated" and names the model).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand()
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.configPath, "config", "", "configuration file (YAML) on top of the embedded defaults")
+	pf.StringVar(&a.sysRoot, "sysfs-root", host.Sys, "where sysfs is mounted (tests point this at a fixture tree)")
+	pf.StringVar(&a.procRoot, "procfs-root", host.Proc, "where procfs is mounted")
+	pf.StringVar(&a.devRoot, "devfs-root", host.Dev, "where /dev is (for /dev/cpu/N/msr)")
+	pf.StringVar(&a.cgroupRoot, "cgroup-root", "/sys/fs/cgroup", "where the cgroup hierarchies are mounted")
+	pf.StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+
+	root.AddCommand(
+		newSensorsCmd(a),
+		newBaselineCmd(a),
+		newConfigCmd(a),
+	)
 	return root
+}
+
+func (a *app) roots() sensors.Roots {
+	return sensors.Roots{Sys: a.sysRoot, Proc: a.procRoot, Dev: a.devRoot}
+}
+
+func (a *app) config() (config.Config, error) { return config.Load(a.configPath) }
+
+// logger returns a logger writing text to w at the --log-level.
+func (a *app) logger(w io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(a.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", a.logLevel)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl})), nil
+}
+
+// printJSON writes v as indented JSON.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newConfigCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "config",
+		Short: "Print the embedded default configuration, or check a file with --config",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if a.configPath == "" {
+				_, err := cmd.OutOrStdout().Write(config.DefaultYAML())
+				return err
+			}
+			if _, err := a.config(); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid\n", a.configPath)
+			return nil
+		},
+	}
+}
+
+// stderr is where commands log; a variable of the command, not global state.
+func stderrOf(cmd *cobra.Command) io.Writer {
+	if w := cmd.ErrOrStderr(); w != nil {
+		return w
+	}
+	return os.Stderr
+}
+
+// joinLines indents each line of s.
+func indent(s, prefix string) string {
+	return prefix + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n"+prefix)
 }
