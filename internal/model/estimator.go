@@ -79,7 +79,8 @@ type Estimator struct {
 
 // NewEstimator returns an estimator of the power of the CPUs util samples,
 // by the model power, and of their temperature, by a Twin with parameters
-// twin. Its energy reading starts at 0 and its twin at twin.Ambient, at
+// twin. Its energy reading starts at 0 and its twin at the steady state of
+// idle power (a host at rest, not one just switched on), at
 // clock.Now().
 func NewEstimator(clock Clock, util UtilisationSampler, power LinearPower, twin TwinParams) (*Estimator, error) {
 	if clock == nil || util == nil {
@@ -112,6 +113,7 @@ func NewEstimator(clock Clock, util UtilisationSampler, power LinearPower, twin 
 			Model:    power.Describe() + " + " + twin.String(),
 		},
 	}
+	t.Reset(t.SteadyState(power.Idle))
 	e.at = clock.Now()
 	e.snap = Snapshot{At: e.at, Power: power.Idle, Temperature: t.Temperature()}
 	return e, nil

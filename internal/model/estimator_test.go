@@ -157,7 +157,10 @@ func TestEstimatorConstantUtilisation(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := float64(tp.Ambient) + rcRise(tp, 20, 10)
+			// The twin starts at the idle (10 W) steady state and relaxes
+			// towards the 20 W one.
+			ss10, ss20 := float64(tp.SteadyState(10)), float64(tp.SteadyState(20))
+			want := ss20 + (ss10-ss20)*math.Exp(-10/tp.Tau().Seconds())
 			if !closeTo(float64(temp), want, 1e-9) {
 				t.Errorf("temperature after 10 s at 20 W = %.12f, want %.12f", temp, want)
 			}
@@ -179,6 +182,7 @@ func TestEstimatorVaryingUtilisation(t *testing.T) {
 	// 2 s at u=0 (10 W), 3 s at u=1 (30 W), 1 s at u=0.25 (15 W).
 	var wantJ float64
 	twin := mustTwin(t, tp)
+	twin.Reset(twin.SteadyState(10)) // the estimator starts a host at rest
 	for _, seg := range []struct {
 		u   float64
 		d   time.Duration
