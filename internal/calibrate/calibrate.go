@@ -43,7 +43,7 @@ type Config struct {
 	// Threads is the number of busy threads the step starts.
 	Threads int
 	// TauC is the desired closed-loop time constant for SIMC; 0 means
-	// Skogestad's tight choice τc = θ.
+	// Skogestad's tight choice τc = θ, floored at τ/10 and at Interval.
 	TauC time.Duration
 }
 
@@ -142,9 +142,11 @@ func Run(ctx context.Context, cfg Config, energy sensors.EnergyCounter, temp sen
 		return Result{}, fmt.Errorf("calibrate: fit: %w", err)
 	}
 	tauC := cfg.TauC
-	if tauC == 0 && fit.Theta == 0 {
-		// Tight control asks τc = θ; with no dead time take a tenth of τ.
-		tauC = fit.Tau / 10
+	if tauC == 0 {
+		// Skogestad's tight control asks τc = θ. A plant with (almost) no
+		// dead time would then get an unbounded gain, so τc is floored at
+		// a tenth of τ and at the sampling interval.
+		tauC = max(fit.Theta, fit.Tau/10, cfg.Interval)
 	}
 	kc, tauI, err := control.SIMC(fit, tauC)
 	if err != nil {
