@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -52,6 +50,10 @@ or a model (then it is labelled "estimated" and names the model).`,
 		newSensorsCmd(a),
 		newBaselineCmd(a),
 		newConfigCmd(a),
+		newCalibrateCmd(a),
+		newAgentCmd(),
+		newAuctionCmd(),
+		newPoaCmd(),
 	)
 	return root
 }
@@ -97,15 +99,5 @@ func newConfigCmd(a *app) *cobra.Command {
 	}
 }
 
-// stderr is where commands log; a variable of the command, not global state.
-func stderrOf(cmd *cobra.Command) io.Writer {
-	if w := cmd.ErrOrStderr(); w != nil {
-		return w
-	}
-	return os.Stderr
-}
-
-// joinLines indents each line of s.
-func indent(s, prefix string) string {
-	return prefix + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n"+prefix)
-}
+// stderrOf returns where cmd writes diagnostics.
+func stderrOf(cmd *cobra.Command) io.Writer { return cmd.ErrOrStderr() }
