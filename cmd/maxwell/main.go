@@ -6,9 +6,14 @@ package main
 import (
 	"fmt"
 	"os"
+
+	"github.com/maxwellhq/maxwell/internal/cell"
 )
 
 func main() {
+	// A cell's first process and the cell guard are this binary re-executed;
+	// they take over here and never return.
+	cell.RunShimIfRequested()
 	if err := newRootCmd().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "maxwell:", err)
 		os.Exit(1)

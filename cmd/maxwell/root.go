@@ -52,6 +52,7 @@ or a model (then it is labelled "estimated" and names the model).`,
 		newConfigCmd(a),
 		newCalibrateCmd(a),
 		newAgentCmd(),
+		newBenchCmd(a),
 		newAuctionCmd(),
 		newPoaCmd(),
 	)
@@ -98,6 +99,3 @@ func newConfigCmd(a *app) *cobra.Command {
 		},
 	}
 }
-
-// stderrOf returns where cmd writes diagnostics.
-func stderrOf(cmd *cobra.Command) io.Writer { return cmd.ErrOrStderr() }

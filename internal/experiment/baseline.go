@@ -115,8 +115,7 @@ type cellState struct {
 	spec   AgentSpec
 	c      cell.Cell
 	log    *os.File
-	cpu    time.Duration // CPU time at the last sample, since start
-	cpu0   time.Duration // CPU time when the run started sampling
+	cpu    time.Duration // CPU time at the last sample (a new cell starts at 0)
 	energy units.Energy
 	mem    uint64
 	heard  bool
@@ -130,6 +129,15 @@ type cellState struct {
 func (r *Run) Execute(ctx context.Context) (record.Summary, error) {
 	if err := r.validate(); err != nil {
 		return record.Summary{}, err
+	}
+	// The run's clock starts before the agents do: the first interval
+	// covers their launch, and every elapsed time shares one origin.
+	e0, err := r.Energy.ReadEnergy()
+	if err != nil {
+		return record.Summary{}, fmt.Errorf("read energy at start: %w", err)
+	}
+	if _, err := r.Util.Sample(); err != nil {
+		return record.Summary{}, fmt.Errorf("read CPU utilisation at start: %w", err)
 	}
 	start := r.Clock.Now()
 	w, err := record.Create(r.Dir, record.Meta{
@@ -177,7 +185,7 @@ func (r *Run) Execute(ctx context.Context) (record.Summary, error) {
 		return sum, errors.Join(launchErr, cerr)
 	}
 
-	sampleErr := r.sampleLoop(ctx, start, cells, w, event)
+	sampleErr := r.sampleLoop(ctx, start, e0, cells, w, event)
 	for _, cs := range cells {
 		if !cs.exited {
 			if err := cs.c.Close(); err != nil {
@@ -243,19 +251,9 @@ func (r *Run) launch(ctx context.Context, event func(kind, cell, detail string))
 	return cells, nil
 }
 
-func (r *Run) sampleLoop(ctx context.Context, start time.Time, cells []*cellState, w *record.Writer, event func(kind, cell, detail string)) error {
-	e0, err := r.Energy.ReadEnergy()
-	if err != nil {
-		return fmt.Errorf("read energy at start: %w", err)
-	}
-	if _, err := r.Util.Sample(); err != nil {
-		return fmt.Errorf("read CPU utilisation at start: %w", err)
-	}
-	for _, cs := range cells {
-		if st, err := cs.c.Stats(); err == nil {
-			cs.cpu0 = st.CPUTime
-		}
-	}
+// sampleLoop samples every Interval from start, when the host energy
+// counter read e0, until the run ends.
+func (r *Run) sampleLoop(ctx context.Context, start time.Time, e0 units.Energy, cells []*cellState, w *record.Writer, event func(kind, cell, detail string)) error {
 	var (
 		prevAt     = start
 		prevEnergy = e0
@@ -289,7 +287,7 @@ func (r *Run) sampleLoop(ctx context.Context, start time.Time, cells []*cellStat
 		for _, cs := range cells {
 			prev := cs.cpu
 			if st, err := cs.c.Stats(); err == nil {
-				cs.cpu = max(st.CPUTime-cs.cpu0, prev)
+				cs.cpu = max(st.CPUTime, prev)
 				cs.mem = st.MemoryBytes
 			} else if !cs.exited {
 				event("stats_error", cs.spec.Name, err.Error())
@@ -319,10 +317,6 @@ func (r *Run) sampleLoop(ctx context.Context, start time.Time, cells []*cellStat
 		prevAt, prevEnergy = now, e
 		return w.Write(smp)
 	}
-	if err := sample(); err != nil {
-		return err
-	}
-
 	ticker := time.NewTicker(r.Interval)
 	defer ticker.Stop()
 	deadline := time.NewTimer(r.Duration)
@@ -335,6 +329,11 @@ func (r *Run) sampleLoop(ctx context.Context, start time.Time, cells []*cellStat
 		case <-deadline.C:
 			return sample()
 		case <-ticker.C:
+			// A tick that lands at the deadline is the last sample; the
+			// deadline timer then has nothing left to add.
+			if r.Clock.Now().Sub(start) >= r.Duration-r.Interval/4 {
+				return sample()
+			}
 			if err := sample(); err != nil {
 				return err
 			}

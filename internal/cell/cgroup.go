@@ -1,0 +1,473 @@
+package cell
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// How waits on kernel state poll. The first pollSpins checks follow each
+// other with only a yield between them, because a pause usually completes
+// within tens of microseconds and the runtime cannot sleep for less than
+// about a millisecond; after that the wait backs off from pollFirst to
+// pollMax so that a long wait costs little CPU.
+const (
+	pollSpins = 200
+	pollFirst = 50 * time.Microsecond
+	pollMax   = time.Millisecond
+)
+
+// poll calls cond until it reports true, fails, or ctx ends.
+func poll(ctx context.Context, cond func() (bool, error)) error {
+	for range pollSpins {
+		ok, err := cond()
+		if err != nil || ok {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		runtime.Gosched()
+	}
+	delay := pollFirst
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		ok, err := cond()
+		if err != nil || ok {
+			return err
+		}
+		delay = min(2*delay, pollMax)
+		t.Reset(delay)
+	}
+}
+
+// writeFile writes s to an existing control file, the way cgroup files
+// must be written: no O_CREAT, no O_TRUNC, one write.
+func writeFile(path, s string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, werr := f.WriteString(s)
+	cerr := f.Close()
+	if werr != nil {
+		return fmt.Errorf("write %q to %s: %w", strings.TrimSpace(s), path, werr)
+	}
+	return cerr
+}
+
+func readTrimmed(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return string(bytes.TrimSpace(b)), nil
+}
+
+func readUint(path string) (uint64, error) {
+	s, err := readTrimmed(path)
+	if err != nil {
+		return 0, err
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w: %q", path, ErrGarbage, s)
+	}
+	return v, nil
+}
+
+// readKeyed reads one key of a flat-keyed file such as cpu.stat or
+// cgroup.events ("key value" per line).
+func readKeyed(path, key string) (uint64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), " ")
+		if !ok || k != key {
+			continue
+		}
+		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w: key %s = %q", path, ErrGarbage, key, v)
+		}
+		return n, nil
+	}
+	return 0, fmt.Errorf("%s: %w: no key %q", path, ErrGarbage, key)
+}
+
+// readPIDs reads a cgroup.procs, cgroup.threads or tasks file.
+func readPIDs(path string) ([]int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(b)) {
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w: %q", path, ErrGarbage, f)
+		}
+		pids = append(pids, pid)
+	}
+	return pids, nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// cgroupSet is the set of cgroup directories one cell lives in: one per
+// v1 hierarchy and one in the v2 hierarchy, any of which may be missing.
+// It is what the guard process is told about, so it is JSON-encodable and
+// holds absolute paths only.
+type cgroupSet struct {
+	// V1 maps a v1 controller name to the cell's directory in the
+	// hierarchy that carries it. Co-mounted controllers share a directory.
+	V1 map[string]string `json:"v1,omitempty"`
+	// V2 is the cell's directory in the cgroup2 hierarchy, or "".
+	V2 string `json:"v2,omitempty"`
+}
+
+// dirs returns every distinct directory of s, v1 first, sorted.
+func (s *cgroupSet) dirs() []string {
+	seen := make(map[string]bool)
+	var out []string
+	for _, d := range s.V1 {
+		if !seen[d] {
+			seen[d] = true
+			out = append(out, d)
+		}
+	}
+	sort.Strings(out)
+	if s.V2 != "" {
+		out = append(out, s.V2)
+	}
+	return out
+}
+
+// procs returns the union of the PIDs listed in every cgroup.procs of s.
+// Directories that no longer exist count as empty.
+func (s *cgroupSet) procs() ([]int, error) {
+	seen := make(map[int]bool)
+	var out []int
+	for _, d := range s.dirs() {
+		pids, err := readPIDs(filepath.Join(d, "cgroup.procs"))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range pids {
+			if !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	return out, nil
+}
+
+// contains reports whether pid is listed in the cell's v2 cgroup, or its
+// first v1 directory where there is no v2 cgroup.
+func (s *cgroupSet) contains(pid int) bool {
+	d := s.V2
+	if d == "" {
+		if d = s.V1["freezer"]; d == "" {
+			if ds := s.dirs(); len(ds) > 0 {
+				d = ds[0]
+			}
+		}
+	}
+	if d == "" {
+		return false
+	}
+	pids, err := readPIDs(filepath.Join(d, "cgroup.procs"))
+	if err != nil {
+		return false
+	}
+	for _, p := range pids {
+		if p == pid {
+			return true
+		}
+	}
+	return false
+}
+
+// join moves pid (and all its threads) into every cgroup of s.
+func (s *cgroupSet) join(pid int) error {
+	for _, d := range s.dirs() {
+		if err := writeFile(filepath.Join(d, "cgroup.procs"), strconv.Itoa(pid)); err != nil {
+			return fmt.Errorf("moving pid %d into %s: %w", pid, d, err)
+		}
+	}
+	return nil
+}
+
+// v1 freezer states, as freezer.state reads and is written.
+const (
+	v1Frozen = "FROZEN"
+	v1Thawed = "THAWED"
+)
+
+// freezeV1 freezes s with the v1 freezer and returns once freezer.state
+// reads FROZEN (every task is in the refrigerator). A cgroup can stay in
+// FREEZING while a task sleeps uninterruptibly, so the request is
+// repeated now and then, as runc does.
+func (s *cgroupSet) freezeV1(ctx context.Context) error {
+	dir := s.V1["freezer"]
+	if dir == "" {
+		return fmt.Errorf("v1 freezer: %w", ErrFreezerUnavailable)
+	}
+	state := filepath.Join(dir, "freezer.state")
+	if err := writeFile(state, v1Frozen); err != nil {
+		return fmt.Errorf("freezing: %w", err)
+	}
+	n := 0
+	return poll(ctx, func() (bool, error) {
+		st, err := readTrimmed(state)
+		if err != nil {
+			return false, fmt.Errorf("freezing: %w", err)
+		}
+		if st == v1Frozen {
+			return true, nil
+		}
+		if n++; n%64 == 0 || st == v1Thawed {
+			if err := writeFile(state, v1Frozen); err != nil {
+				return false, fmt.Errorf("freezing: %w", err)
+			}
+		}
+		return false, nil
+	})
+}
+
+// thawV1 thaws s's v1 freezer and returns once freezer.state reads THAWED.
+func (s *cgroupSet) thawV1(ctx context.Context) error {
+	dir := s.V1["freezer"]
+	if dir == "" {
+		return nil
+	}
+	state := filepath.Join(dir, "freezer.state")
+	if err := writeFile(state, v1Thawed); err != nil {
+		return fmt.Errorf("thawing: %w", err)
+	}
+	return poll(ctx, func() (bool, error) {
+		st, err := readTrimmed(state)
+		if err != nil {
+			return false, fmt.Errorf("thawing: %w", err)
+		}
+		return st == v1Thawed, nil
+	})
+}
+
+// frozenV1 reports whether freezer.state reads FROZEN.
+func (s *cgroupSet) frozenV1() (bool, error) {
+	st, err := readTrimmed(filepath.Join(s.V1["freezer"], "freezer.state"))
+	return st == v1Frozen, err
+}
+
+// freezeV2 freezes s's v2 cgroup and returns once cgroup.events reports
+// "frozen 1".
+func (s *cgroupSet) freezeV2(ctx context.Context) error {
+	return s.setFreezeV2(ctx, 1)
+}
+
+// thawV2 thaws s's v2 cgroup and returns once cgroup.events reports
+// "frozen 0".
+func (s *cgroupSet) thawV2(ctx context.Context) error {
+	if s.V2 == "" {
+		return nil
+	}
+	return s.setFreezeV2(ctx, 0)
+}
+
+func (s *cgroupSet) setFreezeV2(ctx context.Context, want uint64) error {
+	if s.V2 == "" {
+		return fmt.Errorf("v2 freezer: %w", ErrFreezerUnavailable)
+	}
+	verb := "thawing"
+	if want == 1 {
+		verb = "freezing"
+	}
+	if err := writeFile(filepath.Join(s.V2, "cgroup.freeze"), strconv.FormatUint(want, 10)); err != nil {
+		return fmt.Errorf("%s: %w", verb, err)
+	}
+	events := filepath.Join(s.V2, "cgroup.events")
+	return poll(ctx, func() (bool, error) {
+		v, err := readKeyed(events, "frozen")
+		if err != nil {
+			return false, fmt.Errorf("%s: %w", verb, err)
+		}
+		return v == want, nil
+	})
+}
+
+// frozenV2 reports whether cgroup.events says "frozen 1".
+func (s *cgroupSet) frozenV2() (bool, error) {
+	v, err := readKeyed(filepath.Join(s.V2, "cgroup.events"), "frozen")
+	return v == 1, err
+}
+
+// kill SIGKILLs every task of s and returns once no cgroup of s lists a
+// process. It uses cgroup.kill where the v2 cgroup has it (atomic against
+// forks); elsewhere it freezes (so nothing can fork), signals every
+// listed process, and repeats until the cgroups are empty. Frozen tasks
+// are thawed, since tasks in the v1 freezer cannot die until thawed.
+func (s *cgroupSet) kill(ctx context.Context) error {
+	cgKill := ""
+	if s.V2 != "" && exists(filepath.Join(s.V2, "cgroup.kill")) {
+		cgKill = filepath.Join(s.V2, "cgroup.kill")
+	}
+	var lastErr error
+	err := poll(ctx, func() (bool, error) {
+		pids, err := s.procs()
+		if err != nil {
+			return false, err
+		}
+		if len(pids) == 0 {
+			return true, nil
+		}
+		if cgKill != "" {
+			if err := writeFile(cgKill, "1"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				lastErr = err
+			}
+		} else {
+			if d := s.V1["freezer"]; d != "" {
+				_ = writeFile(filepath.Join(d, "freezer.state"), v1Frozen)
+			} else if s.V2 != "" {
+				_ = writeFile(filepath.Join(s.V2, "cgroup.freeze"), "1")
+			}
+			if pids, err = s.procs(); err != nil {
+				return false, err
+			}
+			for _, p := range pids {
+				if err := syscall.Kill(p, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+					lastErr = fmt.Errorf("kill %d: %w", p, err)
+				}
+			}
+		}
+		s.thawNoWait()
+		return false, nil
+	})
+	if err != nil && lastErr != nil {
+		return fmt.Errorf("%w (last error: %v)", err, lastErr)
+	}
+	return err
+}
+
+// thawNoWait asks every freezer of s to thaw without waiting for it.
+// Errors are ignored: it is used on paths that must not stop early.
+func (s *cgroupSet) thawNoWait() {
+	if d := s.V1["freezer"]; d != "" {
+		_ = writeFile(filepath.Join(d, "freezer.state"), v1Thawed)
+	}
+	if s.V2 != "" {
+		_ = writeFile(filepath.Join(s.V2, "cgroup.freeze"), "0")
+	}
+}
+
+// remove removes every directory of s. Directories already gone are fine;
+// EBUSY (a task not yet fully gone) is retried until ctx ends.
+func (s *cgroupSet) remove(ctx context.Context) error {
+	var errs []error
+	for _, d := range s.dirs() {
+		err := poll(ctx, func() (bool, error) {
+			err := os.Remove(d)
+			switch {
+			case err == nil, errors.Is(err, fs.ErrNotExist):
+				return true, nil
+			case errors.Is(err, syscall.EBUSY):
+				return false, nil
+			}
+			return false, err
+		})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("removing %s: %w", d, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// cleanup thaws, kills and removes s: the one way out for a cell, used by
+// Close, Sweep and the guard.
+func (s *cgroupSet) cleanup(ctx context.Context) error {
+	s.thawNoWait()
+	kerr := s.kill(ctx)
+	rerr := s.remove(ctx)
+	return errors.Join(kerr, rerr)
+}
+
+// stats reads s's accounting files. Figures the layout does not account
+// for are left zero.
+func (s *cgroupSet) stats() (Stats, error) {
+	var st Stats
+	switch {
+	case s.V1["cpuacct"] != "":
+		ns, err := readUint(filepath.Join(s.V1["cpuacct"], "cpuacct.usage"))
+		if err != nil {
+			return st, fmt.Errorf("cpu time: %w", err)
+		}
+		st.CPUTime = time.Duration(ns)
+	case s.V2 != "":
+		us, err := readKeyed(filepath.Join(s.V2, "cpu.stat"), "usage_usec")
+		if err != nil {
+			return st, fmt.Errorf("cpu time: %w", err)
+		}
+		st.CPUTime = time.Duration(us) * time.Microsecond
+	}
+
+	var err error
+	switch {
+	case s.V1["memory"] != "":
+		st.MemoryBytes, err = readUint(filepath.Join(s.V1["memory"], "memory.usage_in_bytes"))
+	case s.V2 != "" && exists(filepath.Join(s.V2, "memory.current")):
+		st.MemoryBytes, err = readUint(filepath.Join(s.V2, "memory.current"))
+	}
+	if err != nil {
+		return st, fmt.Errorf("memory: %w", err)
+	}
+
+	var n uint64
+	switch {
+	case s.V1["pids"] != "":
+		n, err = readUint(filepath.Join(s.V1["pids"], "pids.current"))
+	case s.V2 != "" && exists(filepath.Join(s.V2, "pids.current")):
+		n, err = readUint(filepath.Join(s.V2, "pids.current"))
+	case s.V2 != "":
+		var tids []int
+		tids, err = readPIDs(filepath.Join(s.V2, "cgroup.threads"))
+		n = uint64(len(tids))
+	default:
+		if ds := s.dirs(); len(ds) > 0 {
+			var tids []int
+			tids, err = readPIDs(filepath.Join(ds[0], "tasks"))
+			n = uint64(len(tids))
+		}
+	}
+	if err != nil {
+		return st, fmt.Errorf("tasks: %w", err)
+	}
+	st.PIDs = int(n)
+	return st, nil
+}
