@@ -168,7 +168,7 @@ func runCPUs(list string) ([]int, error) {
 }
 
 func baselineAgents(exe, sock string, b config.Baseline) []experiment.AgentSpec {
-	env := []string{"MAXWELL_AGENT_SOCKET=" + sock}
+	env := append(os.Environ(), "MAXWELL_AGENT_SOCKET="+sock)
 	return []experiment.AgentSpec{
 		{Name: "scientist", Path: exe, Env: env, Args: []string{"agent", "scientist",
 			"--threads", strconv.Itoa(b.Scientist.Threads)}},

@@ -114,17 +114,17 @@ func (w *Writer) Write(s Sample) error {
 	el := seconds(s.Elapsed)
 	if err := w.host.Write([]string{
 		el,
-		strconv.FormatFloat(float64(s.Host.Temperature), 'f', 6, 64),
-		strconv.FormatFloat(float64(s.Host.Power), 'f', 6, 64),
+		strconv.FormatFloat(float64(s.Host.Temperature), 'g', -1, 64),
+		strconv.FormatFloat(float64(s.Host.Power), 'g', -1, 64),
 		joules(uint64(s.Host.Energy)),
-		strconv.FormatFloat(s.Host.Utilisation, 'f', 6, 64),
+		strconv.FormatFloat(s.Host.Utilisation, 'g', -1, 64),
 	}); err != nil {
 		return fmt.Errorf("write %s: %w", HostFile, err)
 	}
 	for _, c := range s.Cells {
 		if err := w.cells.Write([]string{
 			el, c.Cell, seconds(c.CPUTime),
-			strconv.FormatFloat(c.CPUShare, 'f', 6, 64),
+			strconv.FormatFloat(c.CPUShare, 'g', -1, 64),
 			joules(uint64(c.Energy)),
 			strconv.FormatUint(c.MemoryBytes, 10),
 		}); err != nil {

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/maxwellhq/maxwell/internal/record"
+)
+
+func TestBaselineEndToEnd(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create cgroups (the baseline would fall back to signal cells)")
+	}
+	dir := filepath.Join(t.TempDir(), "run")
+	cfg := filepath.Join(t.TempDir(), "fast.yaml")
+	os.WriteFile(cfg, []byte("sample_interval: 500ms\nbaseline:\n  miner:\n    churn_mib_per_sec: 64\n"), 0o644)
+	stdout, stderr, err := run(t, "--config", cfg, "baseline", "--duration", "4s", "--out", dir, "--json")
+	if err != nil {
+		t.Fatalf("baseline: %v\nstderr:\n%s", err, stderr)
+	}
+	var printed record.Summary
+	if err := json.Unmarshal([]byte(stdout), &printed); err != nil {
+		t.Fatalf("--json output is not a summary: %v\n%s", err, stdout)
+	}
+
+	// Both agents made progress.
+	agents := map[string]record.AgentSummary{}
+	for _, a := range printed.Agents {
+		agents[a.Name] = a
+	}
+	sci, min := agents["scientist"], agents["miner"]
+	if sci.Counters["primes"] == 0 || sci.Counters["range_end"] == 0 {
+		t.Errorf("scientist made no progress: %+v", sci)
+	}
+	if min.Counters["hashes"] == 0 || min.Counters["bytes_churned"] == 0 {
+		t.Errorf("miner made no progress: %+v", min)
+	}
+	if sci.CPUShare <= 0.05 || min.CPUShare <= 0.05 {
+		t.Errorf("CPU shares scientist %.3f, miner %.3f: both should have run", sci.CPUShare, min.CPUShare)
+	}
+	if printed.Primes != sci.Counters["primes"] || printed.PrimesPerJoule <= 0 {
+		t.Errorf("summary primes %d (%.1f/J), scientist counted %d", printed.Primes, printed.PrimesPerJoule, sci.Counters["primes"])
+	}
+	if printed.EnergySource != "estimated" && printed.EnergySource != "measured" {
+		t.Errorf("energy source %q", printed.EnergySource)
+	}
+	if printed.DurationSeconds < 3.5 || printed.DurationSeconds > 6 || printed.Samples < 7 {
+		t.Errorf("duration %.2f s with %d samples, want about 4 s at 2 Hz", printed.DurationSeconds, printed.Samples)
+	}
+
+	// The summary agrees with the CSV files and with summary.json.
+	runFiles, err := record.ReadRun(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again := record.Summarize(runFiles); !reflect.DeepEqual(again, printed) {
+		t.Errorf("summary recomputed from the CSV files differs from the one printed:\n csv %+v\nprinted %+v", again, printed)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, record.SummaryFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var onDisk record.Summary
+	if err := json.Unmarshal(b, &onDisk); err != nil || !reflect.DeepEqual(onDisk, printed) {
+		t.Errorf("summary.json differs from the printed summary (%v)", err)
+	}
+	kinds := map[string]bool{}
+	for _, e := range runFiles.Events {
+		kinds[e.Kind+"/"+e.Cell] = true
+	}
+	for _, k := range []string{"agent_started/scientist", "agent_started/miner", "agent_connected/scientist", "agent_connected/miner"} {
+		if !kinds[k] {
+			t.Errorf("no %s event; events: %v", k, runFiles.Events)
+		}
+	}
+	// No cell is left behind.
+	for _, h := range []string{"/sys/fs/cgroup/freezer/maxwell", "/sys/fs/cgroup/unified/maxwell", "/sys/fs/cgroup/maxwell"} {
+		entries, _ := os.ReadDir(h)
+		for _, e := range entries {
+			if e.IsDir() && (e.Name() == "scientist" || e.Name() == "miner") {
+				t.Errorf("cell cgroup %s/%s left behind", h, e.Name())
+			}
+		}
+	}
+}
+
+func TestBaselineBadInput(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"baseline", "--duration", "soon"}, "invalid argument"},
+		{[]string{"baseline", "--duration", "-3s"}, "must be positive"},
+		{[]string{"baseline", "--cpus", "3-1"}, "--cpus"},
+		{[]string{"baseline", "--cpus", "4000"}, "not available"},
+		{[]string{"baseline", "--frobnicate"}, "unknown flag"},
+		{[]string{"baseline", "extra"}, "unknown command"},
+		{[]string{"--config", "/nonexistent/m.yaml", "baseline"}, "no such file"},
+		{[]string{"--log-level", "loud", "baseline", "--duration", "1s"}, "--log-level"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			_, _, err := run(t, tt.args...)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error = %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestSensorsJSON(t *testing.T) {
+	stdout, _, err := run(t, "sensors", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep sensorsReport
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("sensors --json: %v\n%s", err, stdout)
+	}
+	if rep.Energy.Kind == "" || rep.Temperature.Kind == "" {
+		t.Errorf("no energy or temperature source chosen: %+v", rep)
+	}
+	if rep.Estimated != (rep.Energy.Estimated() || rep.Temperature.Estimated()) {
+		t.Errorf("estimated flag %v disagrees with sources %v / %v", rep.Estimated, rep.Energy, rep.Temperature)
+	}
+	if rep.Energy.Estimated() && !strings.Contains(rep.Energy.Model, "SPECpower") {
+		t.Errorf("estimated energy does not name its model: %q", rep.Energy.Model)
+	}
+}
