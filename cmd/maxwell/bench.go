@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os/signal"
+	"slices"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/maxwellhq/maxwell/internal/bench"
 	"github.com/maxwellhq/maxwell/internal/cell"
+	"github.com/maxwellhq/maxwell/internal/cpuset"
 )
 
 // newBenchCmd builds `maxwell bench`, which measures Maxwell's own
@@ -31,6 +33,7 @@ func newBenchPauseCmd(a *app) *cobra.Command {
 		trials  int
 		asJSON  bool
 		cpu     int
+		ctlCPUs string
 		timeout time.Duration
 	)
 	cmd := &cobra.Command{
@@ -64,6 +67,9 @@ microseconds. Needs root for the cgroup freezers.`,
 			if cpu >= 0 {
 				po.CPUs = []int{cpu}
 			}
+			if po.ControllerCPUs, err = controllerCPUs(ctlCPUs, po.CPUs); err != nil {
+				return err
+			}
 			res, err := bench.MeasurePause(ctx, m, po)
 			if err != nil {
 				return err
@@ -73,7 +79,7 @@ microseconds. Needs root for the cgroup freezers.`,
 				return printJSON(out, res)
 			}
 			fmt.Fprintln(out, res.Layout)
-			fmt.Fprintf(out, "%d trials per freezer, times in microseconds\n\n", res.Trials)
+			fmt.Fprintf(out, "%d trials per freezer, times in microseconds; busy cells on CPUs %v, measuring thread on CPUs %v\n\n", res.Trials, po.CPUs, po.ControllerCPUs)
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
 			fmt.Fprintln(tw, "FREEZER\tBACKEND\tPAUSE P50\tP99\tMAX\tRESUME P50\tP99\tMAX\t")
 			for _, f := range res.Freezers {
@@ -93,6 +99,37 @@ microseconds. Needs root for the cgroup freezers.`,
 	f.IntVar(&trials, "trials", 200, "pause/resume pairs per freezer")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	f.IntVar(&cpu, "cpu", 0, "CPU to pin the busy cells to (-1: no pinning)")
+	f.StringVar(&ctlCPUs, "controller-cpus", "auto", `CPUs for the measuring thread: a list, "auto" (every allowed CPU but the cells', if any) or "none"`)
 	f.DurationVar(&timeout, "timeout", 2*time.Minute, "give up after this long")
 	return cmd
+}
+
+// controllerCPUs resolves --controller-cpus: "none" pins nothing, "auto"
+// takes every allowed CPU the cells are not pinned to (nothing if that
+// leaves none), and anything else is a CPU list.
+func controllerCPUs(flag string, cellCPUs []int) ([]int, error) {
+	switch flag {
+	case "none":
+		return nil, nil
+	case "auto":
+		allowed, err := cpuset.Allowed()
+		if err != nil {
+			return nil, err
+		}
+		var out []int
+		for _, c := range allowed {
+			if !slices.Contains(cellCPUs, c) {
+				out = append(out, c)
+			}
+		}
+		if len(cellCPUs) == 0 {
+			return nil, nil
+		}
+		return out, nil
+	}
+	cpus, err := cpuset.Parse(flag)
+	if err != nil {
+		return nil, fmt.Errorf("--controller-cpus: %w", err)
+	}
+	return cpus, nil
 }

@@ -7,10 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/maxwellhq/maxwell/internal/cell"
+	"github.com/maxwellhq/maxwell/internal/cpuset"
 )
 
 // CellStarter is what MeasurePause needs from a cell manager
@@ -29,6 +33,11 @@ type PauseOptions struct {
 	Freezers []cell.FreezerKind
 	// CPUs pins each busy cell; empty means no pinning.
 	CPUs []int
+	// ControllerCPUs pins the thread that requests and waits for each
+	// pause and resume; empty means no pinning. Measured here: with the
+	// controller sharing the busy cell's CPU, p99 is set by the scheduler
+	// (milliseconds); on a CPU of its own it is the freezer's own latency.
+	ControllerCPUs []int
 	// Path and Args are the busy command; "" means
 	// /bin/sh -c 'while :; do :; done'.
 	Path string
@@ -54,6 +63,8 @@ type FreezerResult struct {
 	Freezer cell.FreezerKind `json:"freezer"`
 	// Backend is the cell backend it ran on, e.g. "cgroup-hybrid".
 	Backend string `json:"backend,omitempty"`
+	// ControllerCPUs are the CPUs the measuring thread was pinned to.
+	ControllerCPUs []int `json:"controller_cpus,omitempty"`
 	// Pause is the time from the pause request until the kernel reported
 	// every task stopped.
 	Pause Summary `json:"pause"`
@@ -127,6 +138,30 @@ func measureFreezer(ctx context.Context, m CellStarter, fz cell.FreezerKind, opt
 		}
 	}()
 	fr.Backend = c.Backend()
+	if len(opts.ControllerCPUs) > 0 {
+		// The pin applies to this goroutine's OS thread only, after the
+		// cell has started (its shim must not inherit it), and ends with
+		// the measurement.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		var set unix.CPUSet
+		for _, c := range opts.ControllerCPUs {
+			set.Set(c)
+		}
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			return fr, fmt.Errorf("pin the controller thread to CPUs %v: %w", opts.ControllerCPUs, err)
+		}
+		defer func() {
+			if all, aerr := cpuset.Allowed(); aerr == nil {
+				var set unix.CPUSet
+				for _, c := range all {
+					set.Set(c)
+				}
+				_ = unix.SchedSetaffinity(0, &set)
+			}
+		}()
+		fr.ControllerCPUs = opts.ControllerCPUs
+	}
 	if err := sleep(ctx, opts.Gap); err != nil {
 		return fr, err
 	}

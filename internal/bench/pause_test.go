@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -129,7 +130,7 @@ func TestMeasurePauseFake(t *testing.T) {
 			Resume: Summary{N: 2, P50us: 20, P99us: 40, MaxUs: 40},
 			Error:  "freezer broke"},
 	}
-	if res.Trials != 3 || !slices.Equal(res.Freezers, want) {
+	if res.Trials != 3 || !reflect.DeepEqual(res.Freezers, want) {
 		t.Errorf("MeasurePause =\n%+v\nwant\n%+v", res.Freezers, want)
 	}
 	if !v1.closed || !sig.closed {

@@ -110,8 +110,8 @@ func TestHostLayout(t *testing.T) {
 	if l.Kind != mounted.Kind {
 		t.Errorf("as root, layout %s fell back from mounted %s: %s", l.Kind, mounted.Kind, l.Reason)
 	}
-	if l.Kind == LayoutHybrid && !slices.Equal(l.Freezers, []FreezerKind{FreezerV1, FreezerV2, FreezerSignal}) {
-		t.Errorf("hybrid host freezers = %v; want v1, v2, signal", l.Freezers)
+	if l.Kind == LayoutHybrid && !slices.Equal(l.Freezers, []FreezerKind{FreezerV2, FreezerV1, FreezerSignal}) {
+		t.Errorf("hybrid host freezers = %v; want v2, v1, signal", l.Freezers)
 	}
 	for _, d := range m.parent.dirs() {
 		if !exists(d) {

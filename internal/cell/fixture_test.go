@@ -30,7 +30,7 @@ func TestDetectLayout(t *testing.T) {
 				"cpuset": "/sys/fs/cgroup/cpuset", "memory": "/sys/fs/cgroup/memory",
 				"freezer": "/sys/fs/cgroup/freezer", "pids": "/sys/fs/cgroup/pids",
 			},
-			freezers: []FreezerKind{FreezerV1, FreezerV2, FreezerSignal},
+			freezers: []FreezerKind{FreezerV2, FreezerV1, FreezerSignal},
 			reason:   "with cgroup2 at /sys/fs/cgroup/unified",
 		},
 		{
