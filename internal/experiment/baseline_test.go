@@ -75,7 +75,9 @@ func (u fixedUtil) Sample() (float64, error) { return float64(u), nil }
 
 type noCounters struct{}
 
-func (noCounters) Counters(string) (map[string]uint64, time.Time, bool) { return nil, time.Time{}, false }
+func (noCounters) Counters(string) (map[string]uint64, time.Time, bool) {
+	return nil, time.Time{}, false
+}
 
 func newManager(t *testing.T) *cell.Manager {
 	t.Helper()
