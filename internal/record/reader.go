@@ -113,6 +113,9 @@ func ReadRun(dir string) (Run, error) {
 	if err != nil {
 		return r, err
 	}
+	if err := readEconomy(dir, &r, byElapsed); err != nil {
+		return r, err
+	}
 	r.Events, err = readEvents(filepath.Join(dir, EventsFile))
 	return r, err
 }
@@ -166,6 +169,64 @@ func readCSV(dir, name string, header []string, row func(line int, rec []string)
 		}
 	}
 	return nil
+}
+
+// readEconomy reads market.csv and wallets.csv where the run has them.
+func readEconomy(dir string, r *Run, byElapsed map[string]int) error {
+	if _, err := os.Stat(filepath.Join(dir, MarketFile)); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	at := func(el string) (*Sample, error) {
+		i, ok := byElapsed[el]
+		if !ok {
+			return nil, fmt.Errorf("no host sample at elapsed %s", el)
+		}
+		return &r.Samples[i], nil
+	}
+	err := readCSV(dir, MarketFile, marketHeader, func(line int, rec []string) error {
+		s, err := at(rec[0])
+		if err != nil {
+			return err
+		}
+		var m MarketSample
+		if m.Tick, err = strconv.ParseUint(rec[1], 10, 64); err != nil {
+			return fmt.Errorf("column tick: %w", err)
+		}
+		if m.Multiplier, err = strconv.ParseFloat(rec[2], 64); err != nil || math.IsNaN(m.Multiplier) {
+			return fmt.Errorf("column multiplier: bad number %q", rec[2])
+		}
+		if m.Reserve, err = strconv.ParseUint(rec[3], 10, 64); err != nil {
+			return fmt.Errorf("column reserve_price: %w", err)
+		}
+		if m.Clearing, err = strconv.ParseUint(rec[4], 10, 64); err != nil {
+			return fmt.Errorf("column clearing_price: %w", err)
+		}
+		if m.FailSafe, err = strconv.ParseBool(rec[5]); err != nil {
+			return fmt.Errorf("column fail_safe: %w", err)
+		}
+		s.Market = &m
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return readCSV(dir, WalletsFile, walletsHeader, func(line int, rec []string) error {
+		s, err := at(rec[0])
+		if err != nil {
+			return err
+		}
+		w := WalletSample{Cell: rec[1], State: rec[3]}
+		for i, p := range []*int64{&w.Balance, nil, &w.Paid, &w.Tax} {
+			if p == nil {
+				continue
+			}
+			if *p, err = strconv.ParseInt(rec[2+i], 10, 64); err != nil {
+				return fmt.Errorf("column %s: %w", walletsHeader[2+i], err)
+			}
+		}
+		s.Wallets = append(s.Wallets, w)
+		return nil
+	})
 }
 
 func readEvents(path string) ([]Event, error) {

@@ -11,6 +11,11 @@
 //	              cpu_seconds (cumulative), cpu_share, energy_joules
 //	              (cumulative, attributed), memory_bytes, then one column per
 //	              work counter named counter_<name>
+//	market.csv    runs under the economy only: elapsed_seconds, tick,
+//	              multiplier, reserve_price, clearing_price (credits per
+//	              slot), fail_safe
+//	wallets.csv   runs under the economy only: elapsed_seconds, cell,
+//	              balance, state, paid, tax (credits, cumulative)
 //	events.jsonl  one JSON object per line: elapsed, kind, cell, detail
 //	summary.json  the Summary, written when the run ends
 //
@@ -58,6 +63,29 @@ type Sample struct {
 	Elapsed time.Duration
 	Host    HostSample
 	Cells   []CellSample
+	// Market and Wallets are present in runs under Maxwell's economy.
+	Market  *MarketSample
+	Wallets []WalletSample
+}
+
+// MarketSample is the economy's price at one instant. Money is in credits
+// (1 credit = 1 µJ of host energy).
+type MarketSample struct {
+	Tick       uint64
+	Multiplier float64
+	// Reserve and Clearing are the last auction's prices per slot.
+	Reserve  uint64
+	Clearing uint64
+	FailSafe bool
+}
+
+// WalletSample is one wallet at one instant.
+type WalletSample struct {
+	Cell    string
+	Balance int64
+	State   string // running, paused, hibernating, dead
+	Paid    int64  // auction payments so far
+	Tax     int64  // Landauer tax (and rent) so far
 }
 
 // HostSample is the host's state at one instant.

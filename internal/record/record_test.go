@@ -154,6 +154,44 @@ func TestWriteReadRoundTrip(t *testing.T) {
 	}
 }
 
+func TestEconomyRoundTrip(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	w, err := Create(dir, testMeta())
+	if err != nil {
+		t.Fatal(err)
+	}
+	samples := testSamples()
+	for i := range samples {
+		samples[i].Market = &MarketSample{Tick: uint64(i * 10), Multiplier: 1 + float64(i)/3, Reserve: 759500 + uint64(i), Clearing: 800000, FailSafe: i == 3}
+		samples[i].Wallets = []WalletSample{
+			{Cell: "scientist", Balance: int64(1000 - i), State: "paused", Paid: int64(i), Tax: 0},
+			{Cell: "miner", Balance: int64(-i), State: map[bool]string{true: "dead", false: "running"}[i == 4], Paid: 7, Tax: int64(i * 3)},
+		}
+		if err := w.Write(samples[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Event(Event{Elapsed: Duration(3 * time.Second), Kind: "apoptosis", Cell: "miner", Detail: "broke"})
+	sum, err := w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := ReadRun(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(run.Samples, samples) {
+		t.Errorf("economy samples differ after a round trip:\n got %+v\nwant %+v", run.Samples[1], samples[1])
+	}
+	m := sum.Agents[1]
+	if m.Wallet == nil || m.Wallet.State != "dead" || m.Wallet.Balance != -4 || m.DiedAtSeconds == nil || *m.DiedAtSeconds != 3 {
+		t.Errorf("miner summary %+v", m)
+	}
+	if sum.Agents[0].DiedAtSeconds != nil {
+		t.Error("scientist reported dead")
+	}
+}
+
 func TestCreateRefusesNonEmptyDir(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "x"), nil, 0o644); err != nil {

@@ -2,6 +2,7 @@ package record
 
 import (
 	"math"
+	"time"
 
 	"github.com/maxwellhq/maxwell/internal/units"
 )
@@ -54,6 +55,10 @@ type AgentSummary struct {
 	EnergyJoules float64 `json:"energy_joules"`
 	// Counters are the agent's last reported work counters.
 	Counters map[string]uint64 `json:"counters"`
+	// Wallet is the agent's last wallet figures, in runs under the economy.
+	Wallet *WalletSample `json:"wallet,omitempty"`
+	// DiedAtSeconds is when the agent's apoptosis happened, if it did.
+	DiedAtSeconds *float64 `json:"died_at_seconds,omitempty"`
 }
 
 // Summarize computes a run's summary from its samples. It is a pure
@@ -105,6 +110,20 @@ func Summarize(r Run) Summary {
 			a.CPUSeconds = c.CPUTime.Seconds()
 			a.EnergyJoules = c.Energy.Joules()
 			a.Counters = copyCounters(c.Counters)
+		}
+	}
+	for _, smp := range r.Samples {
+		for _, w := range smp.Wallets {
+			if i, ok := index[w.Cell]; ok {
+				w := w
+				s.Agents[i].Wallet = &w
+			}
+		}
+	}
+	for _, e := range r.Events {
+		if i, ok := index[e.Cell]; ok && e.Kind == "apoptosis" && s.Agents[i].DiedAtSeconds == nil {
+			at := time.Duration(e.Elapsed).Seconds()
+			s.Agents[i].DiedAtSeconds = &at
 		}
 	}
 	capacity := dur.Seconds() * float64(max(len(r.Meta.CPUs), 1))

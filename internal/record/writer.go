@@ -19,6 +19,8 @@ const (
 	HostFile     = "host.csv"
 	CellsFile    = "cells.csv"
 	CountersFile = "counters.csv"
+	MarketFile   = "market.csv"
+	WalletsFile  = "wallets.csv"
 	EventsFile   = "events.jsonl"
 	SummaryFile  = "summary.json"
 )
@@ -27,6 +29,8 @@ var (
 	hostHeader     = []string{"elapsed_seconds", "temperature_celsius", "power_watts", "energy_joules", "utilisation"}
 	cellsHeader    = []string{"elapsed_seconds", "cell", "cpu_seconds", "cpu_share", "energy_joules", "memory_bytes"}
 	countersHeader = []string{"elapsed_seconds", "cell", "counter", "value"}
+	marketHeader   = []string{"elapsed_seconds", "tick", "multiplier", "reserve_price", "clearing_price", "fail_safe"}
+	walletsHeader  = []string{"elapsed_seconds", "cell", "balance", "state", "paid", "tax"}
 )
 
 // ErrClosed is returned by a Writer that has been closed.
@@ -46,6 +50,8 @@ type Writer struct {
 	host     *csv.Writer
 	cells    *csv.Writer
 	counters *csv.Writer
+	market   *csv.Writer // nil until the first sample with a market
+	wallets  *csv.Writer
 	eventsF  *os.File
 }
 
@@ -136,13 +142,57 @@ func (w *Writer) Write(s Sample) error {
 			}
 		}
 	}
-	for _, cw := range []*csv.Writer{w.host, w.cells, w.counters} {
+	if s.Market != nil || len(s.Wallets) > 0 {
+		if err := w.writeEconomy(el, s); err != nil {
+			return err
+		}
+	}
+	for _, cw := range []*csv.Writer{w.host, w.cells, w.counters, w.market, w.wallets} {
+		if cw == nil {
+			continue
+		}
 		cw.Flush()
 		if err := cw.Error(); err != nil {
 			return fmt.Errorf("flush run files: %w", err)
 		}
 	}
 	w.samples = append(w.samples, cloneSample(s))
+	return nil
+}
+
+// writeEconomy writes a sample's market and wallet rows, creating their
+// files on first use so that runs without an economy have none.
+func (w *Writer) writeEconomy(el string, s Sample) error {
+	if w.market == nil {
+		for _, f := range []struct {
+			name   string
+			header []string
+			cw     **csv.Writer
+		}{{MarketFile, marketHeader, &w.market}, {WalletsFile, walletsHeader, &w.wallets}} {
+			fh, err := os.Create(filepath.Join(w.dir, f.name))
+			if err != nil {
+				return fmt.Errorf("create %s: %w", f.name, err)
+			}
+			w.files = append(w.files, fh)
+			*f.cw = csv.NewWriter(fh)
+			if err := (*f.cw).Write(f.header); err != nil {
+				return fmt.Errorf("write %s: %w", f.name, err)
+			}
+		}
+	}
+	if m := s.Market; m != nil {
+		if err := w.market.Write([]string{el, strconv.FormatUint(m.Tick, 10),
+			strconv.FormatFloat(m.Multiplier, 'g', -1, 64), strconv.FormatUint(m.Reserve, 10),
+			strconv.FormatUint(m.Clearing, 10), strconv.FormatBool(m.FailSafe)}); err != nil {
+			return fmt.Errorf("write %s: %w", MarketFile, err)
+		}
+	}
+	for _, wl := range s.Wallets {
+		if err := w.wallets.Write([]string{el, wl.Cell, strconv.FormatInt(wl.Balance, 10), wl.State,
+			strconv.FormatInt(wl.Paid, 10), strconv.FormatInt(wl.Tax, 10)}); err != nil {
+			return fmt.Errorf("write %s: %w", WalletsFile, err)
+		}
+	}
 	return nil
 }
 
@@ -232,6 +282,11 @@ func sortedKeys(m map[string]uint64) []string {
 
 func cloneSample(s Sample) Sample {
 	out := s
+	if s.Market != nil {
+		m := *s.Market
+		out.Market = &m
+	}
+	out.Wallets = append([]WalletSample(nil), s.Wallets...)
 	out.Cells = make([]CellSample, len(s.Cells))
 	for i, c := range s.Cells {
 		out.Cells[i] = c
