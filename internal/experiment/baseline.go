@@ -40,6 +40,16 @@ type Utilisation interface {
 	Sample() (float64, error)
 }
 
+// Governor governs the cells while a run samples them: Maxwell's economy.
+// A run without one is the baseline.
+type Governor interface {
+	// Govern acts on the cells until ctx ends, then leaves none of them
+	// frozen. note records an event in the run.
+	Govern(ctx context.Context, cells map[string]cell.Cell, note func(kind, cell, detail string)) error
+	// Snapshot returns the economy's prices and wallets for the recorder.
+	Snapshot() (*record.MarketSample, []record.WalletSample)
+}
+
 // Clock tells the time. Tests inject their own.
 type Clock interface {
 	Now() time.Time
@@ -73,8 +83,10 @@ type Run struct {
 	Util     Utilisation
 	// IdlePower is the host's idle power where known (model), else 0.
 	IdlePower units.Power
-	Clock     Clock
-	Log       *slog.Logger
+	// Governor, if set, runs the economy on the cells; nil is the baseline.
+	Governor Governor
+	Clock    Clock
+	Log      *slog.Logger
 
 	mu    sync.Mutex
 	cells []*cellState // launched so far, for CellForPID
@@ -185,7 +197,27 @@ func (r *Run) Execute(ctx context.Context) (record.Summary, error) {
 		return sum, errors.Join(launchErr, cerr)
 	}
 
+	var govErr error
+	stopGov := func() {}
+	if r.Governor != nil {
+		gctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		byName := make(map[string]cell.Cell, len(cells))
+		for _, cs := range cells {
+			byName[cs.spec.Name] = cs.c
+		}
+		go func() {
+			defer close(done)
+			govErr = r.Governor.Govern(gctx, byName, event)
+		}()
+		stopGov = func() { cancel(); <-done }
+	}
 	sampleErr := r.sampleLoop(ctx, start, e0, cells, w, event)
+	stopGov()
+	if govErr != nil && !errors.Is(govErr, context.Canceled) {
+		event("governor_failed", "", govErr.Error())
+		sampleErr = errors.Join(sampleErr, govErr)
+	}
 	for _, cs := range cells {
 		if !cs.exited {
 			if err := cs.c.Close(); err != nil {
@@ -313,6 +345,9 @@ func (r *Run) sampleLoop(ctx context.Context, start time.Time, e0 units.Energy, 
 				Cell: cs.spec.Name, CPUTime: cs.cpu, CPUShare: sp.Share[i],
 				Energy: cs.energy, MemoryBytes: cs.mem, Counters: counters,
 			})
+		}
+		if r.Governor != nil {
+			smp.Market, smp.Wallets = r.Governor.Snapshot()
 		}
 		prevAt, prevEnergy = now, e
 		return w.Write(smp)

@@ -1,0 +1,305 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/maxwellhq/maxwell/internal/cell"
+	"github.com/maxwellhq/maxwell/internal/record"
+	"github.com/maxwellhq/maxwell/internal/sensors"
+)
+
+// Ledger records the economy's money. The driver posts each tick's
+// postings in one call; an error means none of them was recorded.
+type Ledger interface {
+	Post(ctx context.Context, postings []Posting) error
+}
+
+// Quote is what a cell is told before an auction.
+type Quote struct {
+	Reserve    uint64  // credits per slot
+	Multiplier float64 // thermal multiplier
+	SlotEnergy uint64  // credits per slot at multiplier 1
+	Balance    int64
+	Won        int   // slots won in the previous auction
+	Paid       int64 // credits paid in it
+}
+
+// Auctioneer carries the auction to the agents: it announces each auction
+// and collects the bids made for it. The agent hub is one.
+type Auctioneer interface {
+	Open(tick uint64, quotes map[string]Quote)
+	Close(tick uint64) map[string]Bid
+}
+
+// FreedMeter tells how many bytes each cell has freed so far (cumulative).
+type FreedMeter interface {
+	Freed(name string, c cell.Cell) (uint64, error)
+}
+
+// Clock tells the time.
+type Clock interface{ Now() time.Time }
+
+// Driver runs a Core against real cells: the I/O half of the engine. It
+// implements experiment.Governor.
+type Driver struct {
+	Core *Core
+	Temp sensors.Thermometer
+	// Meter measures freed memory for Landauer's tax; nil taxes nothing.
+	Meter  FreedMeter
+	Ledger Ledger
+	// Auction collects bids from agents; nil means only Standing bids.
+	Auction Auctioneer
+	// Standing are bids by policy for cells that do not bid themselves
+	// (a budgeted agent: an operator's spend cap, set at spawn).
+	Standing map[string]Bid
+	Clock    Clock
+	Log      *slog.Logger
+	// OnDecision, if set, sees every decision (dashboards, metrics).
+	OnDecision func(Decision)
+
+	mu       sync.Mutex
+	last     Decision
+	standing map[string]Bid
+	freed    map[string]uint64
+	frozen   map[string]bool
+	limited  map[string]int
+	down     bool // the ledger is unavailable
+}
+
+// Govern runs the economy on cells every Core tick until ctx ends, and
+// then resumes every cell it froze and lifts every CPU limit: whatever
+// happens, no cell stays frozen behind the driver.
+func (d *Driver) Govern(ctx context.Context, cells map[string]cell.Cell, note func(kind, cell, detail string)) error {
+	if d.Core == nil || d.Temp == nil || d.Ledger == nil || d.Clock == nil {
+		return errors.New("engine: driver is missing a dependency")
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	d.standing = map[string]Bid{}
+	for k, v := range d.Standing {
+		d.standing[k] = v
+	}
+	d.freed, d.frozen, d.limited = map[string]uint64{}, map[string]bool{}, map[string]int{}
+	for name, c := range cells {
+		if d.Meter != nil {
+			if f, err := d.Meter.Freed(name, c); err == nil {
+				d.freed[name] = f
+			}
+		}
+	}
+	defer d.release(cells)
+
+	tick := d.Core.Tick() + 1
+	if d.Auction != nil {
+		d.Auction.Open(tick, d.quotes(Decision{}))
+	}
+	last := d.Clock.Now()
+	t := time.NewTicker(d.Core.cfg.Tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		now := d.Clock.Now()
+		dec, err := d.step(ctx, tick, now.Sub(last), cells, note)
+		last = now
+		if err != nil {
+			note("engine_error", "", err.Error())
+			continue
+		}
+		tick++
+		if d.Auction != nil {
+			d.Auction.Open(tick, d.quotes(dec))
+		}
+	}
+}
+
+// step runs one tick: measure, decide, post, act.
+func (d *Driver) step(ctx context.Context, tick uint64, dt time.Duration, cells map[string]cell.Cell, note func(kind, cell, detail string)) (Decision, error) {
+	in := Input{Tick: tick, Dt: dt}
+	in.Temperature, in.TempErr = d.Temp.ReadTemperature()
+	if d.Auction != nil {
+		for name, b := range d.Auction.Close(tick) {
+			d.standing[name] = b // a bid stands until replaced
+		}
+	}
+	for _, name := range d.Core.Names() {
+		c, ok := cells[name]
+		if !ok {
+			continue
+		}
+		ci := CellInput{Name: name, Bid: d.standing[name]}
+		select {
+		case <-c.Done():
+			ci.Exited = true
+			ci.ExitCause = "process exited"
+			if err := c.Wait(ctx); err != nil {
+				ci.ExitCause = "process exited: " + err.Error()
+			}
+		default:
+		}
+		if st, err := c.Stats(); err == nil {
+			ci.ResidentBytes = st.MemoryBytes
+		}
+		if d.Meter != nil {
+			if f, err := d.Meter.Freed(name, c); err == nil {
+				if f >= d.freed[name] {
+					ci.FreedBytes = f - d.freed[name]
+				}
+				d.freed[name] = f
+			}
+		}
+		in.Cells = append(in.Cells, ci)
+	}
+	dec, err := d.Core.Decide(in)
+	if err != nil {
+		return dec, err
+	}
+	if err := d.Ledger.Post(ctx, dec.Postings); err != nil {
+		d.Core.Abandon(dec)
+		if !d.down {
+			note("ledger_unavailable", "", err.Error()+"; charging stopped and nobody is frozen until the ledger recovers")
+		}
+		d.down = true
+		d.resumeAll(ctx, cells)
+		d.mu.Lock()
+		dec.Cells = d.last.Cells // the wallets did not change
+		d.mu.Unlock()
+	} else {
+		if d.down {
+			note("ledger_recovered", "", "charging resumed")
+		}
+		d.down = false
+		d.Core.Commit(dec)
+		d.apply(ctx, dec, cells, note)
+	}
+	for _, e := range dec.Events {
+		note(e.Kind, e.Cell, e.Detail)
+	}
+	d.mu.Lock()
+	d.last = dec
+	d.mu.Unlock()
+	if d.OnDecision != nil {
+		d.OnDecision(dec)
+	}
+	return dec, nil
+}
+
+// apply carries out a committed decision's actions.
+func (d *Driver) apply(ctx context.Context, dec Decision, cells map[string]cell.Cell, note func(kind, cell, detail string)) {
+	for _, a := range dec.Actions {
+		c, ok := cells[a.Cell]
+		if !ok {
+			continue
+		}
+		switch a.Kind {
+		case ActRun:
+			if l, ok := c.(cell.CPULimiter); ok && d.limited[a.Cell] != a.Cores {
+				if err := l.LimitCPU(float64(a.Cores)); err != nil {
+					d.Log.Warn("limit cpu", "cell", a.Cell, "err", err)
+				}
+				d.limited[a.Cell] = a.Cores
+			}
+			if d.frozen[a.Cell] {
+				if err := c.Resume(ctx); err != nil {
+					note("resume_failed", a.Cell, err.Error())
+					continue
+				}
+				d.frozen[a.Cell] = false
+			}
+		case ActPause:
+			if !d.frozen[a.Cell] {
+				if err := c.Pause(ctx); err != nil {
+					if !errors.Is(err, cell.ErrExited) {
+						note("pause_failed", a.Cell, err.Error())
+					}
+					continue
+				}
+				d.frozen[a.Cell] = true
+			}
+		case ActKill:
+			kctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := c.Kill(kctx)
+			cancel()
+			if err != nil && !errors.Is(err, cell.ErrExited) {
+				note("kill_failed", a.Cell, err.Error())
+			}
+			d.frozen[a.Cell] = false
+		}
+	}
+}
+
+// resumeAll thaws every cell the driver froze.
+func (d *Driver) resumeAll(ctx context.Context, cells map[string]cell.Cell) {
+	for name, frozen := range d.frozen {
+		if frozen {
+			if err := cells[name].Resume(ctx); err != nil && !errors.Is(err, cell.ErrExited) {
+				d.Log.Warn("resume", "cell", name, "err", err)
+			}
+			d.frozen[name] = false
+		}
+	}
+}
+
+// release leaves the cells as the driver found them: thawed and unlimited.
+func (d *Driver) release(cells map[string]cell.Cell) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d.resumeAll(ctx, cells)
+	for name := range d.limited {
+		if l, ok := cells[name].(cell.CPULimiter); ok {
+			if err := l.LimitCPU(0); err != nil {
+				d.Log.Debug("unlimit cpu", "cell", name, "err", err)
+			}
+		}
+	}
+}
+
+func (d *Driver) quotes(dec Decision) map[string]Quote {
+	q := map[string]Quote{}
+	for _, name := range d.Core.Names() {
+		_, w, _ := d.Core.Cell(name)
+		quote := Quote{Reserve: dec.Reserve, Multiplier: dec.Multiplier, SlotEnergy: uint64(d.Core.cfg.SlotEnergy), Balance: w.Balance}
+		if quote.Reserve == 0 {
+			quote.Reserve, quote.Multiplier = uint64(d.Core.cfg.SlotEnergy), 1
+		}
+		for _, r := range dec.Cells {
+			if r.Name == name {
+				quote.Won, quote.Paid = r.Won, r.Payment
+			}
+		}
+		q[name] = quote
+	}
+	return q
+}
+
+// Last returns the last decision.
+func (d *Driver) Last() Decision {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.last
+}
+
+// Snapshot implements experiment.Governor.
+func (d *Driver) Snapshot() (*record.MarketSample, []record.WalletSample) {
+	d.mu.Lock()
+	dec := d.last
+	d.mu.Unlock()
+	if dec.Tick == 0 {
+		return nil, nil
+	}
+	m := &record.MarketSample{Tick: dec.Tick, Multiplier: dec.Multiplier, Reserve: dec.Reserve, Clearing: dec.Clearing, FailSafe: dec.FailSafe}
+	var ws []record.WalletSample
+	for _, r := range dec.Cells {
+		ws = append(ws, record.WalletSample{Cell: r.Name, Balance: r.Balance, State: string(r.State), Paid: r.PaidTotal, Tax: r.TaxTotal})
+	}
+	return m, ws
+}
