@@ -37,6 +37,34 @@ type Config struct {
 	PowerModel     PowerModel    `yaml:"power_model"`
 	ThermalTwin    ThermalTwin   `yaml:"thermal_twin"`
 	Baseline       Baseline      `yaml:"baseline"`
+	Engine         Engine        `yaml:"engine"`
+	Demo           Demo          `yaml:"demo"`
+}
+
+// Engine configures Maxwell's economy.
+type Engine struct {
+	Tick            time.Duration `yaml:"tick"`
+	Rule            string        `yaml:"rule"`
+	SetpointCelsius float64       `yaml:"setpoint_celsius"`
+	CriticalCelsius float64       `yaml:"critical_celsius"`
+	PriceCeiling    float64       `yaml:"price_ceiling"`
+	Gains           struct {
+		Kp float64 `yaml:"kp"`
+		Ki float64 `yaml:"ki"`
+		Kd float64 `yaml:"kd"`
+	} `yaml:"gains"`
+	TaxPicojoulesPerByte        uint64 `yaml:"landauer_tax_picojoules_per_byte"`
+	RentPicojoulesPerByteSecond uint64 `yaml:"memory_rent_picojoules_per_byte_second"`
+	Insolvency                  string `yaml:"insolvency"`
+	LowBalancePercent           int64  `yaml:"low_balance_percent"`
+}
+
+// Demo configures `maxwell demo`.
+type Demo struct {
+	Duration           time.Duration `yaml:"duration"`
+	EndowmentCredits   int64         `yaml:"endowment_credits"`
+	ScientistValuation float64       `yaml:"scientist_valuation"`
+	MinerGreed         float64       `yaml:"miner_greed"`
 }
 
 // PowerModel configures the utilisation power model used where the host has
@@ -185,6 +213,40 @@ func (c Config) Validate() error {
 	}
 	if b.Miner.ChunkMiB <= 0 || b.Miner.ChunkMiB > 1024 {
 		return bad("baseline.miner.chunk_mib %d must be between 1 and 1024", b.Miner.ChunkMiB)
+	}
+	e := c.Engine
+	if e.Tick < time.Millisecond || e.Tick > time.Minute {
+		return bad("engine.tick %v must be between 1ms and 1m", e.Tick)
+	}
+	if e.Rule != "gsp" && e.Rule != "vcg" {
+		return bad("engine.rule %q must be gsp or vcg", e.Rule)
+	}
+	if !finite(e.SetpointCelsius) || !finite(e.CriticalCelsius) || e.SetpointCelsius >= e.CriticalCelsius {
+		return bad("engine.setpoint_celsius %v must be below critical_celsius %v", e.SetpointCelsius, e.CriticalCelsius)
+	}
+	if !finite(e.PriceCeiling) || e.PriceCeiling < 1 {
+		return bad("engine.price_ceiling %v must be at least 1", e.PriceCeiling)
+	}
+	for name, g := range map[string]float64{"kp": e.Gains.Kp, "ki": e.Gains.Ki, "kd": e.Gains.Kd} {
+		if !finite(g) || g < 0 {
+			return bad("engine.gains.%s %v must be a finite number ≥ 0", name, g)
+		}
+	}
+	if e.Insolvency != "kill" && e.Insolvency != "hibernate" {
+		return bad("engine.insolvency %q must be kill or hibernate", e.Insolvency)
+	}
+	if e.LowBalancePercent < 0 || e.LowBalancePercent > 100 {
+		return bad("engine.low_balance_percent %d must be between 0 and 100", e.LowBalancePercent)
+	}
+	d := c.Demo
+	if d.Duration <= 0 {
+		return bad("demo.duration %v must be positive", d.Duration)
+	}
+	if d.EndowmentCredits < 0 {
+		return bad("demo.endowment_credits %d must be 0 (automatic) or positive", d.EndowmentCredits)
+	}
+	if !finite(d.ScientistValuation) || d.ScientistValuation <= 0 || !finite(d.MinerGreed) || d.MinerGreed <= 0 {
+		return bad("demo: scientist_valuation %v and miner_greed %v must be positive", d.ScientistValuation, d.MinerGreed)
 	}
 	return nil
 }

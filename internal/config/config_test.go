@@ -58,6 +58,13 @@ func TestLoadErrors(t *testing.T) {
 		"tiny interval":     "sample_interval: 1ns\n",
 		"not yaml":          "{{{",
 		"wrong type":        "sample_interval: [1]\n",
+		"bad rule":          "engine:\n  rule: dutch\n",
+		"setpoint too hot":  "engine:\n  setpoint_celsius: 90\n",
+		"negative gain":     "engine:\n  gains:\n    kp: -1\n",
+		"ceiling below 1":   "engine:\n  price_ceiling: 0.5\n",
+		"zero tick":         "engine:\n  tick: 0s\n",
+		"bad insolvency":    "engine:\n  insolvency: forgive\n",
+		"negative greed":    "demo:\n  miner_greed: -2\n",
 	}
 	for name, body := range tests {
 		t.Run(name, func(t *testing.T) {
