@@ -62,8 +62,12 @@ type Driver struct {
 	// OnDecision, if set, sees every decision (dashboards, metrics).
 	OnDecision func(Decision)
 
-	mu       sync.Mutex
-	last     Decision
+	mu   sync.Mutex // guards last
+	last Decision
+	// coreMu serialises the Core between the tick loop and Admit, Fund
+	// and Retire, which a daemon calls from its control API.
+	coreMu   sync.Mutex
+	cells    map[string]cell.Cell
 	standing map[string]Bid
 	freed    map[string]uint64
 	frozen   map[string]bool
@@ -81,23 +85,40 @@ func (d *Driver) Govern(ctx context.Context, cells map[string]cell.Cell, note fu
 	if d.Log == nil {
 		d.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	d.standing = map[string]Bid{}
+	d.coreMu.Lock()
+	if d.standing == nil {
+		d.standing = map[string]Bid{}
+	}
 	for k, v := range d.Standing {
 		d.standing[k] = v
 	}
-	d.freed, d.frozen, d.limited = map[string]uint64{}, map[string]bool{}, map[string]int{}
+	if d.cells == nil {
+		d.cells = make(map[string]cell.Cell, len(cells))
+	}
 	for name, c := range cells {
-		if d.Meter != nil {
+		d.cells[name] = c
+	}
+	d.freed, d.frozen, d.limited = map[string]uint64{}, map[string]bool{}, map[string]int{}
+	if d.Meter != nil {
+		for name, c := range d.cells {
 			if f, err := d.Meter.Freed(name, c); err == nil {
 				d.freed[name] = f
 			}
 		}
 	}
-	defer d.release(cells)
+	d.coreMu.Unlock()
+	defer func() {
+		d.coreMu.Lock()
+		defer d.coreMu.Unlock()
+		d.release(d.cells)
+	}()
 
 	tick := d.Core.Tick() + 1
 	if d.Auction != nil {
-		d.Auction.Open(tick, d.quotes(Decision{}))
+		d.coreMu.Lock()
+		q := d.quotes(Decision{})
+		d.coreMu.Unlock()
+		d.Auction.Open(tick, q)
 	}
 	last := d.Clock.Now()
 	t := time.NewTicker(d.Core.cfg.Tick)
@@ -109,7 +130,13 @@ func (d *Driver) Govern(ctx context.Context, cells map[string]cell.Cell, note fu
 		case <-t.C:
 		}
 		now := d.Clock.Now()
-		dec, err := d.step(ctx, tick, now.Sub(last), cells, note)
+		d.coreMu.Lock()
+		dec, err := d.step(ctx, tick, now.Sub(last), d.cells, note)
+		var quotes map[string]Quote
+		if err == nil && d.Auction != nil {
+			quotes = d.quotes(dec)
+		}
+		d.coreMu.Unlock()
 		last = now
 		if err != nil {
 			note("engine_error", "", err.Error())
@@ -117,7 +144,7 @@ func (d *Driver) Govern(ctx context.Context, cells map[string]cell.Cell, note fu
 		}
 		tick++
 		if d.Auction != nil {
-			d.Auction.Open(tick, d.quotes(dec))
+			d.Auction.Open(tick, quotes)
 		}
 	}
 }
@@ -279,6 +306,53 @@ func (d *Driver) quotes(dec Decision) map[string]Quote {
 		q[name] = quote
 	}
 	return q
+}
+
+// Admit puts a running cell under the economy with wallet w. standing, if
+// not nil, is the bid it makes by policy each tick (for programs that do not
+// speak the agent protocol). It may be called while Govern runs.
+func (d *Driver) Admit(name string, c cell.Cell, w Wallet, standing *Bid) error {
+	d.coreMu.Lock()
+	defer d.coreMu.Unlock()
+	if err := d.Core.Admit(name, w); err != nil {
+		return err
+	}
+	if d.cells == nil {
+		d.cells = map[string]cell.Cell{}
+	}
+	d.cells[name] = c
+	if standing != nil {
+		if d.standing == nil {
+			d.standing = map[string]Bid{}
+		}
+		d.standing[name] = *standing
+	}
+	return nil
+}
+
+// Fund credits a cell's wallet (see Core.Fund). The caller posts the
+// credit to the ledger first.
+func (d *Driver) Fund(name string, amount int64) error {
+	d.coreMu.Lock()
+	defer d.coreMu.Unlock()
+	return d.Core.Fund(name, amount)
+}
+
+// Retire marks a cell dead at an operator's request and kills it.
+func (d *Driver) Retire(ctx context.Context, name string) error {
+	d.coreMu.Lock()
+	c, ok := d.cells[name]
+	err := d.Core.Kill(name)
+	d.coreMu.Unlock()
+	if err != nil {
+		return err
+	}
+	if ok {
+		if err := c.Kill(ctx); err != nil && !errors.Is(err, cell.ErrExited) {
+			return err
+		}
+	}
+	return nil
 }
 
 // Last returns the last decision.
