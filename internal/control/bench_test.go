@@ -46,3 +46,24 @@ func BenchmarkFitFOPDT(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkStepPredictive(b *testing.B) {
+	cfg := baseConfig()
+	cfg.Gains = Gains{Kp: 1.36, Ki: 3.4}
+	cfg.Predictor = Predictor{Horizon: 500 * time.Millisecond, Tau: 2 * time.Second, Gain: -14.75, Knee: 1.25, RateFilter: 200 * time.Millisecond}
+	p, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	temps := [...]units.Celsius{58, 59.5, 60.2, 61, 60.4, 59.9, 60.1, 62}
+	b.ReportAllocs()
+	var sink float64
+	for i := 0; b.Loop(); i++ {
+		out, err := p.Step(tick, temps[i%len(temps)])
+		if err != nil {
+			b.Fatal(err)
+		}
+		sink += out
+	}
+	_ = sink
+}

@@ -45,53 +45,58 @@
 // agents' part separately, and join them with Series (Skogestad's half
 // rule).
 //
+// # The predictor
+//
+// A PID acting on the measurement can only respond once the temperature has
+// moved, and its price reaches the host only after the agents react. On a
+// package with τ = 2 s that heats through the setpoint at 4 K/s, agents
+// that take half a second to react let it overshoot by several kelvin. With
+// Config.Predictor the PID acts instead on ŷ, the temperature predicted one
+// dead time θ ahead, when a price published now starts to act: the Smith
+// predictor's idea in the form that suits a first-order host whose power is
+// not measured. The heating rate gives the power the host heats with now,
+// so under that power
+//
+//	ŷ = y + (1 − e^(−θ/τ))·(T∞ − y),  T∞ − y = Δy·e^(−h/τ)/(1 − e^(−h/τ)),
+//
+// from the last interval h (τ·dT/dt in the limit), plus, for each price
+// change Δu published a time a ago that the agents have not yet reacted
+// to, K·Δu·(1 − e^(−a/τ)). Only the part of a change above Predictor.Knee
+// counts: below the agents' highest valuation, demand does not respond to
+// price, and a linear model that believed it would stops raising the price
+// too early. The price therefore rises while the temperature is still
+// approaching the setpoint, once the host is heading past it.
+//
+// With the dead time predicted away the loop is K/(τs+1) with only the
+// sampling left as delay, and PredictiveGains tunes it by SIMC with τc one
+// tick. Identify θ, τ and K with FitFOPDT from a multiplier step, and the
+// knee with Knee from the steady temperatures at cost and at the step's
+// operating point. The predictor is state inside the PID (the filtered
+// heating rate, at most 64 price changes in flight, no allocation), so the
+// PID stays a pure state machine. SetPredictor switches it bumplessly;
+// FailSafe forgets its state.
+//
+// The weakness of any Smith predictor is a wrong dead time: on the default
+// twin agents one tick slower or faster than identified make the loop
+// cycle by about 1 K peak to peak (see docs/CONTROL.md). Re-identify when
+// the agents change.
+//
+// # The thermostat
+//
+// Thermostat wraps a PID for the engine. Its Step takes the reading and
+// the error from taking it, and returns a Decision: the multiplier, whether
+// it is in fail-safe, and a Reason the engine records as an event. A failed
+// read, a non-finite or implausible reading, or one at or above Critical
+// puts the price at the ceiling; the first good reading after that resumes
+// bumplessly from the ceiling.
+//
 // # Compared with Linux's power_allocator governor
 //
-// Linux's power_allocator (IPA, drivers/thermal/gov_power_allocator.c) also
-// runs a PID on temperature. Where this package differs, and why:
-//
-//   - Output. IPA outputs a power budget in mW: sustainable_power + P + I +
-//     D, clamped to [0, max allocatable power] and split among cooling
-//     devices. We output a price multiplier in [OutMin, OutMax]; the power
-//     budget emerges from what agents buy at that price. IPA's
-//     sustainable_power is a feed-forward bias; ours is carried by the
-//     integral, which starts at OutMin, because at a cool temperature the
-//     right price is simply the energy's cost, and the equilibrium price
-//     under load is not known in advance (it depends on the agents).
-//   - Sign. IPA's error is control_temp − temperature (positive when cool,
-//     granting power); ours is measured − setpoint (positive when hot,
-//     raising price). Same loop, mirrored output.
-//   - Asymmetric proportional gain. IPA uses k_po while overshooting and
-//     k_pu (by default twice k_po) while under the target, so a cool device
-//     gets power back quickly. Gains.Kp plays k_po and the optional
-//     Gains.KpUnder plays k_pu; by default they are equal, because when
-//     cool our output sits clamped at OutMin anyway, and SIMC's margins
-//     hold for one linear gain.
-//   - Integral cutoff. IPA accumulates the error only while it is below
-//     integral_cutoff (by default 0: only while overshooting), and only if
-//     the integral term stays within the maximum power; the integral can
-//     then only lower the budget, and IPA resets it to zero whenever the
-//     temperature falls below the switch-on trip. We have no switch-on
-//     trip: the loop always runs. Our optional Gains.IntegralBand is
-//     symmetric (integrate only within ±band of the setpoint), because a
-//     price integral must come down as well as up. Windup is prevented by
-//     clipping at the output limits instead of by resets, so a loop that
-//     cools off keeps its last equilibrium price in the integral, a warm
-//     start for the next burst of load.
-//   - Time. IPA adds the raw error to the integral once per polling period
-//     and divides the derivative by the fixed polling delay; we scale by
-//     the dt given to each Step, so gains are per second and do not change
-//     meaning with the tick.
-//   - Derivative. IPA differentiates the error, unfiltered (k_d defaults to
-//     0); a change of the trip temperature through sysfs kicks it. We
-//     differentiate the measurement through a low-pass filter.
-//   - Tuning. IPA estimates its gains from sustainable_power and the span
-//     between the switch-on and desired trips, k_i a fixed fraction of
-//     k_pu. We identify the plant (FitFOPDT) and tune by SIMC.
-//   - Arithmetic. IPA runs in 10-bit fixed point in the kernel; we use
-//     float64 for the controller and exact integer arithmetic for the
-//     price itself (ReservePrice).
-//   - Failure. IPA leaves critical trips to the thermal core. Our Critical
-//     temperature and FailSafe both put the price at its ceiling, so that
-//     no agent can buy CPU time while the host is, or may be, too hot.
+// Linux's power_allocator (IPA) also runs a PID on temperature; see
+// docs/CONTROL.md for where ours differs and why. In short: we output a
+// price, not a power budget; the bias is learnt by the integral, not given
+// as sustainable_power; gains are per second; the derivative is filtered and
+// on the measurement; the plant is identified and the loop tuned by SIMC;
+// and IPA has no predictor: it acts on the temperature as measured, which
+// on a host whose agents react late is too late.
 package control

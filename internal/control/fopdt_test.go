@@ -122,14 +122,15 @@ func TestFitFOPDTTwin(t *testing.T) {
 			tau := tw.Tau()
 			dt := 100 * time.Millisecond
 			stepAt := 2 * time.Second
-			tw.Reset(tw.SteadyState(idleW))
+			idleW, maxW := defaultSlice(t)
+			tw.Reset(tw.SteadyState(units.Power(idleW)))
 			var s []Sample
 			y := tw.Temperature()
 			for k := 0; time.Duration(k)*dt <= stepAt+8*tau; k++ {
 				now := time.Duration(k) * dt
 				p := units.Power(idleW)
 				if now >= stepAt {
-					p = maxW
+					p = units.Power(maxW)
 				}
 				s = append(s, Sample{T: now, Input: float64(p), Output: float64(y) + tt.sigma*rng.NormFloat64()})
 				y = tw.Step(dt, p)

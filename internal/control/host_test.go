@@ -8,13 +8,6 @@ import (
 	"github.com/maxwellhq/maxwell/internal/units"
 )
 
-// Power of the simulated host: model's default 2-CPU slice of its reference
-// server (3.4 W idle, 15.2 W at full load).
-const (
-	idleW = 3.4
-	maxW  = 15.2
-)
-
 // Twins the loop tests run against. defaultTwin is model's default
 // (τ = 2 s, the package alone); slowTwin has ten times the heat capacity
 // (τ = 20 s, package plus heat sink) and the same steady states.
@@ -31,6 +24,7 @@ var (
 // to the multiplier with a delay of a whole number of ticks.
 type host struct {
 	twin      *model.Twin
+	idle, max float64 // W
 	valuation float64
 	width     float64
 	delay     int
@@ -40,15 +34,30 @@ type host struct {
 }
 
 // newHost returns a host at idle steady state with no desire, agents valuing
-// CPU time at a multiplier of 1.25 and leaving entirely at 3.25.
+// CPU time at a multiplier of 1.25 and leaving entirely at 3.25. Its power
+// is model's default for a 2-CPU slice of the reference server
+// (model.DefaultLinearPower(2): 3.38 W idle, 15.19 W at full load).
 func newHost(t *testing.T, p model.TwinParams, delay int) *host {
 	t.Helper()
 	tw, err := model.NewTwin(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tw.Reset(tw.SteadyState(idleW))
-	return &host{twin: tw, valuation: 1.25, width: 2, delay: delay}
+	idle, full := defaultSlice(t)
+	h := &host{twin: tw, idle: idle, max: full, valuation: 1.25, width: 2, delay: delay}
+	tw.Reset(tw.SteadyState(units.Power(h.idle)))
+	return h
+}
+
+// defaultSlice returns the idle and full-load power, in W, of model's
+// default power model for a 2-CPU slice (model.DefaultLinearPower(2)).
+func defaultSlice(t testing.TB) (idle, full float64) {
+	t.Helper()
+	lp, err := model.DefaultLinearPower(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return float64(lp.Idle), float64(lp.Max)
 }
 
 func (h *host) demand(m float64) float64 {
@@ -59,7 +68,7 @@ func (h *host) demand(m float64) float64 {
 }
 
 func (h *host) power(m float64) units.Power {
-	return units.Power(idleW + (maxW-idleW)*h.desire*h.demand(m) + h.extra)
+	return units.Power(h.idle + (h.max-h.idle)*h.desire*h.demand(m) + h.extra)
 }
 
 func (h *host) temperature() units.Celsius { return h.twin.Temperature() }

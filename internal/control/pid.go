@@ -79,6 +79,10 @@ func (g Gains) validate() error {
 // Config configures a PID controller.
 type Config struct {
 	Gains
+	// Predictor, if its Horizon is positive, makes the PID act on the
+	// temperature predicted Horizon ahead instead of the one measured now
+	// (see Predictor). The zero value acts on the measurement.
+	Predictor Predictor
 	// OutMin and OutMax bound the output. For Maxwell's price loop the
 	// output is the thermal price multiplier and OutMin is 1.
 	OutMin, OutMax float64
@@ -91,6 +95,9 @@ type Config struct {
 
 func (c Config) validate() error {
 	if err := c.Gains.validate(); err != nil {
+		return err
+	}
+	if err := c.Predictor.validate(); err != nil {
 		return err
 	}
 	for _, f := range []struct {
@@ -137,9 +144,11 @@ type PID struct {
 	integ    float64 // integral term, output units (includes the bias)
 	deriv    float64 // filtered derivative term, output units
 	prev     float64 // previous measurement, °C
+	cv       float64 // previous controlled variable (prediction), °C
 	hasPrev  bool
 	out      float64 // last output
 	failSafe bool
+	pred     prediction
 }
 
 // New validates cfg and returns a controller whose output starts at
@@ -158,6 +167,16 @@ func (p *PID) Config() Config { return p.cfg }
 
 // Output returns the last output (OutMin before the first Step).
 func (p *PID) Output() float64 { return p.out }
+
+// Predicted returns the temperature the last Step acted on: the
+// prediction Horizon ahead with a predictor, else the measurement. Before
+// the first Step it is NaN.
+func (p *PID) Predicted() units.Celsius {
+	if !p.hasPrev {
+		return units.Celsius(math.NaN())
+	}
+	return units.Celsius(p.cv)
+}
 
 // InFailSafe reports whether FailSafe was called and no Step has happened
 // since.
@@ -183,9 +202,11 @@ func (p *PID) clamp(u float64) float64 {
 //
 // A non-positive dt or a non-finite temperature gives an error wrapping
 // ErrInvalidStep and leaves the state unchanged. The first Step after New
-// has no derivative action (there is no previous measurement). The first
-// Step after FailSafe resumes bumplessly: it returns OutMax and sets the
-// integral so that the output falls away from the ceiling smoothly.
+// has no derivative action (there is no previous measurement) and, with a
+// predictor, no heating rate: it acts on the measurement. The first Step
+// after FailSafe resumes bumplessly: it returns OutMax and sets the
+// integral so that the output falls away from the ceiling smoothly; the
+// predictor starts afresh from it.
 func (p *PID) Step(dt time.Duration, measured units.Celsius) (float64, error) {
 	y := float64(measured)
 	if dt <= 0 {
@@ -198,7 +219,8 @@ func (p *PID) Step(dt time.Duration, measured units.Celsius) (float64, error) {
 	if p.failSafe {
 		p.failSafe = false
 		p.deriv = 0
-		p.prev, p.hasPrev = y, true
+		p.pred.reset()
+		p.prev, p.cv, p.hasPrev = y, y, true
 		// Bumpless from the ceiling. When hot, the proportional term
 		// alone may hold the output at OutMax; the integral is then not
 		// set below OutMin, the lowest value it holds in steady state.
@@ -208,15 +230,21 @@ func (p *PID) Step(dt time.Duration, measured units.Celsius) (float64, error) {
 	}
 
 	h := dt.Seconds()
+	if p.hasPrev {
+		p.pred.observe(p.cfg.Predictor, dt, p.prev, y)
+	}
+	cv := p.pred.predict(p.cfg.Predictor, y)
 	if p.hasPrev && g.Kd > 0 {
 		// Backward-Euler discretisation of Kd·s/(1+Tf·s) on the
-		// measurement: stable for every dt, exact limit Kd·Δy/dt at Tf=0.
+		// controlled variable: stable for every dt, exact limit
+		// Kd·Δy/dt at Tf=0.
 		tf := g.DerivativeFilter.Seconds()
-		p.deriv = (tf*p.deriv + g.Kd*(y-p.prev)) / (tf + h)
+		p.deriv = (tf*p.deriv + g.Kd*(cv-p.cv)) / (tf + h)
 	} else {
 		p.deriv = 0
 	}
-	p.prev, p.hasPrev = y, true
+	p.prev, p.cv, p.hasPrev = y, cv, true
+	y = cv
 
 	e := y - float64(p.cfg.Setpoint)
 	prop := proportional(*g, y, p.cfg.Setpoint)
@@ -232,10 +260,12 @@ func (p *PID) Step(dt time.Duration, measured units.Celsius) (float64, error) {
 		p.integ += inc
 	}
 
-	p.out = p.clamp(prop + p.integ + p.deriv)
+	out := p.clamp(prop + p.integ + p.deriv)
 	if measured >= p.cfg.Critical {
-		p.out = p.cfg.OutMax
+		out = p.cfg.OutMax
 	}
+	p.pred.publish(p.cfg.Predictor, p.out, out)
+	p.out = out
 	return p.out, nil
 }
 
@@ -249,8 +279,8 @@ func (p *PID) SetSetpoint(sp units.Celsius) error {
 		return err
 	}
 	if p.hasPrev && !p.failSafe {
-		p.integ += proportional(p.cfg.Gains, p.prev, p.cfg.Setpoint) -
-			proportional(p.cfg.Gains, p.prev, sp)
+		p.integ += proportional(p.cfg.Gains, p.cv, p.cfg.Setpoint) -
+			proportional(p.cfg.Gains, p.cv, sp)
 	}
 	p.cfg.Setpoint = sp
 	return nil
@@ -270,9 +300,29 @@ func (p *PID) Retune(g Gains) error {
 		p.deriv = 0
 	}
 	if p.hasPrev && !p.failSafe {
-		p.integ = p.out - proportional(g, p.prev, p.cfg.Setpoint) - p.deriv
+		p.integ = p.out - proportional(g, p.cv, p.cfg.Setpoint) - p.deriv
 	}
 	p.cfg.Gains = g
+	return nil
+}
+
+// SetPredictor replaces the predictor bumplessly: like SetSetpoint, the
+// integral absorbs the change in the proportional term between the old and
+// the new prediction at the last measurement, so the output does not jump.
+// The heating rate and the outputs in flight are kept whether or not a
+// predictor is on, so it can be switched on at any time. An invalid
+// predictor gives an error wrapping ErrInvalidConfig and changes nothing.
+func (p *PID) SetPredictor(pr Predictor) error {
+	if err := pr.validate(); err != nil {
+		return err
+	}
+	if p.hasPrev && !p.failSafe {
+		cv := p.pred.predict(pr, p.prev)
+		p.integ += proportional(p.cfg.Gains, p.cv, p.cfg.Setpoint) -
+			proportional(p.cfg.Gains, cv, p.cfg.Setpoint)
+		p.cv = cv
+	}
+	p.cfg.Predictor = pr
 	return nil
 }
 
