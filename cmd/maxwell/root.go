@@ -53,6 +53,7 @@ or a model (then it is labelled "estimated" and names the model).`,
 		newCalibrateCmd(a),
 		newAgentCmd(),
 		newBenchCmd(a),
+		newPlotCmd(a),
 		newAuctionCmd(),
 		newPoaCmd(),
 	)
