@@ -24,7 +24,7 @@ func newBenchCmd(a *app) *cobra.Command {
 		Short: "Measure Maxwell's own machinery on this host",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(newBenchPauseCmd(a))
+	cmd.AddCommand(newBenchPauseCmd(a), newBenchLandauerCmd(a))
 	return cmd
 }
 

@@ -1,0 +1,5 @@
+package meter
+
+import "syscall"
+
+type syscallSysProcAttr = syscall.SysProcAttr
