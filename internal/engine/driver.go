@@ -36,13 +36,18 @@ type Auctioneer interface {
 	Close(tick uint64) map[string]Bid
 }
 
-// FreedMeter tells how many bytes each cell has freed so far (cumulative).
+// FreedMeter tells how many bytes each cell has freed so far (cumulative
+// since the meter first saw it), for Landauer's tax. The driver asks once a
+// tick for every cell.
 type FreedMeter interface {
-	Freed(name string, c cell.Cell) (uint64, error)
+	Freed(cells map[string]cell.Cell) (map[string]uint64, error)
 }
 
 // Clock tells the time.
 type Clock interface{ Now() time.Time }
+
+// DefaultGrace is the Driver's default Grace.
+const DefaultGrace = 5 * time.Second
 
 // Driver runs a Core against real cells: the I/O half of the engine. It
 // implements experiment.Governor.
@@ -61,18 +66,25 @@ type Driver struct {
 	Log      *slog.Logger
 	// OnDecision, if set, sees every decision (dashboards, metrics).
 	OnDecision func(Decision)
+	// Grace is how long a new cell may run before its first bid without
+	// being frozen (an agent needs a moment to start and connect; frozen,
+	// it never could). 0 means DefaultGrace.
+	Grace time.Duration
 
 	mu   sync.Mutex // guards last
 	last Decision
 	// coreMu serialises the Core between the tick loop and Admit, Fund
 	// and Retire, which a daemon calls from its control API.
-	coreMu   sync.Mutex
-	cells    map[string]cell.Cell
-	standing map[string]Bid
-	freed    map[string]uint64
-	frozen   map[string]bool
-	limited  map[string]int
-	down     bool // the ledger is unavailable
+	coreMu    sync.Mutex
+	cells     map[string]cell.Cell
+	standing  map[string]Bid
+	freed     map[string]uint64
+	frozen    map[string]bool
+	since     map[string]time.Time // when the driver first saw each cell
+	hasBid    map[string]bool
+	limited   map[string]int
+	down      bool // the ledger is unavailable
+	meterDown bool
 }
 
 // Govern runs the economy on cells every Core tick until ctx ends, and
@@ -99,11 +111,15 @@ func (d *Driver) Govern(ctx context.Context, cells map[string]cell.Cell, note fu
 		d.cells[name] = c
 	}
 	d.freed, d.frozen, d.limited = map[string]uint64{}, map[string]bool{}, map[string]int{}
+	d.since, d.hasBid = map[string]time.Time{}, map[string]bool{}
+	if d.Grace == 0 {
+		d.Grace = DefaultGrace
+	}
 	if d.Meter != nil {
-		for name, c := range d.cells {
-			if f, err := d.Meter.Freed(name, c); err == nil {
-				d.freed[name] = f
-			}
+		if f, err := d.Meter.Freed(d.cells); err == nil {
+			d.freed = f
+		} else {
+			note("meter_error", "", err.Error())
 		}
 	}
 	d.coreMu.Unlock()
@@ -158,12 +174,26 @@ func (d *Driver) step(ctx context.Context, tick uint64, dt time.Duration, cells 
 			d.standing[name] = b // a bid stands until replaced
 		}
 	}
+	var freed map[string]uint64
+	if d.Meter != nil {
+		var err error
+		if freed, err = d.Meter.Freed(cells); err != nil && !d.meterDown {
+			note("meter_error", "", err.Error()+"; no Landauer tax until it recovers")
+		}
+		d.meterDown = err != nil
+	}
 	for _, name := range d.Core.Names() {
 		c, ok := cells[name]
 		if !ok {
 			continue
 		}
 		ci := CellInput{Name: name, Bid: d.standing[name]}
+		if _, ok := d.since[name]; !ok {
+			d.since[name] = d.Clock.Now()
+		}
+		if ci.Bid.Units > 0 {
+			d.hasBid[name] = true
+		}
 		select {
 		case <-c.Done():
 			ci.Exited = true
@@ -176,13 +206,11 @@ func (d *Driver) step(ctx context.Context, tick uint64, dt time.Duration, cells 
 		if st, err := c.Stats(); err == nil {
 			ci.ResidentBytes = st.MemoryBytes
 		}
-		if d.Meter != nil {
-			if f, err := d.Meter.Freed(name, c); err == nil {
-				if f >= d.freed[name] {
-					ci.FreedBytes = f - d.freed[name]
-				}
-				d.freed[name] = f
+		if f, ok := freed[name]; ok {
+			if f >= d.freed[name] {
+				ci.FreedBytes = f - d.freed[name]
 			}
+			d.freed[name] = f
 		}
 		in.Cells = append(in.Cells, ci)
 	}
@@ -243,6 +271,9 @@ func (d *Driver) apply(ctx context.Context, dec Decision, cells map[string]cell.
 				d.frozen[a.Cell] = false
 			}
 		case ActPause:
+			if !d.hasBid[a.Cell] && d.Clock.Now().Sub(d.since[a.Cell]) < d.Grace {
+				continue // still starting: let it connect and bid
+			}
 			if !d.frozen[a.Cell] {
 				if err := c.Pause(ctx); err != nil {
 					if !errors.Is(err, cell.ErrExited) {

@@ -87,6 +87,9 @@ type Run struct {
 	Governor Governor
 	Clock    Clock
 	Log      *slog.Logger
+	// OnEvent, if set, sees every event as it is recorded (the demo tells
+	// the story from them).
+	OnEvent func(record.Event)
 
 	mu    sync.Mutex
 	cells []*cellState // launched so far, for CellForPID
@@ -170,6 +173,9 @@ func (r *Run) Execute(ctx context.Context) (record.Summary, error) {
 		r.Log.Info("event", "kind", kind, "cell", cellName, "detail", detail)
 		if err := w.Event(e); err != nil {
 			r.Log.Error("record event", "err", err)
+		}
+		if r.OnEvent != nil {
+			r.OnEvent(e)
 		}
 	}
 

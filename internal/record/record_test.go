@@ -192,13 +192,18 @@ func TestEconomyRoundTrip(t *testing.T) {
 	}
 }
 
-func TestCreateRefusesNonEmptyDir(t *testing.T) {
+func TestCreateRefusesARunDir(t *testing.T) {
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "x"), nil, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "ledger.db"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	w, err := Create(dir, testMeta())
+	if err != nil {
+		t.Fatalf("Create beside another file: %v", err)
+	}
+	w.Close()
 	if _, err := Create(dir, testMeta()); err == nil {
-		t.Error("Create on a non-empty directory succeeded")
+		t.Error("Create over an existing run succeeded")
 	}
 }
 

@@ -55,18 +55,15 @@ type Writer struct {
 	eventsF  *os.File
 }
 
-// Create makes the run directory dir (which must not exist or be empty),
+// Create makes the run directory dir (which must not already hold a run),
 // writes meta.json and the CSV headers, and returns a Writer for it.
 func Create(dir string, meta Meta) (*Writer, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create run directory: %w", err)
 	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("read run directory: %w", err)
-	}
-	if len(entries) > 0 {
-		return nil, fmt.Errorf("run directory %s is not empty", dir)
+	// A directory may hold other things (a run's ledger), but not a run.
+	if _, err := os.Stat(filepath.Join(dir, MetaFile)); err == nil {
+		return nil, fmt.Errorf("%s already holds a run", dir)
 	}
 	if err := writeJSON(filepath.Join(dir, MetaFile), meta); err != nil {
 		return nil, err
@@ -85,6 +82,7 @@ func Create(dir string, meta Meta) (*Writer, error) {
 		cw.Flush()
 		return cw, cw.Error()
 	}
+	var err error
 	fail := func(err error) (*Writer, error) {
 		for _, f := range w.files {
 			f.Close()
