@@ -1,0 +1,318 @@
+package ledger
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// crashEnv, when set in the environment, makes the test binary a crash
+// child: "<db path> <seed> <first batch>".
+const crashEnv = "MAXWELL_LEDGER_CRASH_CHILD"
+
+func TestMain(m *testing.M) {
+	if arg := os.Getenv(crashEnv); arg != "" {
+		os.Exit(crashChild(arg))
+	}
+	os.Exit(m.Run())
+}
+
+// crashLife is how many batches a wallet of the crash test lives.
+const crashLife = 5
+
+// crashBatch returns batch n of the crash test's engine: deterministic in
+// (seed, n), so that a restarted child replays exactly what its killed
+// predecessor may or may not have committed. Batch n opens wallet w<n>,
+// moves money in the wallets opened by the batches before it, and closes
+// the wallet opened crashLife batches ago.
+func crashBatch(seed uint64, n int) []Tx {
+	r := rand.New(rand.NewPCG(seed, uint64(n)))
+	w := func(j int) string { return "w" + strconv.Itoa(j) }
+	tick := uint64(n)
+	txs := []Tx{{Key: fmt.Sprintf("b%d/open", n), Kind: KindEndow, Tick: tick,
+		Open: &WalletSpec{Name: w(n), Endowment: Credits(1 + r.IntN(100_000)), TapRate: Credits(r.IntN(5000)), TapCap: Credits(r.IntN(200_000))}}}
+	for j := max(0, n-crashLife+1); j < n; j++ {
+		key := func(what string) string { return fmt.Sprintf("b%d/%s/%s", n, w(j), what) }
+		a := Credits(1 + r.IntN(40_000))
+		switch r.IntN(6) {
+		case 0:
+			txs = append(txs, Tx{Key: key("pay"), Kind: KindPayment, Tick: tick, Wallet: w(j), Entries: []Entry{{w(j), -a}, {Burn, a}}})
+		case 1:
+			txs = append(txs, Tx{Key: key("energy"), Kind: KindEnergy, Tick: tick, Wallet: w(j), Entries: []Entry{{w(j), -a}, {Burn, a}}})
+		case 2:
+			txs = append(txs, Tx{Key: key("refund"), Kind: KindRefund, Tick: tick, Wallet: w(j), Entries: []Entry{{Burn, -a / 4}, {w(j), a / 4}}})
+		case 3:
+			txs = append(txs, Tx{Key: key("tap"), Kind: KindTap, Tick: tick, Wallet: w(j), Elapsed: time.Duration(r.IntN(3000)) * time.Millisecond})
+		case 4:
+			txs = append(txs, Tx{Key: key("fund"), Kind: KindFund, Tick: tick, Wallet: w(j), Entries: []Entry{{Mint, -a}, {w(j), a}}})
+		default:
+			// A tax split between two wallets in one transaction.
+			o := w(max(0, n-crashLife+1))
+			if o == w(j) || a < 2 {
+				continue
+			}
+			txs = append(txs, Tx{Key: key("tax"), Kind: KindTax, Tick: tick, Wallet: w(j), Entries: []Entry{{w(j), -a / 2}, {o, -(a - a/2)}, {Burn, a}}})
+		}
+	}
+	if j := n - crashLife; j >= 0 {
+		txs = append(txs, Tx{Key: fmt.Sprintf("b%d/close", n), Kind: KindClose, Tick: tick, Wallet: w(j)})
+	}
+	return txs
+}
+
+// crashChild is the engine the crash test kills: it applies batches from
+// the first one on, forever, and reports on stdout "try N" before applying
+// batch N and "ack N <minted> <burned> <duplicates>" once Apply returned.
+// Each line is one write(2) to a pipe, so the parent sees it whole or not
+// at all even when the child is killed right after.
+func crashChild(arg string) int {
+	var path string
+	var seed uint64
+	var n int
+	if _, err := fmt.Sscan(arg, &path, &seed, &n); err != nil {
+		fmt.Fprintln(os.Stderr, "crash child:", err)
+		return 2
+	}
+	ctx := context.Background()
+	// Checkpoint often, so that kills land in checkpoints too.
+	l, err := Open(ctx, path, Options{walAutocheckpoint: 16})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "crash child:", err)
+		return 2
+	}
+	fmt.Fprintln(os.Stdout, "ready")
+	for ; ; n++ {
+		fmt.Fprintf(os.Stdout, "try %d\n", n)
+		rs, err := l.Apply(ctx, crashBatch(seed, n)...)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "crash child:", err)
+			return 2
+		}
+		var minted, burned Credits
+		dups := 0
+		for _, r := range rs {
+			for _, e := range r.Entries {
+				switch e.Account {
+				case Mint:
+					minted -= e.Amount
+				case Burn:
+					burned += e.Amount
+				}
+			}
+			if r.Duplicate {
+				dups++
+			}
+		}
+		fmt.Fprintf(os.Stdout, "ack %d %d %d %d\n", n, minted, burned, dups)
+	}
+}
+
+// ack is what a child reported for one committed batch.
+type ack struct {
+	minted, burned Credits
+	dups           int
+}
+
+// TestKill9 kills an engine applying batches at random instants, many times
+// over, and checks after each kill that the ledger lost and duplicated
+// nothing: every acknowledged batch is there exactly once, the batch in
+// flight is there entirely or not at all, and minted and burned equal what
+// the child acknowledged (plus the batch in flight if it made it). Each
+// restarted child replays the batch in flight, which must then come back as
+// all duplicates if it had committed and as all new if it had not.
+func TestKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const seed, rounds = 20240607, 30
+	rng := rand.New(rand.NewPCG(seed, 0))
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	acked := map[int]ack{}    // batch → its acknowledgement
+	inflight := map[int]ack{} // batch → its figures, for a batch in flight found committed
+	next := 0                 // first batch not known to be committed
+	var sumMinted, sumBurned Credits
+	killedMidBatch, foundCommitted := 0, 0
+
+	for round := range rounds {
+		cmd := exec.CommandContext(t.Context(), exe, "-test.run=^$")
+		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d %d", crashEnv, path, uint64(seed), next))
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		lines := make(chan string, 1024)
+		go func() {
+			defer close(lines)
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				lines <- sc.Text()
+			}
+		}()
+		// Kill at a random instant: mostly while batches are going in,
+		// sometimes before the child has even opened the ledger.
+		var delay time.Duration
+		if rng.IntN(6) == 0 {
+			delay = time.Duration(rng.IntN(15_000)) * time.Microsecond
+		} else {
+			select {
+			case l, ok := <-lines:
+				if !ok || l != "ready" {
+					cmd.Wait()
+					t.Fatalf("round %d: child said %q instead of ready; stderr: %s", round, l, stderr.String())
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("round %d: child not ready after 10 s", round)
+			}
+			delay = time.Duration(rng.IntN(40_000)) * time.Microsecond
+		}
+		time.Sleep(delay)
+		cmd.Process.Signal(syscall.SIGKILL)
+		var got []string
+		for l := range lines {
+			got = append(got, l)
+		}
+		if err := cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+			t.Fatalf("round %d: child ended with %v before the kill; stderr: %s", round, err, stderr.String())
+		}
+
+		// What the child acknowledged, and what it had in flight.
+		tried := -1
+		for _, l := range got {
+			f := strings.Fields(l)
+			switch {
+			case len(f) == 2 && f[0] == "try":
+				tried, _ = strconv.Atoi(f[1])
+			case len(f) == 5 && f[0] == "ack":
+				var b int
+				var a ack
+				fmt.Sscan(strings.Join(f[1:], " "), &b, &a.minted, &a.burned, &a.dups)
+				if b != next {
+					t.Fatalf("round %d: ack of batch %d, want %d", round, b, next)
+				}
+				want := 0
+				if prev, ok := inflight[b]; ok {
+					// Committed before the last kill and replayed now:
+					// all duplicates, with the same figures.
+					want = len(crashBatch(seed, b))
+					if a.minted != prev.minted || a.burned != prev.burned {
+						t.Errorf("batch %d replayed with minted %d burned %d, committed with %d %d", b, a.minted, a.burned, prev.minted, prev.burned)
+					}
+					delete(inflight, b)
+				}
+				if a.dups != want {
+					t.Errorf("batch %d: %d duplicates, want %d", b, a.dups, want)
+				}
+				acked[b] = a
+				sumMinted += a.minted
+				sumBurned += a.burned
+				next++
+				tried = -1
+			case l == "ready":
+			default:
+				t.Fatalf("round %d: child said %q", round, l)
+			}
+		}
+		if tried >= 0 && tried != next {
+			t.Fatalf("round %d: in flight batch %d, want %d", round, tried, next)
+		}
+
+		// Reopen: the kernel dropped the dead child's lock.
+		l, err := Open(t.Context(), path, Options{})
+		if err != nil {
+			t.Fatalf("round %d: reopen: %v", round, err)
+		}
+		rep := mustVerify(t, l)
+		keys := map[string]int{}
+		rows, err := l.db.QueryContext(t.Context(), `SELECT key FROM txs`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var k string
+			rows.Scan(&k)
+			keys[k]++
+		}
+		rows.Close()
+		want := 0
+		for b := range next {
+			for _, tx := range crashBatch(seed, b) {
+				if keys[tx.Key] != 1 {
+					t.Fatalf("round %d: acknowledged key %q is there %d times", round, tx.Key, keys[tx.Key])
+				}
+				want++
+			}
+		}
+		// Batch next may be in the ledger: if this child tried it, or if an
+		// earlier child committed it and this one was killed before it could
+		// replay it.
+		var minted, burned Credits
+		_, committedBefore := inflight[next]
+		if tried >= 0 {
+			killedMidBatch++
+		}
+		if tried >= 0 || committedBefore {
+			tried = next
+			present := 0
+			fly := crashBatch(seed, tried)
+			var ids []any
+			for _, tx := range fly {
+				present += keys[tx.Key]
+			}
+			switch {
+			case present == 0 && committedBefore:
+				t.Fatalf("round %d: batch %d, committed before, has vanished", round, tried)
+			case present == 0:
+			case present == len(fly):
+				if !committedBefore {
+					foundCommitted++
+				}
+				want += present
+				for _, tx := range fly {
+					ids = append(ids, tx.Key)
+				}
+				q := `SELECT COALESCE(SUM(CASE account WHEN 'mint' THEN -amount ELSE 0 END), 0),
+					COALESCE(SUM(CASE account WHEN 'burn' THEN amount ELSE 0 END), 0)
+					FROM entries JOIN txs ON txs.id = entries.tx_id WHERE txs.key IN (?` + strings.Repeat(", ?", len(ids)-1) + `)`
+				if err := l.db.QueryRowContext(t.Context(), q, ids...).Scan(&minted, &burned); err != nil {
+					t.Fatal(err)
+				}
+				inflight[tried] = ack{minted: minted, burned: burned}
+			default:
+				t.Fatalf("round %d: batch %d in flight is there in part: %d of %d keys", round, tried, present, len(fly))
+			}
+		}
+		if len(keys) != want {
+			t.Fatalf("round %d: %d keys, want %d", round, len(keys), want)
+		}
+		if rep.Minted != sumMinted+minted || rep.Burned != sumBurned+burned {
+			t.Fatalf("round %d: minted %d burned %d; acknowledged %d %d, in flight %d %d",
+				round, rep.Minted, rep.Burned, sumMinted, sumBurned, minted, burned)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("%d rounds, %d batches acknowledged, %d kills with a batch in flight, %d of them found committed",
+		rounds, len(acked), killedMidBatch, foundCommitted)
+	if len(acked) == 0 || killedMidBatch == 0 {
+		t.Errorf("the test exercised nothing: %d batches, %d kills mid-batch", len(acked), killedMidBatch)
+	}
+}

@@ -1,0 +1,82 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// apply1 applies a single transaction.
+func (l *Ledger) apply1(ctx context.Context, t Tx) (Result, error) {
+	rs, err := l.Apply(ctx, t)
+	if err != nil {
+		return Result{}, err
+	}
+	return rs[0], nil
+}
+
+// OpenWallet creates the wallet w at tick and pays its endowment from the
+// mint, in one transaction under key. It fails with ErrExists when a wallet
+// of that name exists (even closed: names are not reused).
+func (l *Ledger) OpenWallet(ctx context.Context, key string, tick uint64, w WalletSpec) (Result, error) {
+	return l.apply1(ctx, Tx{Key: key, Kind: KindEndow, Tick: tick, Open: &w})
+}
+
+// Endow pays an open wallet a further endowment of amount µJ-credits from
+// the mint.
+func (l *Ledger) Endow(ctx context.Context, key string, tick uint64, wallet string, amount Credits) (Result, error) {
+	return l.issue(ctx, KindEndow, key, tick, wallet, amount)
+}
+
+// Fund is an operator's top-up of wallet by amount µJ-credits, minted.
+func (l *Ledger) Fund(ctx context.Context, key string, tick uint64, wallet string, amount Credits) (Result, error) {
+	return l.issue(ctx, KindFund, key, tick, wallet, amount)
+}
+
+func (l *Ledger) issue(ctx context.Context, k Kind, key string, tick uint64, wallet string, amount Credits) (Result, error) {
+	if amount <= 0 {
+		return Result{}, fmt.Errorf("ledger: %w: %q: %s of %d: amount must be positive", ErrInvalid, key, k, amount)
+	}
+	return l.apply1(ctx, Tx{Key: key, Kind: k, Tick: tick, Wallet: wallet,
+		Entries: []Entry{{Mint, -amount}, {wallet, amount}}})
+}
+
+// Charge moves amount µJ-credits from wallet to burn as a transaction of
+// kind k (KindPayment, KindEnergy, KindTax or KindRent). The balance may go
+// negative.
+func (l *Ledger) Charge(ctx context.Context, key string, tick uint64, wallet string, amount Credits, k Kind) (Result, error) {
+	switch k {
+	case KindPayment, KindEnergy, KindTax, KindRent:
+	default:
+		return Result{}, fmt.Errorf("ledger: %w: %q: %q is not a charge", ErrInvalid, key, k)
+	}
+	if amount <= 0 {
+		return Result{}, fmt.Errorf("ledger: %w: %q: charge of %d: amount must be positive", ErrInvalid, key, amount)
+	}
+	return l.apply1(ctx, Tx{Key: key, Kind: k, Tick: tick, Wallet: wallet,
+		Entries: []Entry{{wallet, -amount}, {Burn, amount}}})
+}
+
+// Refund moves amount µJ-credits from burn back to wallet.
+func (l *Ledger) Refund(ctx context.Context, key string, tick uint64, wallet string, amount Credits) (Result, error) {
+	if amount <= 0 {
+		return Result{}, fmt.Errorf("ledger: %w: %q: refund of %d: amount must be positive", ErrInvalid, key, amount)
+	}
+	return l.apply1(ctx, Tx{Key: key, Kind: KindRefund, Tick: tick, Wallet: wallet,
+		Entries: []Entry{{Burn, -amount}, {wallet, amount}}})
+}
+
+// Tap pays wallet its tap income for elapsed: TapRate µJ-credits per second,
+// truncated to whole µJ-credits, but never lifting the balance above TapCap.
+// Result.Amount is what was paid (possibly 0; the key is still recorded).
+func (l *Ledger) Tap(ctx context.Context, key string, tick uint64, wallet string, elapsed time.Duration) (Result, error) {
+	return l.apply1(ctx, Tx{Key: key, Kind: KindTap, Tick: tick, Wallet: wallet, Elapsed: elapsed})
+}
+
+// CloseWallet closes wallet at tick: its remaining balance, positive or
+// negative, is written off to burn, and the wallet takes no more entries.
+// Result.Amount is the final balance; it is also kept on the account
+// (Account.FinalBalance).
+func (l *Ledger) CloseWallet(ctx context.Context, key string, tick uint64, wallet string) (Result, error) {
+	return l.apply1(ctx, Tx{Key: key, Kind: KindClose, Tick: tick, Wallet: wallet})
+}

@@ -1,0 +1,102 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// migrations[i] takes the schema from version i to version i+1 (PRAGMA
+// user_version). Append; never edit a migration that has shipped.
+var migrations = []string{
+	// 0 → 1: accounts, transactions, entries; the two system accounts.
+	`
+CREATE TABLE accounts (
+	name          TEXT    PRIMARY KEY,
+	kind          TEXT    NOT NULL CHECK (kind IN ('mint', 'burn', 'wallet')),
+	state         TEXT    NOT NULL CHECK (state IN ('open', 'closed')),
+	balance       INTEGER NOT NULL DEFAULT 0,
+	endowment     INTEGER NOT NULL DEFAULT 0,
+	tap_rate      INTEGER NOT NULL DEFAULT 0,
+	tap_cap       INTEGER NOT NULL DEFAULT 0,
+	opened_tick   INTEGER NOT NULL DEFAULT 0,
+	closed_tick   INTEGER,
+	final_balance INTEGER
+) STRICT;
+CREATE TABLE txs (
+	id     INTEGER PRIMARY KEY,
+	key    TEXT    NOT NULL UNIQUE,
+	kind   TEXT    NOT NULL,
+	tick   INTEGER NOT NULL,
+	memo   TEXT    NOT NULL,
+	digest BLOB    NOT NULL
+) STRICT;
+CREATE TABLE entries (
+	tx_id   INTEGER NOT NULL REFERENCES txs (id),
+	seq     INTEGER NOT NULL,
+	account TEXT    NOT NULL REFERENCES accounts (name),
+	amount  INTEGER NOT NULL CHECK (amount != 0),
+	PRIMARY KEY (tx_id, seq)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX entries_account ON entries (account);
+INSERT INTO accounts (name, kind, state) VALUES ('mint', 'mint', 'open'), ('burn', 'burn', 'open');
+`,
+}
+
+// SchemaVersion is the schema version this package writes.
+const SchemaVersion = 1
+
+// migrate brings the database to SchemaVersion, one migration per SQLite
+// transaction.
+func (l *Ledger) migrate(ctx context.Context) error {
+	for {
+		tx, err := l.db.BeginTx(ctx, nil)
+		if err != nil {
+			return classify(err)
+		}
+		v, err := userVersion(ctx, tx)
+		if err == nil && v > SchemaVersion {
+			err = fmt.Errorf("%w: version %d is newer than this binary's %d", ErrSchema, v, SchemaVersion)
+		}
+		if err != nil || v == SchemaVersion {
+			tx.Rollback()
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migrate to version %d: %w", v+1, classify(err))
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migrate to version %d: %w", v+1, classify(err))
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migrate to version %d: %w", v+1, classify(err))
+		}
+		l.log.Info("ledger schema migrated", "path", l.path, "version", v+1)
+	}
+}
+
+// checkSchema fails unless a read-only ledger has the current schema.
+func (l *Ledger) checkSchema(ctx context.Context) error {
+	v, err := userVersion(ctx, l.db)
+	if err != nil {
+		return classify(err)
+	}
+	if v != SchemaVersion {
+		return fmt.Errorf("%w: version %d, this binary reads %d", ErrSchema, v, SchemaVersion)
+	}
+	return nil
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func userVersion(ctx context.Context, q querier) (int, error) {
+	var v int
+	if err := q.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	return v, nil
+}

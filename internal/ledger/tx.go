@@ -1,0 +1,504 @@
+package ledger
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Kind says what a transaction is for.
+type Kind string
+
+// The kinds of transaction.
+const (
+	KindMint    Kind = "mint"    // money issued by the engine (mint → wallet)
+	KindEndow   Kind = "endow"   // a wallet's endowment (mint → wallet); with Tx.Open, the wallet is created
+	KindTap     Kind = "tap"     // tap income (mint → wallet), computed by the ledger
+	KindFund    Kind = "fund"    // an operator's top-up (mint → wallet)
+	KindPayment Kind = "payment" // an auction payment (wallet → burn)
+	KindEnergy  Kind = "energy"  // an energy charge (wallet → burn)
+	KindTax     Kind = "tax"     // a tax, e.g. on freeing memory (wallet → burn)
+	KindRent    Kind = "rent"    // rent (wallet → burn)
+	KindRefund  Kind = "refund"  // a refund (burn → wallet)
+	KindClose   Kind = "close"   // a wallet's closing write-off (wallet ↔ burn), computed by the ledger
+)
+
+var kinds = []Kind{KindMint, KindEndow, KindTap, KindFund, KindPayment, KindEnergy, KindTax, KindRent, KindRefund, KindClose}
+
+// issues reports whether transactions of kind k may draw on the mint.
+func (k Kind) issues() bool {
+	return k == KindMint || k == KindEndow || k == KindTap || k == KindFund
+}
+
+// Key returns the conventional idempotency key for what a cell's transaction
+// of one tick is for, e.g. Key(1234, "miner", "payment") =
+// "tick:1234/cell:miner/payment".
+func Key(tick uint64, cell, what string) string {
+	return "tick:" + strconv.FormatUint(tick, 10) + "/cell:" + cell + "/" + what
+}
+
+// Entry is one leg of a transaction: Amount µJ-credits added to Account's
+// balance (negative: taken from it).
+type Entry struct {
+	Account string  `json:"account"`
+	Amount  Credits `json:"amount"`
+}
+
+// WalletSpec describes a wallet to open.
+type WalletSpec struct {
+	Name string `json:"name"`
+	// Endowment is paid from the mint when the wallet opens, in µJ-credits.
+	Endowment Credits `json:"endowment"`
+	// TapRate is the tap's income in µJ-credits per second; 0: no tap.
+	TapRate Credits `json:"tap_rate"`
+	// TapCap is the balance, in µJ-credits, above which the tap pays nothing.
+	TapCap Credits `json:"tap_cap"`
+}
+
+// Tx is a transaction to apply. Two transactions with the same Key must have
+// the same content in every other field.
+type Tx struct {
+	Key  string `json:"key"`
+	Kind Kind   `json:"kind"`
+	Tick uint64 `json:"tick"`
+	Memo string `json:"memo,omitempty"`
+	// Entries are the postings; they must sum to exactly zero, and only
+	// KindMint, KindEndow, KindTap and KindFund may draw on Mint. Leave
+	// Entries empty for KindTap, KindClose and Open: the ledger computes
+	// their single movement from the wallet's state when it applies them.
+	Entries []Entry `json:"entries,omitempty"`
+	// Wallet names the wallet the transaction is about: the one a KindTap
+	// pays or a KindClose closes, and the one that Result.Amount reports on.
+	Wallet string `json:"wallet,omitempty"`
+	// Elapsed is how long the tap ran (KindTap only).
+	Elapsed time.Duration `json:"elapsed,omitempty"`
+	// Open, with KindEndow, creates the wallet and pays its endowment.
+	Open *WalletSpec `json:"open,omitempty"`
+}
+
+// Result is what applying one Tx did.
+type Result struct {
+	Key string `json:"key"`
+	// ID is the transaction's sequence number in the ledger.
+	ID int64 `json:"id"`
+	// Duplicate: the key had already been applied with the same content,
+	// and this call changed nothing; Entries and Amount are those recorded
+	// then.
+	Duplicate bool `json:"duplicate"`
+	// Entries are the postings as written.
+	Entries []Entry `json:"entries"`
+	// Amount is the change in Tx.Wallet's balance, except for KindClose,
+	// where it is the wallet's final balance, written off to burn.
+	Amount Credits `json:"amount"`
+}
+
+// validate checks what can be checked of t without the database and fills
+// in Wallet from Open.
+func (t *Tx) validate() error {
+	if t.Key == "" || len(t.Key) > 256 || !utf8.ValidString(t.Key) {
+		return errors.New("key must be 1 to 256 bytes of UTF-8")
+	}
+	if !slices.Contains(kinds, t.Kind) {
+		return fmt.Errorf("unknown kind %q", t.Kind)
+	}
+	if t.Tick > math.MaxInt64 {
+		return fmt.Errorf("tick %d out of range", t.Tick)
+	}
+	if len(t.Memo) > 1024 || !utf8.ValidString(t.Memo) {
+		return errors.New("memo must be at most 1024 bytes of UTF-8")
+	}
+	if t.Elapsed != 0 && t.Kind != KindTap {
+		return errors.New("elapsed is for taps only")
+	}
+	if t.Open != nil {
+		if t.Kind != KindEndow {
+			return fmt.Errorf("open needs kind %q", KindEndow)
+		}
+		if t.Wallet == "" {
+			t.Wallet = t.Open.Name
+		}
+		if t.Wallet != t.Open.Name {
+			return fmt.Errorf("wallet %q differs from open %q", t.Wallet, t.Open.Name)
+		}
+		if err := checkWalletName(t.Open.Name); err != nil {
+			return err
+		}
+		if t.Open.Endowment < 0 || t.Open.TapRate < 0 || t.Open.TapCap < 0 {
+			return errors.New("endowment, tap rate and tap cap must not be negative")
+		}
+	}
+	computed := t.Kind == KindTap || t.Kind == KindClose || t.Open != nil
+	if computed {
+		if len(t.Entries) != 0 {
+			return errors.New("entries of a tap, close or open are computed by the ledger; leave them empty")
+		}
+		if t.Wallet == "" {
+			return errors.New("no wallet")
+		}
+		if t.Kind == KindTap && t.Elapsed < 0 {
+			return errors.New("negative elapsed")
+		}
+		return nil
+	}
+	if len(t.Entries) < 2 {
+		return errors.New("need at least two entries")
+	}
+	var sum Credits
+	named := t.Wallet == ""
+	for _, e := range t.Entries {
+		if e.Account == "" {
+			return errors.New("entry without account")
+		}
+		if e.Amount == 0 {
+			return fmt.Errorf("zero entry for %q", e.Account)
+		}
+		if e.Account == Mint && (e.Amount > 0 || !t.Kind.issues()) {
+			return fmt.Errorf("kind %q may not credit or debit the mint that way (%d)", t.Kind, e.Amount)
+		}
+		var ok bool
+		if sum, ok = add(sum, e.Amount); !ok {
+			return fmt.Errorf("entries: %w", ErrOverflow)
+		}
+		named = named || e.Account == t.Wallet
+	}
+	if sum != 0 {
+		return fmt.Errorf("entries sum to %d, not 0", sum)
+	}
+	if !named {
+		return fmt.Errorf("wallet %q has no entry", t.Wallet)
+	}
+	return nil
+}
+
+func checkWalletName(n string) error {
+	if n == "" || len(n) > 128 || !utf8.ValidString(n) {
+		return errors.New("wallet name must be 1 to 128 bytes of UTF-8")
+	}
+	if n == Mint || n == Burn {
+		return fmt.Errorf("wallet name %q is reserved", n)
+	}
+	for _, r := range n {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("wallet name %q has a control character", n)
+		}
+	}
+	return nil
+}
+
+// digest is a hash of everything in t but its key: what must match for a
+// replay to count as a duplicate.
+func (t *Tx) digest() []byte {
+	h := sha256.New()
+	var b [8]byte
+	num := func(v uint64) { binary.BigEndian.PutUint64(b[:], v); h.Write(b[:]) }
+	str := func(s string) { num(uint64(len(s))); h.Write([]byte(s)) }
+	str("maxwell-ledger-tx-v1")
+	str(string(t.Kind))
+	num(t.Tick)
+	str(t.Memo)
+	num(uint64(len(t.Entries)))
+	for _, e := range t.Entries {
+		str(e.Account)
+		num(uint64(e.Amount))
+	}
+	str(t.Wallet)
+	num(uint64(t.Elapsed))
+	if o := t.Open; o != nil {
+		num(1)
+		str(o.Name)
+		num(uint64(o.Endowment))
+		num(uint64(o.TapRate))
+		num(uint64(o.TapCap))
+	} else {
+		num(0)
+	}
+	return h.Sum(nil)
+}
+
+// account is an account row cached for the length of one batch.
+type account struct {
+	name      string
+	kind      string
+	state     string
+	balance   Credits
+	tapRate   Credits
+	tapCap    Credits
+	dirty     bool
+	closeTick *uint64
+	final     Credits
+}
+
+// batch is the state of one Apply.
+type batch struct {
+	ctx  context.Context
+	l    *Ledger
+	tx   *sql.Tx
+	accs map[string]*account
+}
+
+// stmt returns the statement q bound to the batch's transaction, prepared
+// once per connection: parsing SQL is most of the CPU time of a small
+// transaction otherwise.
+func (b *batch) stmt(q string) (*sql.Stmt, error) {
+	st, ok := b.l.stmts[q]
+	if !ok {
+		var err error
+		if st, err = b.l.db.PrepareContext(b.ctx, q); err != nil {
+			return nil, err
+		}
+		b.l.stmts[q] = st
+	}
+	return b.tx.StmtContext(b.ctx, st), nil
+}
+
+// exec runs the statement q with args in the batch's transaction.
+func (b *batch) exec(q string, args ...any) (sql.Result, error) {
+	st, err := b.stmt(q)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(b.ctx, args...)
+}
+
+// queryRow runs the query q with args in the batch's transaction.
+func (b *batch) queryRow(q string, args ...any) *sql.Row {
+	st, err := b.stmt(q)
+	if err != nil {
+		// A failed prepare surfaces through Scan, like any query error.
+		return b.tx.QueryRowContext(b.ctx, q, args...)
+	}
+	return st.QueryRowContext(b.ctx, args...)
+}
+
+// Apply applies txs, in order, in one SQLite transaction: all of them or,
+// on any error, none. An engine posts one batch per tick. Transactions whose
+// key was already applied with the same content are skipped and reported as
+// Duplicate; a key reused with other content fails the batch with
+// ErrKeyConflict.
+func (l *Ledger) Apply(ctx context.Context, txs ...Tx) ([]Result, error) {
+	txs = slices.Clone(txs)
+	for i := range txs {
+		if err := txs[i].validate(); err != nil {
+			return nil, fmt.Errorf("ledger: %w: tx %d %q: %v", ErrInvalid, i, txs[i].Key, err)
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	sqlTx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: begin: %w", classify(err))
+	}
+	b := &batch{ctx: ctx, l: l, tx: sqlTx, accs: map[string]*account{}}
+	res := make([]Result, len(txs))
+	for i := range txs {
+		if res[i], err = b.apply(&txs[i]); err != nil {
+			sqlTx.Rollback()
+			return nil, fmt.Errorf("ledger: tx %d %q: %w", i, txs[i].Key, classify(err))
+		}
+	}
+	if err := b.flush(); err != nil {
+		sqlTx.Rollback()
+		return nil, fmt.Errorf("ledger: write balances: %w", classify(err))
+	}
+	if err := sqlTx.Commit(); err != nil {
+		sqlTx.Rollback() // harmless if SQLite already rolled back
+		err = classify(err)
+		l.log.Warn("ledger commit failed", "path", l.path, "txs", len(txs), "err", err)
+		return nil, fmt.Errorf("ledger: commit: %w", err)
+	}
+	return res, nil
+}
+
+// get returns the cached account row for name.
+func (b *batch) get(name string) (*account, error) {
+	if a, ok := b.accs[name]; ok {
+		return a, nil
+	}
+	a := &account{name: name}
+	err := b.queryRow(
+		`SELECT kind, state, balance, tap_rate, tap_cap FROM accounts WHERE name = ?`, name).
+		Scan(&a.kind, &a.state, &a.balance, &a.tapRate, &a.tapCap)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: %q", ErrNoAccount, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	b.accs[name] = a
+	return a, nil
+}
+
+// wallet returns the open wallet called name.
+func (b *batch) wallet(name string) (*account, error) {
+	a, err := b.get(name)
+	if err != nil {
+		return nil, err
+	}
+	if a.kind != "wallet" {
+		return nil, fmt.Errorf("%w: %q is a system account", ErrInvalid, name)
+	}
+	if a.state != "open" {
+		return nil, fmt.Errorf("%w: %q", ErrClosed, name)
+	}
+	return a, nil
+}
+
+func (b *batch) apply(t *Tx) (Result, error) {
+	r := Result{Key: t.Key}
+	dg := t.digest()
+	var have []byte
+	err := b.queryRow(`SELECT id, digest FROM txs WHERE key = ?`, t.Key).Scan(&r.ID, &have)
+	switch {
+	case err == nil:
+		if string(have) != string(dg) {
+			return r, ErrKeyConflict
+		}
+		r.Duplicate = true
+		if r.Entries, err = b.entries(r.ID); err != nil {
+			return r, err
+		}
+		r.Amount = amount(t, r.Entries)
+		return r, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return r, err
+	}
+
+	entries := t.Entries
+	switch {
+	case t.Open != nil:
+		if _, err := b.get(t.Wallet); err == nil {
+			return r, fmt.Errorf("%w: %q", ErrExists, t.Wallet)
+		} else if !errors.Is(err, ErrNoAccount) {
+			return r, err
+		}
+		o := t.Open
+		if _, err := b.exec(
+			`INSERT INTO accounts (name, kind, state, endowment, tap_rate, tap_cap, opened_tick) VALUES (?, 'wallet', 'open', ?, ?, ?, ?)`,
+			o.Name, o.Endowment, o.TapRate, o.TapCap, int64(t.Tick)); err != nil {
+			return r, err
+		}
+		b.accs[o.Name] = &account{name: o.Name, kind: "wallet", state: "open", tapRate: o.TapRate, tapCap: o.TapCap}
+		if o.Endowment > 0 {
+			entries = []Entry{{Mint, -o.Endowment}, {o.Name, o.Endowment}}
+		}
+	case t.Kind == KindTap:
+		w, err := b.wallet(t.Wallet)
+		if err != nil {
+			return r, err
+		}
+		if inc := tapIncome(w.tapRate, w.tapCap, w.balance, t.Elapsed); inc > 0 {
+			entries = []Entry{{Mint, -inc}, {w.name, inc}}
+		}
+	case t.Kind == KindClose:
+		w, err := b.wallet(t.Wallet)
+		if err != nil {
+			return r, err
+		}
+		if w.balance != 0 {
+			if w.balance == math.MinInt64 {
+				return r, fmt.Errorf("write off %d: %w", w.balance, ErrOverflow)
+			}
+			entries = []Entry{{w.name, -w.balance}, {Burn, w.balance}}
+		}
+	}
+
+	res, err := b.exec(`INSERT INTO txs (key, kind, tick, memo, digest) VALUES (?, ?, ?, ?, ?)`,
+		t.Key, string(t.Kind), int64(t.Tick), t.Memo, dg)
+	if err != nil {
+		return r, err
+	}
+	if r.ID, err = res.LastInsertId(); err != nil {
+		return r, err
+	}
+	for i, e := range entries {
+		a, err := b.get(e.Account)
+		if err != nil {
+			return r, err
+		}
+		if a.state != "open" {
+			return r, fmt.Errorf("%w: %q", ErrClosed, a.name)
+		}
+		nb, ok := add(a.balance, e.Amount)
+		if !ok {
+			return r, fmt.Errorf("%q: %d%+d: %w", a.name, a.balance, e.Amount, ErrOverflow)
+		}
+		a.balance, a.dirty = nb, true
+		if _, err := b.exec(`INSERT INTO entries (tx_id, seq, account, amount) VALUES (?, ?, ?, ?)`,
+			r.ID, i, e.Account, e.Amount); err != nil {
+			return r, err
+		}
+	}
+	if t.Kind == KindClose {
+		w := b.accs[t.Wallet]
+		tick := t.Tick
+		w.final = -amount(&Tx{Wallet: t.Wallet}, entries)
+		w.state, w.closeTick, w.dirty = "closed", &tick, true
+	}
+	r.Entries = slices.Clone(entries)
+	if r.Entries == nil {
+		r.Entries = []Entry{}
+	}
+	r.Amount = amount(t, entries)
+	return r, nil
+}
+
+// amount is Result.Amount for t posted as es.
+func amount(t *Tx, es []Entry) Credits {
+	var d Credits
+	for _, e := range es {
+		if e.Account == t.Wallet && t.Wallet != "" {
+			d += e.Amount // bounded: the entries were applied without overflow
+		}
+	}
+	if t.Kind == KindClose {
+		return -d
+	}
+	return d
+}
+
+func (b *batch) entries(id int64) ([]Entry, error) {
+	rows, err := b.tx.QueryContext(b.ctx, `SELECT account, amount FROM entries WHERE tx_id = ? ORDER BY seq`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	es := []Entry{}
+	for rows.Next() {
+		var e Entry
+		if err := rows.Scan(&e.Account, &e.Amount); err != nil {
+			return nil, err
+		}
+		es = append(es, e)
+	}
+	return es, rows.Err()
+}
+
+// flush writes the balances (and closings) of the accounts the batch moved.
+func (b *batch) flush() error {
+	for _, a := range b.accs {
+		if !a.dirty {
+			continue
+		}
+		var err error
+		if a.closeTick != nil {
+			_, err = b.exec(
+				`UPDATE accounts SET balance = ?, state = 'closed', closed_tick = ?, final_balance = ? WHERE name = ?`,
+				a.balance, int64(*a.closeTick), a.final, a.name)
+		} else {
+			_, err = b.exec(`UPDATE accounts SET balance = ? WHERE name = ?`, a.balance, a.name)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
