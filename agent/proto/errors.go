@@ -22,15 +22,20 @@ const (
 	CodeBusy               Code = "busy"                // the host is at its connection limit; fatal
 	CodeTimeout            Code = "timeout"             // no hello, or no message, in time; fatal
 	CodeTooManyErrors      Code = "too_many_errors"     // too many rejected messages on one connection; fatal
+	CodeInvalidBid         Code = "invalid_bid"         // a bid's tick, price or units missing, negative, not an integer, NaN or infinite, or out of range
+	CodeOutOfTurn          Code = "out_of_turn"         // a bid for an auction that is not open: too late or too early
+	CodeNotYourWallet      Code = "not_your_wallet"     // a bid names a wallet other than the sender's cell
 )
 
 // Error is the error message the host sends, and the Go error both sides use
-// for protocol violations. Seq names the report it rejects, or is 0. Fatal
-// tells that the host closes the connection after sending it.
+// for protocol violations. Seq names the report it rejects, or is 0; Tick
+// names the auction of the bid it rejects, or is 0. Fatal tells that the
+// host closes the connection after sending it.
 type Error struct {
 	Code    Code   `json:"code"`
 	Message string `json:"message,omitempty"`
 	Seq     uint64 `json:"seq,omitempty"`
+	Tick    uint64 `json:"tick,omitempty"`
 	Fatal   bool   `json:"fatal,omitempty"`
 }
 

@@ -1,5 +1,8 @@
 // Package proto defines version 1 of the Maxwell agent protocol: the messages
 // an agent and the host exchange, and how they are framed on the wire.
+// Agents report counters (Report) and, if they asked for it in their Hello,
+// take part in the host's CPU-time auction: the host announces each auction
+// with a Tick and the agent answers with a Bid.
 //
 // A message is one JSON object, UTF-8 encoded, on one line terminated by
 // "\n". Every message carries "v" (the protocol version, Version) and "type".
@@ -13,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"unicode/utf8"
 )
@@ -36,6 +40,14 @@ const MaxCounterName = 128
 // session may use.
 const MaxCounters = 256
 
+// MaxPrice is the largest bid price, in credits per full slot: 2^53-1, like
+// MaxCounter.
+const MaxPrice = MaxCounter
+
+// MaxBidUnits is the most units (slots, one CPU for one tick each) one bid
+// may ask for.
+const MaxBidUnits = 64
+
 // Type names a kind of message.
 type Type string
 
@@ -46,20 +58,26 @@ const (
 	TypeWelcome Type = "welcome" // host → agent, answers hello
 	TypeAck     Type = "ack"     // host → agent, accepts a report
 	TypeError   Type = "error"   // host → agent
+	TypeTick    Type = "tick"    // host → agent, opens an auction; only to agents that asked
+	TypeBid     Type = "bid"     // agent → host, a bid in the open auction
 )
 
-// Message is one protocol message: *Hello, *Report, *Welcome, *Ack or *Error.
+// Message is one protocol message: *Hello, *Report, *Bid, *Welcome, *Ack,
+// *Tick or *Error.
 type Message interface {
 	MessageType() Type
 }
 
-// Hello is the first message an agent sends. Its fields are informational:
-// the host identifies the agent by kernel credentials, never by these.
+// Hello is the first message an agent sends. Kind, Name, Software and
+// Version are informational: the host identifies the agent by kernel
+// credentials, never by these. Bidding asks the host to send a Tick at
+// every auction.
 type Hello struct {
 	Kind     string `json:"kind,omitempty"`     // what the agent is, e.g. "scientist"
 	Name     string `json:"name,omitempty"`     // the agent's own name for itself
 	Software string `json:"software,omitempty"` // program name
 	Version  string `json:"version,omitempty"`  // program version
+	Bidding  bool   `json:"bidding,omitempty"`  // send me ticks: I take part in the auction
 }
 
 // Report carries an agent's cumulative counters. Seq starts at 1 and strictly
@@ -71,16 +89,44 @@ type Report struct {
 	Counters map[string]uint64 `json:"counters"`
 }
 
+// Bid offers Price credits per full slot for each of Units slots in the
+// auction of tick Tick. Price is at most MaxPrice; Units is 1 to
+// MaxBidUnits. Wallet, if set, must be the sender's cell: an agent can only
+// spend its own cell's money.
+type Bid struct {
+	Tick   uint64 `json:"tick"`
+	Price  uint64 `json:"price"`
+	Units  int    `json:"units"`
+	Wallet string `json:"wallet,omitempty"`
+}
+
 // Welcome answers a valid Hello. Cell is the name of the cell the host
-// assigned to the connecting process.
+// assigned to the connecting process. Bidding is true when the Hello asked
+// for ticks and the host will send them.
 type Welcome struct {
 	Cell     string `json:"cell"`
 	Protocol int    `json:"protocol"`
+	Bidding  bool   `json:"bidding,omitempty"`
 }
 
-// Ack accepts the Report with the same Seq.
+// Ack accepts the Report with the same Seq, or the Bid for auction Tick.
+// Exactly one of them is non-zero.
 type Ack struct {
-	Seq uint64 `json:"seq"`
+	Seq  uint64 `json:"seq,omitempty"`
+	Tick uint64 `json:"tick,omitempty"`
+}
+
+// Tick tells a bidding agent that the auction of tick Tick is open and what
+// it needs to bid in it. Prices and money are in credits (1 credit is 1 µJ
+// of host energy); a full slot is one CPU for one tick.
+type Tick struct {
+	Tick       uint64  `json:"tick"`        // the auction now open for bids
+	Reserve    uint64  `json:"reserve"`     // reserve price, credits per full slot
+	Multiplier float64 `json:"multiplier"`  // thermal multiplier of the reserve, ≥ 1
+	SlotEnergy uint64  `json:"slot_energy"` // expected energy of one slot for one tick at multiplier 1, µJ
+	Balance    int64   `json:"balance"`     // the agent's wallet balance, credits
+	Won        int     `json:"won"`         // units the agent won in the previous auction
+	Paid       uint64  `json:"paid"`        // credits the agent paid in the previous auction
 }
 
 // MessageType implements Message.
@@ -98,14 +144,21 @@ func (*Ack) MessageType() Type { return TypeAck }
 // MessageType implements Message.
 func (*Error) MessageType() Type { return TypeError }
 
+// MessageType implements Message.
+func (*Bid) MessageType() Type { return TypeBid }
+
+// MessageType implements Message.
+func (*Tick) MessageType() Type { return TypeTick }
+
 // header holds the fields every message has.
 type header struct {
 	V    *json.RawMessage `json:"v"`
 	Type *string          `json:"type"`
 }
 
-// Encode returns m as one wire line, newline included. A Report's counters
-// are validated first (see ValidateCounters).
+// Encode returns m as one wire line, newline included. A Report's counters,
+// a Bid and a Tick are validated first (see ValidateCounters, ValidateBid
+// and ValidateTick).
 func Encode(m Message) ([]byte, error) {
 	switch m := m.(type) {
 	case *Hello, *Welcome, *Ack, *Error:
@@ -114,6 +167,20 @@ func Encode(m Message) ([]byte, error) {
 			return nil, errors.New("proto: cannot encode nil *Report")
 		}
 		if err := ValidateCounters(m.Counters); err != nil {
+			return nil, err
+		}
+	case *Bid:
+		if m == nil {
+			return nil, errors.New("proto: cannot encode nil *Bid")
+		}
+		if err := ValidateBid(m); err != nil {
+			return nil, err
+		}
+	case *Tick:
+		if m == nil {
+			return nil, errors.New("proto: cannot encode nil *Tick")
+		}
+		if err := ValidateTick(m); err != nil {
 			return nil, err
 		}
 	default:
@@ -154,14 +221,22 @@ func encode(v int, t Type, m Message) ([]byte, error) {
 
 // Decode parses one line (without its newline) into a Message. Errors are of
 // type *Error with the Code the host sends back: CodeMalformed,
-// CodeUnsupportedVersion, CodeUnknownType or CodeInvalidCounter.
-// Unknown fields are ignored, so that later minor additions stay compatible.
+// CodeUnsupportedVersion, CodeUnknownType, CodeInvalidCounter or
+// CodeInvalidBid. Unknown fields are ignored, so that later minor additions
+// stay compatible.
+//
+// A bid carrying NaN or Infinity, which some JSON encoders write although
+// JSON has no such numbers, is CodeInvalidBid rather than CodeMalformed, so
+// that the agent learns which value was wrong.
 func Decode(line []byte) (Message, error) {
 	if !utf8.Valid(line) {
 		return nil, errorf(CodeMalformed, "line is not valid UTF-8")
 	}
 	var h header
 	if err := json.Unmarshal(line, &h); err != nil {
+		if e := nonFiniteBid(line); e != nil {
+			return nil, e
+		}
 		return nil, errorf(CodeMalformed, "not a JSON object: %v", err)
 	}
 	if h.V == nil {
@@ -185,6 +260,10 @@ func Decode(line []byte) (Message, error) {
 		m = new(Ack)
 	case TypeError:
 		m = new(Error)
+	case TypeBid:
+		return decodeBid(line)
+	case TypeTick:
+		m = new(Tick)
 	default:
 		return nil, errorf(CodeUnknownType, "unknown type %.64q", *h.Type)
 	}
@@ -192,6 +271,116 @@ func Decode(line []byte) (Message, error) {
 		return nil, errorf(CodeMalformed, "%s: %v", *h.Type, err)
 	}
 	return m, nil
+}
+
+// decodeBid parses a bid strictly: tick, price and units must be JSON
+// integer literals in range, like counter values.
+func decodeBid(line []byte) (Message, error) {
+	var w struct {
+		Tick   json.RawMessage `json:"tick"`
+		Price  json.RawMessage `json:"price"`
+		Units  json.RawMessage `json:"units"`
+		Wallet *string         `json:"wallet"`
+	}
+	if err := json.Unmarshal(line, &w); err != nil {
+		return nil, errorf(CodeMalformed, "bid: %v", err)
+	}
+	b := &Bid{}
+	if w.Wallet != nil {
+		b.Wallet = *w.Wallet
+	}
+	var err error
+	if b.Tick, err = bidField("tick", w.Tick, MaxCounter); err != nil {
+		return nil, err
+	}
+	if b.Price, err = bidField("price", w.Price, MaxPrice); err != nil {
+		return nil, err
+	}
+	units, err := bidField("units", w.Units, MaxBidUnits)
+	if err != nil {
+		return nil, err
+	}
+	b.Units = int(units)
+	if err := ValidateBid(b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func bidField(name string, raw []byte, limit uint64) (uint64, error) {
+	if raw == nil {
+		return 0, errorf(CodeInvalidBid, "bid: missing %q", name)
+	}
+	n, why := parseUint(raw, limit)
+	if why != "" {
+		return 0, errorf(CodeInvalidBid, "bid: %s %.32s %s", name, bytes.TrimSpace(raw), why)
+	}
+	return n, nil
+}
+
+// nonFiniteBid returns the error for a bid that is not JSON only because it
+// holds NaN, Infinity or -Infinity outside strings, and nil for any other
+// line.
+func nonFiniteBid(line []byte) error {
+	fixed, ok := quoteNonFinite(line)
+	if !ok {
+		return nil
+	}
+	var h header
+	if json.Unmarshal(fixed, &h) != nil || h.Type == nil || Type(*h.Type) != TypeBid {
+		return nil
+	}
+	if _, err := decodeBid(fixed); err != nil {
+		var e *Error
+		if errors.As(err, &e) && e.Code == CodeInvalidBid {
+			return e
+		}
+		return nil
+	}
+	return errorf(CodeInvalidBid, "bid: NaN and Infinity are not JSON numbers")
+}
+
+// quoteNonFinite returns line with every NaN, Infinity and -Infinity token
+// outside strings turned into a JSON string, and whether there was one.
+func quoteNonFinite(line []byte) ([]byte, bool) {
+	var out []byte
+	found := false
+	inString, escaped := false, false
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		if inString {
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+			out = append(out, c)
+			continue
+		}
+		if c == '"' {
+			inString = true
+		}
+		tok := ""
+		for _, t := range []string{"NaN", "-Infinity", "Infinity"} {
+			if bytes.HasPrefix(line[i:], []byte(t)) {
+				tok = t
+				break
+			}
+		}
+		if tok == "" {
+			out = append(out, c)
+			continue
+		}
+		found = true
+		out = append(out, '"')
+		out = append(out, tok...)
+		out = append(out, '"')
+		i += len(tok) - 1
+	}
+	return out, found
 }
 
 func decodeReport(line []byte) (Message, error) {
@@ -225,26 +414,36 @@ func decodeReport(line []byte) (Message, error) {
 // parseCounter accepts only a JSON integer literal: no sign, fraction or
 // exponent, at most MaxCounter.
 func parseCounter(name string, raw []byte) (uint64, error) {
+	n, why := parseUint(raw, MaxCounter)
+	if why != "" {
+		return 0, errorf(CodeInvalidCounter, "counter %q: %.32s %s", name, bytes.TrimSpace(raw), why)
+	}
+	return n, nil
+}
+
+// parseUint accepts only a JSON integer literal, with no sign, fraction or
+// exponent, of at most limit. Otherwise it says why not.
+func parseUint(raw []byte, limit uint64) (uint64, string) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 {
-		return 0, errorf(CodeInvalidCounter, "counter %q: empty value", name)
+		return 0, "is empty"
 	}
 	switch c := raw[0]; {
 	case c == '-':
-		return 0, errorf(CodeInvalidCounter, "counter %q: negative value %.32s", name, raw)
+		return 0, "is negative"
 	case c < '0' || c > '9':
-		return 0, errorf(CodeInvalidCounter, "counter %q: %.32s is not a number", name, raw)
+		return 0, "is not a number"
 	}
 	for _, c := range raw {
 		if c < '0' || c > '9' {
-			return 0, errorf(CodeInvalidCounter, "counter %q: %.32s is not an integer", name, raw)
+			return 0, "is not an integer"
 		}
 	}
 	n, err := strconv.ParseUint(string(raw), 10, 64)
-	if err != nil || n > MaxCounter {
-		return 0, errorf(CodeInvalidCounter, "counter %q: %.32s exceeds %d", name, raw, uint64(MaxCounter))
+	if err != nil || n > limit {
+		return 0, fmt.Sprintf("exceeds %d", limit)
 	}
-	return n, nil
+	return n, ""
 }
 
 // validName reports whether name is a counter name: 1 to MaxCounterName
@@ -280,6 +479,37 @@ func ValidateCounters(counters map[string]uint64) error {
 		if v > MaxCounter {
 			return errorf(CodeInvalidCounter, "counter %q: %d exceeds %d", name, v, uint64(MaxCounter))
 		}
+	}
+	return nil
+}
+
+// ValidateBid checks a bid the way the host will: Price at most MaxPrice,
+// Units from 1 to MaxBidUnits. The error is an *Error with CodeInvalidBid.
+// Whether the tick is open and the wallet the sender's only the host can
+// tell.
+func ValidateBid(b *Bid) error {
+	if b.Price > MaxPrice {
+		return errorf(CodeInvalidBid, "bid: price %d exceeds %d", b.Price, uint64(MaxPrice))
+	}
+	if b.Units < 1 || b.Units > MaxBidUnits {
+		return errorf(CodeInvalidBid, "bid: units %d, want 1 to %d", b.Units, MaxBidUnits)
+	}
+	return nil
+}
+
+// ValidateTick checks a tick before the host sends it: Multiplier finite and
+// not negative, Won not negative, and every other number within ±MaxCounter
+// so that any JSON implementation reads it exactly.
+func ValidateTick(t *Tick) error {
+	switch {
+	case math.IsNaN(t.Multiplier) || math.IsInf(t.Multiplier, 0) || t.Multiplier < 0:
+		return fmt.Errorf("proto: tick %d: multiplier %v", t.Tick, t.Multiplier)
+	case t.Reserve > MaxCounter || t.SlotEnergy > MaxCounter || t.Paid > MaxCounter || t.Tick > MaxCounter:
+		return fmt.Errorf("proto: tick %d: a value exceeds %d", t.Tick, uint64(MaxCounter))
+	case t.Balance > MaxCounter || t.Balance < -MaxCounter:
+		return fmt.Errorf("proto: tick %d: balance %d out of range", t.Tick, t.Balance)
+	case t.Won < 0 || t.Won > MaxBidUnits:
+		return fmt.Errorf("proto: tick %d: won %d, want 0 to %d", t.Tick, t.Won, MaxBidUnits)
 	}
 	return nil
 }

@@ -1,8 +1,10 @@
 package proto
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -40,7 +42,7 @@ func TestDecode(t *testing.T) {
 		{"v 2", `{"v":2,"type":"hello"}`, nil, CodeUnsupportedVersion},
 		{"v 0", `{"v":0,"type":"hello"}`, nil, CodeUnsupportedVersion},
 		{"v string", `{"v":"1","type":"hello"}`, nil, CodeUnsupportedVersion},
-		{"unknown type", `{"v":1,"type":"bid"}`, nil, CodeUnknownType},
+		{"unknown type", `{"v":1,"type":"sell"}`, nil, CodeUnknownType},
 		{"hello wrong field type", `{"v":1,"type":"hello","kind":5}`, nil, CodeMalformed},
 		{"report missing seq", `{"v":1,"type":"report","counters":{"a":1}}`, nil, CodeMalformed},
 		{"report negative seq", `{"v":1,"type":"report","seq":-1,"counters":{}}`, nil, CodeMalformed},
@@ -57,6 +59,41 @@ func TestDecode(t *testing.T) {
 		{"empty counter name", `{"v":1,"type":"report","seq":1,"counters":{"":1}}`, nil, CodeInvalidCounter},
 		{"bad counter name", `{"v":1,"type":"report","seq":1,"counters":{"a-b":1}}`, nil, CodeInvalidCounter},
 		{"digit-first counter name", `{"v":1,"type":"report","seq":1,"counters":{"1a":1}}`, nil, CodeInvalidCounter},
+
+		{"hello bidding", `{"v":1,"type":"hello","bidding":true}`, &Hello{Bidding: true}, ""},
+		{"welcome bidding", `{"v":1,"type":"welcome","cell":"c","protocol":1,"bidding":true}`, &Welcome{Cell: "c", Protocol: 1, Bidding: true}, ""},
+		{"bid ack", `{"v":1,"type":"ack","tick":42}`, &Ack{Tick: 42}, ""},
+		{"bid error", `{"v":1,"type":"error","code":"out_of_turn","tick":41}`, &Error{Code: CodeOutOfTurn, Tick: 41}, ""},
+		{"tick", `{"v":1,"type":"tick","tick":42,"reserve":250000,"multiplier":1.25,"slot_energy":200000,"balance":-5,"won":2,"paid":400000}`,
+			&Tick{Tick: 42, Reserve: 250000, Multiplier: 1.25, SlotEnergy: 200000, Balance: -5, Won: 2, Paid: 400000}, ""},
+		{"tick float reserve", `{"v":1,"type":"tick","tick":1,"reserve":1.5}`, nil, CodeMalformed},
+		{"bid", `{"v":1,"type":"bid","tick":42,"price":400000,"units":2}`, &Bid{Tick: 42, Price: 400000, Units: 2}, ""},
+		{"bid NaN in an unknown field", `{"v":1,"type":"bid","tick":1,"price":0,"units":64,"wallet":"cell-a","x":[NaN]}`, nil, CodeInvalidBid},
+		{"bid own wallet", `{"v":1,"type":"bid","tick":1,"price":0,"units":64,"wallet":"cell-a"}`, &Bid{Tick: 1, Units: 64, Wallet: "cell-a"}, ""},
+		{"bid max price", `{"v":1,"type":"bid","tick":1,"price":9007199254740991,"units":1}`, &Bid{Tick: 1, Price: MaxPrice, Units: 1}, ""},
+		{"bid NaN price", `{"v":1,"type":"bid","tick":1,"price":NaN,"units":1}`, nil, CodeInvalidBid},
+		{"bid Infinity price", `{"v":1,"type":"bid","tick":1,"price":Infinity,"units":1}`, nil, CodeInvalidBid},
+		{"bid -Infinity price", `{"v":1, "type":"bid", "tick":1, "price": -Infinity, "units":1}`, nil, CodeInvalidBid},
+		{"bid NaN units", `{"v":1,"type":"bid","tick":1,"price":5,"units":NaN}`, nil, CodeInvalidBid},
+		{"NaN in a string is fine", `{"v":1,"type":"bid","tick":1,"price":5,"units":1,"wallet":"NaN\"Infinity"}`, &Bid{Tick: 1, Price: 5, Units: 1, Wallet: `NaN"Infinity`}, ""},
+		{"report NaN stays malformed", `{"v":1,"type":"report","seq":1,"counters":{"a":NaN}}`, nil, CodeMalformed},
+		{"bid negative price", `{"v":1,"type":"bid","tick":1,"price":-1,"units":1}`, nil, CodeInvalidBid},
+		{"bid float price", `{"v":1,"type":"bid","tick":1,"price":2.5,"units":1}`, nil, CodeInvalidBid},
+		{"bid integral float price", `{"v":1,"type":"bid","tick":1,"price":2.0,"units":1}`, nil, CodeInvalidBid},
+		{"bid exponent price", `{"v":1,"type":"bid","tick":1,"price":1e6,"units":1}`, nil, CodeInvalidBid},
+		{"bid string price", `{"v":1,"type":"bid","tick":1,"price":"5","units":1}`, nil, CodeInvalidBid},
+		{"bid null price", `{"v":1,"type":"bid","tick":1,"price":null,"units":1}`, nil, CodeInvalidBid},
+		{"bid price 2^53", `{"v":1,"type":"bid","tick":1,"price":9007199254740992,"units":1}`, nil, CodeInvalidBid},
+		{"bid price beyond uint64", `{"v":1,"type":"bid","tick":1,"price":99999999999999999999999,"units":1}`, nil, CodeInvalidBid},
+		{"bid missing price", `{"v":1,"type":"bid","tick":1,"units":1}`, nil, CodeInvalidBid},
+		{"bid missing tick", `{"v":1,"type":"bid","price":1,"units":1}`, nil, CodeInvalidBid},
+		{"bid negative tick", `{"v":1,"type":"bid","tick":-3,"price":1,"units":1}`, nil, CodeInvalidBid},
+		{"bid missing units", `{"v":1,"type":"bid","tick":1,"price":1}`, nil, CodeInvalidBid},
+		{"bid zero units", `{"v":1,"type":"bid","tick":1,"price":1,"units":0}`, nil, CodeInvalidBid},
+		{"bid 65 units", `{"v":1,"type":"bid","tick":1,"price":1,"units":65}`, nil, CodeInvalidBid},
+		{"bid negative units", `{"v":1,"type":"bid","tick":1,"price":1,"units":-1}`, nil, CodeInvalidBid},
+		{"bid wallet not string", `{"v":1,"type":"bid","tick":1,"price":1,"units":1,"wallet":7}`, nil, CodeMalformed},
+		{"bid truncated", `{"v":1,"type":"bid","tick":1,"price":NaN`, nil, CodeMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -117,6 +154,14 @@ func TestEncodeRoundTrip(t *testing.T) {
 		&Welcome{Cell: "cell-a", Protocol: Version},
 		&Ack{Seq: 9},
 		&Error{Code: CodeCounterDecreased, Message: `"primes" went from 5 to 4`, Seq: 3},
+		&Error{Code: CodeOutOfTurn, Message: "too late", Tick: 7},
+		&Hello{Kind: "scientist", Bidding: true},
+		&Welcome{Cell: "c", Protocol: Version, Bidding: true},
+		&Ack{Tick: 7},
+		&Bid{Tick: 7, Price: MaxPrice, Units: MaxBidUnits, Wallet: "c"},
+		&Bid{Tick: 1, Price: 0, Units: 1},
+		&Tick{Tick: 7, Reserve: 1, Multiplier: 3.5, SlotEnergy: 2, Balance: -MaxCounter, Won: 64, Paid: MaxCounter},
+		&Tick{},
 	}
 	for _, m := range msgs {
 		line, err := Encode(m)
@@ -145,6 +190,17 @@ func TestEncodeRejects(t *testing.T) {
 		&Report{Seq: 1, Counters: map[string]uint64{"no spaces": 1}},
 		(*Report)(nil),
 		&Hello{Name: strings.Repeat("x", MaxLine)},
+		(*Bid)(nil),
+		&Bid{Tick: 1, Price: MaxPrice + 1, Units: 1},
+		&Bid{Tick: 1, Price: 1, Units: 0},
+		&Bid{Tick: 1, Price: 1, Units: MaxBidUnits + 1},
+		(*Tick)(nil),
+		&Tick{Tick: 1, Multiplier: math.NaN()},
+		&Tick{Tick: 1, Multiplier: math.Inf(1)},
+		&Tick{Tick: 1, Multiplier: -1},
+		&Tick{Tick: 1, Reserve: MaxCounter + 1},
+		&Tick{Tick: 1, Balance: -MaxCounter - 1},
+		&Tick{Tick: 1, Won: -1},
 	} {
 		if line, err := Encode(m); err == nil {
 			t.Errorf("Encode(%.60s…) = nil error, want one", line)
@@ -262,6 +318,12 @@ func FuzzDecode(f *testing.F) {
 		`{"v":1,"type":"welcome","cell":"c","protocol":1}`,
 		`{"v":1,"type":"error","code":"x","seq":2,"fatal":true}`,
 		`{"v":1,"type":"ack","seq":1}`,
+		`{"v":1,"type":"ack","tick":3}`,
+		`{"v":1,"type":"hello","bidding":true}`,
+		`{"v":1,"type":"tick","tick":3,"reserve":100,"multiplier":1.5,"slot_energy":50,"balance":-2,"won":1,"paid":100}`,
+		`{"v":1,"type":"bid","tick":3,"price":150,"units":2,"wallet":"w"}`,
+		`{"v":1,"type":"bid","tick":3,"price":NaN,"units":2}`,
+		`{"v":1,"type":"bid","tick":3,"price":-Infinity,"units":65}`,
 		`{"v":2}`, `[]`, `null`, "\xff",
 	} {
 		f.Add([]byte(s))
@@ -282,6 +344,17 @@ func FuzzDecode(f *testing.F) {
 			if err := ValidateCounters(r.Counters); err != nil {
 				t.Fatalf("Decode(%q) accepted counters that ValidateCounters rejects: %v", line, err)
 			}
+		}
+		if b, ok := m.(*Bid); ok {
+			if err := ValidateBid(b); err != nil {
+				t.Fatalf("Decode(%q) accepted a bid that ValidateBid rejects: %v", line, err)
+			}
+			if !json.Valid(line) {
+				t.Fatalf("Decode(%q) accepted a bid that is not JSON", line)
+			}
+		}
+		if tk, ok := m.(*Tick); ok && ValidateTick(tk) != nil {
+			return // a host never sends it; Encode rightly refuses it
 		}
 		enc, err := Encode(m)
 		if err != nil {

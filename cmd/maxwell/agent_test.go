@@ -94,13 +94,18 @@ func (r agentTestResolver) CellForPID(pid int) (string, bool) {
 
 func startAgentTestHub(t *testing.T, r hub.Resolver) (*hub.Hub, string) {
 	t.Helper()
+	return startAgentTestHubOpts(t, r, hub.Options{})
+}
+
+func startAgentTestHubOpts(t *testing.T, r hub.Resolver, opts hub.Options) (*hub.Hub, string) {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "agentcmd")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	sock := filepath.Join(dir, "s")
-	h, err := hub.Listen(sock, r, hub.Options{})
+	h, err := hub.Listen(sock, r, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,5 +204,129 @@ func TestAgentHostGoneExitsNonZero(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("agent kept running after losing its host")
+	}
+}
+
+func TestAgentBidFlagErrors(t *testing.T) {
+	t.Setenv(agent.EnvSocket, "")
+	for _, args := range [][]string{
+		{"scientist", "--bidding", "--limit", "10"}, // no host
+		{"scientist", "--valuation", "0"},
+		{"scientist", "--valuation", "NaN"},
+		{"miner", "--greed", "-1"},
+		{"miner", "--greed", "+Inf"},
+		{"miner", "--units", "65"},
+		{"scientist", "--units", "-1"},
+	} {
+		if _, _, err := runAgentCmd(t, context.Background(), args...); err == nil {
+			t.Errorf("agent %v: no error", args)
+		}
+	}
+}
+
+// awaitBid opens auctions on h, one every few milliseconds, until cell
+// bids in one, and returns that bid.
+func awaitBid(t *testing.T, h *hub.Hub, cell string, first uint64, ti hub.TickInfo) (hub.Bid, uint64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for tick := first; ; tick++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("no bid from %s within 10s", cell)
+		}
+		if err := h.OpenAuction(tick, func(string) (hub.TickInfo, bool) { return ti, true }); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+		if b, ok := h.CloseAuction(tick)[cell]; ok {
+			return b, tick
+		}
+	}
+}
+
+func TestAgentBids(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		ti   hub.TickInfo
+		want hub.Bid
+	}{
+		{"scientist", []string{"scientist", "--threads", "2", "--valuation", "3"},
+			hub.TickInfo{Reserve: 2500, Multiplier: 2.5, SlotEnergy: 1000, Balance: 1 << 20}, hub.Bid{Price: 3000, Units: 2}},
+		{"miner", []string{"miner", "--threads", "1", "--units", "3", "--greed", "4"},
+			hub.TickInfo{Reserve: 9000, Multiplier: 9, SlotEnergy: 1000, Balance: 1}, hub.Bid{Price: 4000, Units: 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, sock := startAgentTestHubOpts(t, agentTestResolver{ok: true}, hub.Options{Auctions: true})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			var stderr string
+			go func() {
+				var err error
+				_, stderr, err = runAgentCmd(t, ctx, append(tt.args, "--bidding", "--socket", sock, "--report-interval", "10ms")...)
+				done <- err
+			}()
+			got, _ := awaitBid(t, h, "scientist-cell", 1, tt.ti)
+			if got != tt.want {
+				t.Errorf("bid = %+v, want %+v", got, tt.want)
+			}
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("agent: %v\n%s", err, stderr)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("agent did not stop")
+			}
+			if !strings.Contains(stderr, "bidding=true") {
+				t.Errorf("stderr does not say it bids:\n%s", stderr)
+			}
+		})
+	}
+}
+
+// The Scientist waits while the reserve is above its valuation, and bids
+// again once it falls.
+func TestAgentScientistWaits(t *testing.T) {
+	h, sock := startAgentTestHubOpts(t, agentTestResolver{ok: true}, hub.Options{Auctions: true})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := runAgentCmd(t, ctx, "scientist", "--threads", "1", "--bidding", "--socket", sock)
+		done <- err
+	}()
+	cheap := hub.TickInfo{Reserve: 1000, Multiplier: 1, SlotEnergy: 1000}
+	_, tick := awaitBid(t, h, "scientist-cell", 1, cheap) // connected and bidding
+	dear := hub.TickInfo{Reserve: 2001, Multiplier: 2.001, SlotEnergy: 1000}
+	for range 20 {
+		tick++
+		if err := h.OpenAuction(tick, func(string) (hub.TickInfo, bool) { return dear, true }); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+		if b, ok := h.CloseAuction(tick)["scientist-cell"]; ok {
+			t.Fatalf("tick %d: bid %+v with the reserve above its valuation", tick, b)
+		}
+	}
+	if b, _ := awaitBid(t, h, "scientist-cell", tick+1, cheap); b.Price != 2000 || b.Units != 1 {
+		t.Errorf("bid = %+v, want 2000 for 1 unit", b)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("agent: %v", err)
+	}
+}
+
+func TestAgentBiddingNeedsAuctions(t *testing.T) {
+	_, sock := startAgentTestHub(t, agentTestResolver{ok: true}) // a host without auctions
+	_, stderr, err := runAgentCmd(t, context.Background(), "miner", "--threads", "1", "--bidding", "--socket", sock)
+	if !errors.Is(err, agent.ErrNotBidding) {
+		t.Fatalf("agent miner --bidding against a host without auctions = %v, want ErrNotBidding", err)
+	}
+	if !strings.Contains(stderr, "no auction") {
+		t.Errorf("stderr does not say why:\n%s", stderr)
 	}
 }

@@ -7,21 +7,16 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
+	"slices"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/maxwellhq/maxwell/internal/cell"
 	"github.com/maxwellhq/maxwell/internal/config"
 	"github.com/maxwellhq/maxwell/internal/cpuset"
-	"github.com/maxwellhq/maxwell/internal/experiment"
-	"github.com/maxwellhq/maxwell/internal/hub"
-	"github.com/maxwellhq/maxwell/internal/model"
 	"github.com/maxwellhq/maxwell/internal/record"
-	"github.com/maxwellhq/maxwell/internal/telemetry"
 )
 
 func newBaselineCmd(a *app) *cobra.Command {
@@ -62,73 +57,13 @@ from the power model and thermal twin; the summary says which.`,
 			if err != nil {
 				return err
 			}
-			log, err := a.logger(cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			exe, err := os.Executable()
-			if err != nil {
-				return fmt.Errorf("find the maxwell binary to run the agents: %w", err)
-			}
 			if out == "" {
 				out = filepath.Join("runs", "baseline-"+time.Now().Format("20060102-150405"))
 			}
-
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-
-			tel, err := telemetry.Open(a.roots(), cfg, model.SystemClock{})
-			if err != nil {
-				return err
-			}
-			mgr, err := cell.NewManager(cell.Options{CgroupRoot: a.cgroupRoot, ProcRoot: a.procRoot, Logger: log})
-			if err != nil {
-				return err
-			}
-			defer mgr.Close()
-			log.Info("cells", "layout", mgr.Layout().String())
-
-			sockDir, err := os.MkdirTemp("", "maxwell-")
-			if err != nil {
-				return err
-			}
-			defer os.RemoveAll(sockDir)
-			sock := filepath.Join(sockDir, "agent.sock")
-
-			util, err := model.NewCPUSampler(a.procRoot, cpuList...)
-			if err != nil {
-				return err
-			}
-			run := &experiment.Run{
-				Kind:           "baseline",
-				Duration:       cfg.Baseline.Duration,
-				Interval:       cfg.SampleInterval,
-				CPUs:           cpuList,
-				ConnectTimeout: cfg.Baseline.ConnectTimeout,
-				Dir:            out,
-				Cells:          mgr,
-				Energy:         tel.Energy,
-				Temp:           tel.Temp,
-				Util:           util,
-				IdlePower:      tel.IdlePower,
-				Clock:          model.SystemClock{},
-				Log:            log,
-				Agents:         baselineAgents(exe, sock, cfg.Baseline),
-			}
-			h, err := hub.Listen(sock, run, hub.Options{OnEvent: func(e hub.Event) {
-				run.Note("agent_"+e.Kind.String(), e.Cell, e.Detail)
-			}})
-			if err != nil {
-				return err
-			}
-			run.Counters = h
-			hubCtx, stopHub := context.WithCancel(ctx)
-			hubDone := make(chan error, 1)
-			go func() { hubDone <- h.Serve(hubCtx) }()
-			defer func() { stopHub(); <-hubDone }()
-
 			fmt.Fprintf(cmd.ErrOrStderr(), "baseline: %v on CPUs %s, run directory %s\n", cfg.Baseline.Duration, cpuset.Format(cpuList), out)
-			sum, err := run.Execute(ctx)
+			sum, err := runPlain(ctx, a, cmd.ErrOrStderr(), cfg, "baseline", cpuList, cfg.Baseline.Duration, out, "scientist", "miner")
 			if asJSON {
 				if perr := printJSON(cmd.OutOrStdout(), sum); perr != nil {
 					return perr
@@ -145,6 +80,22 @@ from the power model and thermal twin; the summary says which.`,
 	f.StringVar(&out, "out", "", "run directory to create (default runs/baseline-TIMESTAMP)")
 	f.BoolVar(&asJSON, "json", false, "print the summary as JSON (the summary.json object)")
 	return cmd
+}
+
+// runPlain runs the named agents under plain Linux scheduling (no economy)
+// for d: the baseline, or the Scientist alone.
+func runPlain(ctx context.Context, a *app, stderr io.Writer, cfg config.Config, kind string, cpus []int, d time.Duration, dir string, names ...string) (record.Summary, error) {
+	env, err := newRunEnv(ctx, a, stderr, cfg, kind, cpus, d, dir)
+	if err != nil {
+		return record.Summary{}, err
+	}
+	defer env.Close()
+	for _, ag := range env.agents(false) {
+		if slices.Contains(names, ag.Name) {
+			env.run.Agents = append(env.run.Agents, ag)
+		}
+	}
+	return env.run.Execute(ctx)
 }
 
 // runCPUs parses a CPU list and checks that this process may use every CPU
@@ -165,18 +116,6 @@ func runCPUs(list string) ([]int, error) {
 		return nil, fmt.Errorf("--cpus: CPU %d is not available to this process (allowed: %s)", c, cpuset.Format(allowed))
 	}
 	return cpus, nil
-}
-
-func baselineAgents(exe, sock string, b config.Baseline) []experiment.AgentSpec {
-	env := append(os.Environ(), "MAXWELL_AGENT_SOCKET="+sock)
-	return []experiment.AgentSpec{
-		{Name: "scientist", Path: exe, Env: env, Args: []string{"agent", "scientist",
-			"--threads", strconv.Itoa(b.Scientist.Threads)}},
-		{Name: "miner", Path: exe, Env: env, Args: []string{"agent", "miner",
-			"--threads", strconv.Itoa(b.Miner.Threads),
-			"--churn-mib-per-sec", strconv.FormatFloat(b.Miner.ChurnMiBPerSec, 'f', -1, 64),
-			"--chunk-mib", strconv.Itoa(b.Miner.ChunkMiB)}},
-	}
 }
 
 func printSummary(w io.Writer, s record.Summary, dir string) {

@@ -24,7 +24,23 @@ type CellStarter interface {
 	Layout() cell.Layout
 }
 
+// RuntimeLatencies is implemented by cells whose runtime times its own
+// pauses and resumes: a Firecracker cell reports the VMM's vmm_pause_vm
+// and vmm_resume_vm latency metrics. MeasurePause reads them after every
+// pause/resume pair, besides its own wall-clock figures, which include
+// the API round trips.
+type RuntimeLatencies interface {
+	// RuntimeLatencies returns the runtime's own latency of the latest
+	// pause and of the latest resume.
+	RuntimeLatencies(ctx context.Context) (pause, resume time.Duration, err error)
+}
+
 // PauseOptions configure MeasurePause.
+//
+// To measure a backend other than package cell's (an OCI container or a
+// Firecracker microVM manager), pass that manager as the CellStarter,
+// Freezers naming the one freezer it offers, and a Path that exists in
+// its root file system.
 type PauseOptions struct {
 	// Trials is the number of pause/resume pairs per freezer (at least 1).
 	Trials int
@@ -71,6 +87,11 @@ type FreezerResult struct {
 	// Resume is the time from the resume request until the kernel
 	// reported the cell running again.
 	Resume Summary `json:"resume"`
+	// RuntimePause and RuntimeResume are the runtime's own figures for
+	// the same trials, where the cell reports them (see
+	// RuntimeLatencies); nil otherwise.
+	RuntimePause  *Summary `json:"runtime_pause,omitempty"`
+	RuntimeResume *Summary `json:"runtime_resume,omitempty"`
 	// Error says why this freezer could not be measured (fully); the
 	// summaries then cover the trials done before it.
 	Error string `json:"error,omitempty"`
@@ -119,8 +140,13 @@ func measureFreezer(ctx context.Context, m CellStarter, fz cell.FreezerKind, opt
 	fr.Freezer = fz
 	pauses := make([]time.Duration, 0, opts.Trials)
 	resumes := make([]time.Duration, 0, opts.Trials)
+	var rtPauses, rtResumes []time.Duration
 	defer func() {
 		fr.Pause, fr.Resume = Summarize(pauses), Summarize(resumes)
+		if len(rtPauses) > 0 {
+			p, r := Summarize(rtPauses), Summarize(rtResumes)
+			fr.RuntimePause, fr.RuntimeResume = &p, &r
+		}
 		if err != nil {
 			fr.Error = err.Error()
 		}
@@ -179,6 +205,13 @@ func measureFreezer(ctx context.Context, m CellStarter, fz cell.FreezerKind, opt
 			return fr, err
 		}
 		resumes = append(resumes, opts.Now().Sub(t0))
+		if rl, ok := c.(RuntimeLatencies); ok {
+			p, r, err := rl.RuntimeLatencies(ctx)
+			if err != nil {
+				return fr, fmt.Errorf("runtime latencies: %w", err)
+			}
+			rtPauses, rtResumes = append(rtPauses, p), append(rtResumes, r)
+		}
 		if err := sleep(ctx, opts.Gap); err != nil {
 			return fr, err
 		}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -197,5 +198,62 @@ func TestMeasurePauseHost(t *testing.T) {
 	}
 	if !slices.Equal(got, m.Layout().Freezers) {
 		t.Errorf("measured %v; want every freezer of %s", got, m.Layout())
+	}
+}
+
+// vmmCell is a fake cell whose runtime reports its own latencies, as a
+// Firecracker cell does.
+type vmmCell struct {
+	*fakeCell
+	rt  []time.Duration // pause, resume of each trial, flattened
+	err error
+}
+
+func (c *vmmCell) RuntimeLatencies(context.Context) (time.Duration, time.Duration, error) {
+	if c.err != nil {
+		return 0, 0, c.err
+	}
+	i := 2 * (c.calls - 1)
+	return c.rt[i], c.rt[i+1], nil
+}
+
+type vmmStarter struct{ c cell.Cell }
+
+func (s vmmStarter) Start(context.Context, cell.Spec) (cell.Cell, error) { return s.c, nil }
+func (s vmmStarter) Layout() cell.Layout {
+	return cell.Layout{Kind: cell.LayoutHybrid, Freezers: []cell.FreezerKind{cell.FreezerV2}, Reason: "fake"}
+}
+
+func TestMeasurePauseRuntimeLatencies(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(1000, 0)}
+	vm := &vmmCell{
+		fakeCell: &fakeCell{clock: clock, pause: []time.Duration{us(900)}, resume: []time.Duration{us(800)}},
+		rt:       []time.Duration{us(30), us(5), us(10), us(7)},
+	}
+	res, err := MeasurePause(context.Background(), vmmStarter{vm}, PauseOptions{Trials: 2, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fr := res.Freezers[0]
+	if fr.Error != "" || fr.RuntimePause == nil || fr.RuntimeResume == nil {
+		t.Fatalf("result %+v; want runtime latencies", fr)
+	}
+	if want := (Summary{N: 2, P50us: 10, P99us: 30, MaxUs: 30}); *fr.RuntimePause != want {
+		t.Errorf("RuntimePause = %+v; want %+v", *fr.RuntimePause, want)
+	}
+	if want := (Summary{N: 2, P50us: 5, P99us: 7, MaxUs: 7}); *fr.RuntimeResume != want {
+		t.Errorf("RuntimeResume = %+v; want %+v", *fr.RuntimeResume, want)
+	}
+	if fr.Pause.P50us != 900 {
+		t.Errorf("wall-clock pause = %+v; want 900 µs", fr.Pause)
+	}
+
+	vm2 := &vmmCell{fakeCell: &fakeCell{clock: clock, pause: []time.Duration{us(1)}, resume: []time.Duration{us(1)}}, err: errors.New("no metrics")}
+	res, err = MeasurePause(context.Background(), vmmStarter{vm2}, PauseOptions{Trials: 2, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fr := res.Freezers[0]; !strings.Contains(fr.Error, "no metrics") || fr.RuntimePause != nil {
+		t.Errorf("result %+v; want the metrics error and no runtime summaries", fr)
 	}
 }

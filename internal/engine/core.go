@@ -318,6 +318,17 @@ func (c *Core) Cell(name string) (State, Wallet, bool) {
 	return cs.state, cs.wallet, ok
 }
 
+// StartAt makes the next tick tick+1: a restarted daemon continues the
+// ticks its ledger already holds, so that idempotency keys never repeat. It
+// must be called before the first Decide.
+func (c *Core) StartAt(tick uint64) error {
+	if c.tick != 0 {
+		return fmt.Errorf("%w: the core is already at tick %d", ErrStaleInput, c.tick)
+	}
+	c.tick = tick
+	return nil
+}
+
 // Tick returns the last committed tick.
 func (c *Core) Tick() uint64 { return c.tick }
 
@@ -326,7 +337,7 @@ func (c *Core) Tick() uint64 { return c.tick }
 // wallet or cell state: Commit does that once the driver has posted the
 // charges.
 func (c *Core) Decide(in Input) (Decision, error) {
-	if in.Tick <= c.tick && c.tick != 0 {
+	if in.Tick <= c.tick {
 		return Decision{}, fmt.Errorf("%w: tick %d after %d", ErrStaleInput, in.Tick, c.tick)
 	}
 	if in.Dt <= 0 {

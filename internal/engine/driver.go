@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -81,6 +82,7 @@ type Driver struct {
 	freed     map[string]uint64
 	frozen    map[string]bool
 	since     map[string]time.Time // when the driver first saw each cell
+	held      map[string]bool      // paused by an operator: no bids, frozen
 	hasBid    map[string]bool
 	limited   map[string]int
 	down      bool // the ledger is unavailable
@@ -188,6 +190,9 @@ func (d *Driver) step(ctx context.Context, tick uint64, dt time.Duration, cells 
 			continue
 		}
 		ci := CellInput{Name: name, Bid: d.standing[name]}
+		if d.held[name] {
+			ci.Bid = Bid{} // an operator's pause: it neither bids nor pays
+		}
 		if _, ok := d.since[name]; !ok {
 			d.since[name] = d.Clock.Now()
 		}
@@ -257,6 +262,9 @@ func (d *Driver) apply(ctx context.Context, dec Decision, cells map[string]cell.
 		}
 		switch a.Kind {
 		case ActRun:
+			if d.held[a.Cell] {
+				continue
+			}
 			if l, ok := c.(cell.CPULimiter); ok && d.limited[a.Cell] != a.Cores {
 				if err := l.LimitCPU(float64(a.Cores)); err != nil {
 					d.Log.Warn("limit cpu", "cell", a.Cell, "err", err)
@@ -357,6 +365,34 @@ func (d *Driver) Admit(name string, c cell.Cell, w Wallet, standing *Bid) error 
 			d.standing = map[string]Bid{}
 		}
 		d.standing[name] = *standing
+	}
+	return nil
+}
+
+// Hold pauses (hold true) or releases a cell at an operator's request: a
+// held cell is frozen, makes no bids and pays nothing until released.
+func (d *Driver) Hold(ctx context.Context, name string, hold bool) error {
+	d.coreMu.Lock()
+	defer d.coreMu.Unlock()
+	c, ok := d.cells[name]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrUnknown, name)
+	}
+	if st, _, _ := d.Core.Cell(name); st == Dead {
+		return fmt.Errorf("%w: %s", ErrDead, name)
+	}
+	if d.held == nil {
+		d.held = map[string]bool{}
+	}
+	if d.frozen == nil {
+		d.frozen = map[string]bool{}
+	}
+	d.held[name] = hold
+	if hold && !d.frozen[name] {
+		if err := c.Pause(ctx); err != nil {
+			return err
+		}
+		d.frozen[name] = true
 	}
 	return nil
 }

@@ -6,8 +6,8 @@ import (
 	"github.com/maxwellhq/maxwell/internal/units"
 )
 
-// interval is what was measured over one sampling interval.
-type interval struct {
+// Interval is what was measured over one sampling interval.
+type Interval struct {
 	Elapsed time.Duration // length of the interval
 	Energy  units.Energy  // host energy spent in it
 	// Utilisation is the busy fraction of the run's CPUs in it.
@@ -17,13 +17,13 @@ type interval struct {
 	CellCPU []time.Duration
 }
 
-// split is how an interval's energy and CPU divide among the cells.
-type split struct {
+// Split is how an interval's energy and CPU divide among the cells.
+type Split struct {
 	Energy []units.Energy
 	Share  []float64
 }
 
-// attribute divides an interval's host energy among the cells in proportion
+// Attribute divides an interval's host energy among the cells in proportion
 // to the CPU time each used, out of all the CPU time the run's CPUs were
 // busy (the rule Kepler and Scaphandre use: a cell's energy = host energy ×
 // its CPU time / busy CPU time). Busy time that belongs to no cell (the
@@ -33,9 +33,9 @@ type split struct {
 // instants. Share is each cell's CPU time over the capacity of the run's CPUs
 // for the interval.
 //
-// attribute is pure; the split never exceeds the interval's energy.
-func attribute(iv interval) split {
-	s := split{Energy: make([]units.Energy, len(iv.CellCPU)), Share: make([]float64, len(iv.CellCPU))}
+// Attribute is pure; the split never exceeds the interval's energy.
+func Attribute(iv Interval) Split {
+	s := Split{Energy: make([]units.Energy, len(iv.CellCPU)), Share: make([]float64, len(iv.CellCPU))}
 	capacity := iv.Elapsed.Seconds() * float64(iv.NumCPU)
 	if capacity <= 0 {
 		return s

@@ -321,7 +321,7 @@ func (r *Run) sampleLoop(ctx context.Context, start time.Time, e0 units.Energy, 
 		}
 		lastTemp = temp
 
-		iv := interval{Elapsed: now.Sub(prevAt), Energy: de, Utilisation: util, NumCPU: len(r.CPUs)}
+		iv := Interval{Elapsed: now.Sub(prevAt), Energy: de, Utilisation: util, NumCPU: len(r.CPUs)}
 		for _, cs := range cells {
 			prev := cs.cpu
 			if st, err := cs.c.Stats(); err == nil {
@@ -332,7 +332,7 @@ func (r *Run) sampleLoop(ctx context.Context, start time.Time, e0 units.Energy, 
 			}
 			iv.CellCPU = append(iv.CellCPU, cs.cpu-prev)
 		}
-		sp := attribute(iv)
+		sp := Attribute(iv)
 		smp := record.Sample{Elapsed: el, Host: record.HostSample{
 			Temperature: temp, Power: units.AveragePower(de, iv.Elapsed), Energy: hostEnergy, Utilisation: util,
 		}}

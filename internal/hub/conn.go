@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/maxwellhq/maxwell/agent/proto"
@@ -19,6 +20,17 @@ type session struct {
 	lastSeq  uint64
 	counters map[string]uint64
 	errors   int
+
+	wmu sync.Mutex // serializes writes: answers and ticks come from two goroutines
+}
+
+// writeLine sends one encoded message within timeout.
+func (s *session) writeLine(conn net.Conn, line []byte, timeout time.Duration) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	conn.SetWriteDeadline(time.Now().Add(timeout))
+	_, err := conn.Write(line)
+	return err
 }
 
 // handle runs one connection from accept until it must close, and returns
@@ -51,14 +63,42 @@ func (h *Hub) handle(ctx context.Context, conn net.Conn) Event {
 	if hello == nil { // peer went away or host shutting down
 		return Event{Kind: EventRefused, Cell: cell, PID: pid, Detail: "closed before hello"}
 	}
-	if err := h.write(conn, &proto.Welcome{Cell: cell, Protocol: proto.Version}); err != nil {
+	s := &session{cell: cell, pid: pid, counters: make(map[string]uint64)}
+	bidding := hello.Bidding && h.opts.Auctions
+	var ob *outbox
+	if bidding {
+		// Registered before the welcome, so that every auction opened once
+		// the agent has its welcome reaches it; the writer starts after.
+		ob = newOutbox()
+		h.setBidder(cell, ob)
+		defer h.setBidder(cell, nil)
+	}
+	if err := h.write(conn, &proto.Welcome{Cell: cell, Protocol: proto.Version, Bidding: bidding}); err != nil {
 		return Event{Kind: EventRefused, Cell: cell, PID: pid, Detail: "write welcome: " + err.Error()}
 	}
 	h.emit(Event{Kind: EventConnected, Cell: cell, PID: pid,
-		Detail: fmt.Sprintf("kind=%q name=%q software=%q version=%q", hello.Kind, hello.Name, hello.Software, hello.Version)})
+		Detail: fmt.Sprintf("kind=%q name=%q software=%q version=%q bidding=%v", hello.Kind, hello.Name, hello.Software, hello.Version, bidding)})
 
-	s := &session{cell: cell, pid: pid, counters: make(map[string]uint64)}
+	if ob != nil {
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h.writeTicks(conn, s, ob, stop)
+		}()
+		defer func() {
+			close(stop)
+			conn.Close() // unblock a tick write to an agent that stopped reading
+			wg.Wait()
+		}()
+	}
 	code, detail := h.serveSession(ctx, conn, rd, s)
+	if ob != nil && code == "" && ctx.Err() == nil {
+		if err := ob.failure(); err != nil {
+			detail = "write tick: " + err.Error()
+		}
+	}
 	return Event{Kind: EventDisconnected, Cell: cell, PID: pid, Code: code, Detail: detail}
 }
 
@@ -114,21 +154,38 @@ func (h *Hub) serveSession(ctx context.Context, conn net.Conn, rd *proto.Reader,
 		}
 		m, err := proto.Decode(line)
 		var e *proto.Error
-		if err != nil {
+		var ack *proto.Ack
+		switch m := m.(type) {
+		case nil:
 			e = asProto(err)
-		} else if r, ok := m.(*proto.Report); ok {
-			if e = h.apply(s, r); e == nil {
-				if err := h.write(conn, &proto.Ack{Seq: r.Seq}); err != nil {
-					return "", "write ack: " + err.Error()
-				}
-				continue
+		case *proto.Report:
+			if e = h.apply(s, m); e == nil {
+				ack = &proto.Ack{Seq: m.Seq}
+			} else {
+				e.Seq = m.Seq
 			}
-			e.Seq = r.Seq
-		} else {
+		case *proto.Bid:
+			if e = h.placeBid(s, m); e == nil {
+				ack = &proto.Ack{Tick: m.Tick}
+			} else {
+				e.Tick = m.Tick
+			}
+		default:
 			e = &proto.Error{Code: proto.CodeUnexpectedType, Message: fmt.Sprintf("%s is not accepted after hello", m.MessageType())}
 		}
-		if s.errors++; s.errors >= h.opts.MaxErrors {
-			e = &proto.Error{Code: proto.CodeTooManyErrors, Seq: e.Seq, Fatal: true,
+		if ack != nil {
+			if err := h.send(conn, s, ack); err != nil {
+				return "", "write ack: " + err.Error()
+			}
+			continue
+		}
+		// A bid that crossed the auction's close on the wire is no fault of
+		// the agent's: out_of_turn does not count toward MaxErrors.
+		if e.Code != proto.CodeOutOfTurn {
+			s.errors++
+		}
+		if s.errors >= h.opts.MaxErrors {
+			e = &proto.Error{Code: proto.CodeTooManyErrors, Seq: e.Seq, Tick: e.Tick, Fatal: true,
 				Message: fmt.Sprintf("%d rejected messages; last: %s: %s", s.errors, e.Code, e.Message)}
 		}
 		if err := h.reject(conn, s, e); err != nil || e.Fatal {
@@ -171,7 +228,16 @@ func (h *Hub) apply(s *session, r *proto.Report) *proto.Error {
 // reject sends e to a welcomed peer and emits a protocol error event.
 func (h *Hub) reject(conn net.Conn, s *session, e *proto.Error) error {
 	h.emit(Event{Kind: EventProtocolError, Cell: s.cell, PID: s.pid, Code: e.Code, Detail: e.Message})
-	return h.write(conn, e)
+	return h.send(conn, s, e)
+}
+
+// send sends one message to a welcomed peer within the write timeout.
+func (h *Hub) send(conn net.Conn, s *session, m proto.Message) error {
+	line, err := proto.Encode(m)
+	if err != nil {
+		return err
+	}
+	return s.writeLine(conn, line, h.opts.WriteTimeout)
 }
 
 // refuse sends e, marked fatal, to a peer that was not welcomed, and
@@ -182,7 +248,8 @@ func (h *Hub) refuse(conn net.Conn, pid int, cell string, e *proto.Error) Event 
 	return Event{Kind: EventRefused, Cell: cell, PID: pid, Code: e.Code, Detail: e.Message}
 }
 
-// write sends one message within the write timeout.
+// write sends one message within the write timeout to a peer that has not
+// been welcomed, so that nothing else writes to conn.
 func (h *Hub) write(conn net.Conn, m proto.Message) error {
 	line, err := proto.Encode(m)
 	if err != nil {

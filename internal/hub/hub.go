@@ -2,7 +2,10 @@
 // docs/PROTOCOL.md and package agent/proto). It accepts agents on a Unix
 // stream socket, identifies each by the kernel credentials of the connecting
 // process (SO_PEERCRED), maps its PID to a cell through a Resolver, and keeps
-// the latest counters each cell reported.
+// the latest counters each cell reported. It also runs the agents' side of
+// the CPU-time auction: OpenAuction sends each bidding agent a tick and
+// CloseAuction collects their bids (see auction.go); what the auction does
+// with them is the engine's business, not the hub's.
 //
 // A name sent by an agent is never trusted: the cell is what the Resolver
 // says the peer's PID belongs to, looked up once, when the connection is
@@ -70,9 +73,16 @@ type Options struct {
 	// WriteTimeout bounds each write to an agent. Default DefaultWriteTimeout.
 	WriteTimeout time.Duration
 
+	// Auctions tells that this host runs the CPU-time auction (see
+	// OpenAuction): agents whose hello asks for ticks are welcomed with
+	// "bidding": true and get them. Without it they are told the host
+	// does not bid, and get none.
+	Auctions bool
+
 	// MaxErrors bounds rejected messages per connection: the MaxErrors-th
 	// is answered with proto.CodeTooManyErrors and the connection closed.
-	// Default DefaultMaxErrors.
+	// Bids refused with proto.CodeOutOfTurn do not count. Default
+	// DefaultMaxErrors.
 	MaxErrors int
 }
 
@@ -82,6 +92,10 @@ type Sample struct {
 	At        time.Time         // when the last report was accepted (Options.Now)
 	Seq       uint64            // seq of the last accepted report
 	Connected bool              // whether an agent of the cell is connected now
+
+	// TicksDropped counts tick messages replaced by a newer one before they
+	// could be sent, because the agent read too slowly.
+	TicksDropped uint64
 }
 
 type cellState struct {
@@ -96,11 +110,13 @@ type Hub struct {
 	opts Options
 	path string // socket file to remove when Serve returns; "" if none
 
-	mu     sync.Mutex
-	cells  map[string]*cellState
-	conns  map[net.Conn]struct{}
-	closed bool // no new connections are tracked
-	served bool
+	mu      sync.Mutex
+	cells   map[string]*cellState
+	conns   map[net.Conn]struct{}
+	bidders map[string]*outbox // connected agents that asked for ticks, by cell
+	auction auction
+	closed  bool // no new connections are tracked
+	served  bool
 }
 
 // New returns a Hub serving agents that connect to ln, which should be a
@@ -126,11 +142,12 @@ func New(ln net.Listener, r Resolver, opts Options) *Hub {
 		opts.MaxErrors = DefaultMaxErrors
 	}
 	return &Hub{
-		ln:    ln,
-		res:   r,
-		opts:  opts,
-		cells: make(map[string]*cellState),
-		conns: make(map[net.Conn]struct{}),
+		ln:      ln,
+		res:     r,
+		opts:    opts,
+		cells:   make(map[string]*cellState),
+		conns:   make(map[net.Conn]struct{}),
+		bidders: make(map[string]*outbox),
 	}
 }
 
@@ -301,6 +318,18 @@ func (h *Hub) release(cell string) {
 	defer h.mu.Unlock()
 	if cs, ok := h.cells[cell]; ok {
 		cs.Connected = false
+	}
+}
+
+// setBidder registers (ob non-nil) or removes the tick outbox of cell's
+// connection.
+func (h *Hub) setBidder(cell string, ob *outbox) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if ob == nil {
+		delete(h.bidders, cell)
+	} else {
+		h.bidders[cell] = ob
 	}
 }
 

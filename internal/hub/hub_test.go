@@ -293,7 +293,7 @@ func TestProtocolErrors(t *testing.T) {
 		{"malformed json", true, `{"v":1,"type":"report"`, proto.CodeMalformed, false},
 		{"not an object", true, `42`, proto.CodeMalformed, false},
 		{"wrong version", true, `{"v":2,"type":"report","seq":4,"counters":{}}`, proto.CodeUnsupportedVersion, false},
-		{"unknown type", true, `{"v":1,"type":"bid","amount":3}`, proto.CodeUnknownType, false},
+		{"unknown type", true, `{"v":1,"type":"sell","amount":3}`, proto.CodeUnknownType, false},
 		{"second hello", true, `{"v":1,"type":"hello"}`, proto.CodeUnexpectedType, false},
 		{"host message from agent", true, `{"v":1,"type":"welcome","cell":"root"}`, proto.CodeUnexpectedType, false},
 		{"counter decreased", true, `{"v":1,"type":"report","seq":4,"counters":{"primes":9}}`, proto.CodeCounterDecreased, false},

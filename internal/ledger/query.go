@@ -133,3 +133,17 @@ func (l *Ledger) Recent(ctx context.Context, limit int) ([]Posted, error) {
 	}
 	return ps, nil
 }
+
+// LastTick returns the highest tick any transaction was posted for, 0 for
+// an empty ledger: a restarted engine continues from the next one, so that
+// its idempotency keys never repeat.
+func (l *Ledger) LastTick(ctx context.Context) (uint64, error) {
+	var t sql.NullInt64
+	if err := l.db.QueryRowContext(ctx, `SELECT MAX(tick) FROM txs`).Scan(&t); err != nil {
+		return 0, fmt.Errorf("ledger: last tick: %w", classify(err))
+	}
+	if !t.Valid || t.Int64 < 0 {
+		return 0, nil
+	}
+	return uint64(t.Int64), nil
+}
