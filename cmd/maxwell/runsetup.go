@@ -54,6 +54,9 @@ func newRunEnv(ctx context.Context, a *app, stderr io.Writer, cfg config.Config,
 	}
 	opts := cell.DefaultOptions()
 	opts.CgroupRoot, opts.ProcRoot, opts.Logger = a.cgroupRoot, a.procRoot, log
+	// A run's cells live under a parent of their own, so that runs (and a
+	// daemon, under "maxwell") never collide over a cell's name.
+	opts.Parent = "maxwell-run-" + strconv.Itoa(os.Getpid())
 	mgr, err := cell.NewManager(opts)
 	if err != nil {
 		return nil, err

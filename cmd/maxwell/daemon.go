@@ -1,0 +1,70 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/maxwellhq/maxwell/internal/api"
+	"github.com/maxwellhq/maxwell/internal/daemon"
+	"github.com/maxwellhq/maxwell/internal/ledger"
+)
+
+func newDaemonCmd(a *app) *cobra.Command {
+	var (
+		control, agents, group, ledgerPath, metricsAddr, cpus string
+	)
+	cmd := &cobra.Command{
+		Use:   "daemon",
+		Short: "Run Maxwell's economy for as long as the host lives",
+		Long: `Run the engine: every tick, price CPU time from the temperature, sell the
+CPUs in an auction, charge winners and memory churners in the ledger, and kill
+(or hibernate) whoever cannot pay. Programs join with ` + "`maxwell spawn`" + `; agents
+that speak the protocol find it at the agent socket; operators use ` + "`maxwell ps`" + `,
+` + "`fund`, `kill` and `top`" + ` over the control socket (root, or --group).
+
+Only one daemon runs per control socket. Stopping it (SIGINT, SIGTERM) kills
+its cells and settles their wallets; after a crash the cell guard thaws and
+kills them and the next start settles the wallets. No cell is left frozen.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := a.config()
+			if err != nil {
+				return err
+			}
+			cpuList, err := runCPUs(cpus)
+			if err != nil {
+				return err
+			}
+			log, err := a.logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			if agents == "" {
+				agents = filepath.Join(filepath.Dir(control), "agent.sock")
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if err := os.MkdirAll(filepath.Dir(control), 0o755); err != nil {
+				return fmt.Errorf("control socket directory: %w", err)
+			}
+			return daemon.Run(ctx, daemon.Options{
+				Config: cfg, Roots: a.roots(), CgroupRoot: a.cgroupRoot,
+				ControlSocket: control, AgentSocket: agents, Group: group,
+				LedgerPath: ledgerPath, MetricsAddr: metricsAddr, CPUs: cpuList, Log: log,
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&control, "socket", api.DefaultSocket(), "control API socket")
+	f.StringVar(&agents, "agent-socket", "", "agent protocol socket (default: agent.sock beside the control socket)")
+	f.StringVar(&group, "group", "", "group allowed to use the sockets besides root")
+	f.StringVar(&ledgerPath, "ledger", ledger.DefaultPath(), "ledger database")
+	f.StringVar(&metricsAddr, "metrics-addr", "", `serve Prometheus metrics on this TCP address, e.g. "127.0.0.1:9464"`)
+	f.StringVar(&cpus, "cpus", "", "CPUs to sell (default: every CPU Maxwell may use)")
+	return cmd
+}

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/maxwellhq/maxwell/internal/api"
+)
+
+// newFundCmd builds `maxwell fund`.
+func newFundCmd(a *app) *cobra.Command {
+	var sock *string
+	cmd := &cobra.Command{
+		Use:   "fund NAME CREDITS",
+		Short: "Add credits to a cell's wallet",
+		Long: `Fund adds CREDITS (a positive whole number; 1 credit = 1 µJ) to the wallet
+of the cell NAME. A cell hibernating for want of money wakes up once its
+balance is no longer negative.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := args[0]
+			n, err := strconv.ParseInt(args[1], 10, 64)
+			if err != nil || n <= 0 {
+				return fmt.Errorf("fund %s: credits %q: want a positive whole number", name, args[1])
+			}
+			c, err := api.Dial(*sock)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			if err := c.Fund(cmd.Context(), name, n); err != nil {
+				return fmt.Errorf("fund %s: %w", name, err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "funded %s with %d credits\n", name, n)
+			return nil
+		},
+	}
+	sock = socketFlag(cmd)
+	return cmd
+}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/maxwellhq/maxwell/internal/api"
+	"github.com/maxwellhq/maxwell/internal/cpuset"
+)
+
+const spawnLong = `Spawn starts a program in a new cell under the running daemon's economy.
+
+The cell gets a wallet of --wallet credits (1 credit = 1 µJ of host energy)
+and, with --tap, an income of RATE credits per second while its balance is
+below --tap-cap (default: the wallet). It buys CPU time in the auction each
+tick and dies when it cannot pay.
+
+A program that speaks the agent protocol bids for itself. Any other program
+is a budgeted agent: with --max-bid P the daemon bids P credits per slot for
+--units slots on its behalf every tick, so the wallet is an operator's hard
+spend cap, and the cell is killed when it runs out.
+
+The program runs in the current directory with the daemon's environment
+plus any --env; a command without a slash is looked up in the daemon's PATH.
+Flags end at the first argument that is not one, or at --:
+
+  maxwell spawn --wallet 50000000 --max-bid 2000 --name crunch -- ./crunch -n 8`
+
+// newSpawnCmd builds `maxwell spawn`.
+func newSpawnCmd(a *app) *cobra.Command {
+	var (
+		req    api.SpawnRequest
+		cpus   string
+		asJSON bool
+		sock   *string
+	)
+	cmd := &cobra.Command{
+		Use:   "spawn --wallet N [flags] -- CMD [ARGS…]",
+		Short: "Start a program in a new cell under the daemon's economy",
+		Long:  spawnLong,
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req.Argv = args
+			if cpus != "" {
+				list, err := cpuset.Parse(cpus)
+				if err != nil {
+					return fmt.Errorf("--cpus: %w", err)
+				}
+				req.CPUs = list
+			}
+			if req.Dir == "" {
+				wd, err := os.Getwd()
+				if err != nil {
+					return fmt.Errorf("working directory: %w", err)
+				}
+				req.Dir = wd
+			}
+			if err := req.Validate(); err != nil {
+				return err
+			}
+			c, err := api.Dial(*sock)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			info, err := c.Spawn(cmd.Context(), req)
+			if err != nil {
+				return fmt.Errorf("spawn: %w", err)
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), info)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "spawned %s (pid %d, %s cell)\n", info.Name, info.PID, info.Backend)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.SetInterspersed(false) // flags after the command are the command's
+	sock = socketFlag(cmd)
+	f.Int64Var(&req.Wallet, "wallet", 0, "endowment in credits (1 credit = 1 µJ)")
+	f.Int64Var(&req.TapRate, "tap", 0, "income in credits per second while the balance is below --tap-cap")
+	f.Int64Var(&req.TapCap, "tap-cap", 0, "balance in credits at which the tap stops (default: the wallet)")
+	f.Uint64Var(&req.MaxBid, "max-bid", 0, "standing bid in credits per slot, for programs that do not bid themselves")
+	f.IntVar(&req.Units, "units", 0, "slots the standing bid asks for (default 1)")
+	f.StringVar(&req.Name, "name", "", "cell name (default: the daemon picks one)")
+	f.StringVar(&cpus, "cpus", "", "pin the cell to these CPUs, e.g. 0-3,6")
+	f.StringVar(&req.OCIRootfs, "oci", "", "run the program in an OCI container on this root filesystem")
+	f.StringArrayVar(&req.Env, "env", nil, "set an environment variable KEY=value (repeatable)")
+	f.StringVar(&req.Dir, "dir", "", "working directory (default: the current one)")
+	f.BoolVar(&asJSON, "json", false, "print the new cell as JSON")
+	cmd.MarkFlagRequired("wallet")
+	return cmd
+}

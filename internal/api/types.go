@@ -1,0 +1,308 @@
+package api
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/maxwellhq/maxwell/internal/sensors"
+)
+
+// State is a snapshot of the daemon: the host's thermal state, the market,
+// every cell, and what happened recently. Money is in credits (one credit
+// is one µJ of host energy). Every float is finite: JSON has no NaN.
+type State struct {
+	// Time is when the snapshot was taken.
+	Time time.Time `json:"time"`
+	// Started is when the daemon started.
+	Started time.Time `json:"started"`
+	// Tick is the last auction tick decided; 0 before the first.
+	Tick uint64 `json:"tick"`
+	// TickSeconds is the length of one tick, in seconds.
+	TickSeconds float64 `json:"tick_seconds"`
+	// Slots is the number of CPU slots sold each tick.
+	Slots       int         `json:"slots"`
+	Temperature Temperature `json:"temperature"`
+	Power       Power       `json:"power"`
+	// Multiplier is the thermal price multiplier (≥ 1).
+	Multiplier float64 `json:"multiplier"`
+	// Reserve is the reserve price, credits per slot.
+	Reserve uint64 `json:"reserve_credits"`
+	// Clearing is the last auction's clearing price, credits per slot; 0
+	// when it sold nothing.
+	Clearing uint64 `json:"clearing_credits"`
+	// FailSafe reports that the temperature could not be read and the
+	// price is at its ceiling.
+	FailSafe bool `json:"fail_safe"`
+	// Apoptoses counts the cells killed for insolvency since the daemon
+	// started.
+	Apoptoses uint64 `json:"apoptoses_total"`
+	// Cells has one row per cell, in admission order, dead ones included.
+	Cells []Cell `json:"cells"`
+	// Events are the recent events, oldest first.
+	Events []Event `json:"events"`
+	// History is the recent price history, oldest first, for sparklines.
+	History []PricePoint `json:"history"`
+}
+
+// Source says where a figure came from: a sensor or a model.
+type Source struct {
+	// Kind is the kind of source, e.g. "rapl", "hwmon", "thermal_zone",
+	// "model".
+	Kind string `json:"kind"`
+	// Name identifies the source within its kind, e.g. "x86_pkg_temp" or
+	// "linear-utilisation".
+	Name string `json:"name"`
+	// Tier is 1 (calibrated sensor), 2 (sensor) or 3 (model).
+	Tier int `json:"tier"`
+	// Estimated reports that the figure is a model's estimate.
+	Estimated bool `json:"estimated"`
+	// Model names the model and its parameters, for estimates.
+	Model string `json:"model,omitempty"`
+}
+
+// SourceOf describes a sensors.Source.
+func SourceOf(s sensors.Source) Source {
+	return Source{Kind: string(s.Kind), Name: s.Name, Tier: int(s.Tier), Estimated: s.Estimated(), Model: s.Model}
+}
+
+// Temperature is the host's temperature and the controller's target.
+type Temperature struct {
+	// Celsius is the temperature in °C; meaningless when Error is set.
+	Celsius float64 `json:"celsius"`
+	// Setpoint is the controller's target temperature in °C.
+	Setpoint float64 `json:"setpoint_celsius"`
+	// Error says why the temperature could not be read; "" if it was.
+	Error  string `json:"error,omitempty"`
+	Source Source `json:"source"`
+}
+
+// Power is the host's power draw.
+type Power struct {
+	// Watts is the power in W; meaningless when Error is set.
+	Watts float64 `json:"watts"`
+	// Error says why the power could not be read; "" if it was.
+	Error  string `json:"error,omitempty"`
+	Source Source `json:"source"`
+}
+
+// CellState is where a cell is in its life.
+type CellState string
+
+// The cell states.
+const (
+	Running     CellState = "running"
+	Paused      CellState = "paused"
+	Hibernating CellState = "hibernating"
+	Dead        CellState = "dead"
+)
+
+// CellStates lists every cell state, in life order.
+func CellStates() []CellState { return []CellState{Running, Paused, Hibernating, Dead} }
+
+// Cell is one cell's row in a State.
+type Cell struct {
+	Name  string    `json:"name"`
+	State CellState `json:"state"`
+	// PID is the cell's first process; 0 once it has been reaped.
+	PID int `json:"pid,omitempty"`
+	// Backend is how the cell is contained, e.g. "cgroup2", "hybrid",
+	// "cgroup1", "signal" or "oci".
+	Backend string   `json:"backend"`
+	Argv    []string `json:"argv,omitempty"`
+	// Balance and Endowment are in credits.
+	Balance   int64 `json:"balance_credits"`
+	Endowment int64 `json:"endowment_credits"`
+	// TapRate is income in credits per second while the balance is
+	// below TapCap (credits).
+	TapRate int64 `json:"tap_credits_per_second,omitempty"`
+	TapCap  int64 `json:"tap_cap_credits,omitempty"`
+	// BurnRate is recent spending in credits per second.
+	BurnRate float64 `json:"burn_rate_credits_per_second"`
+	// Payment is what the cell paid in the last tick, in credits.
+	Payment int64 `json:"payment_credits"`
+	// Paid and Tax are the totals paid for CPU slots and as Landauer's
+	// tax on freed memory since admission, in credits.
+	Paid int64 `json:"paid_credits_total"`
+	Tax  int64 `json:"tax_credits_total"`
+	// FreedBytes is the memory the cell has freed since admission.
+	FreedBytes uint64 `json:"freed_bytes_total"`
+	// Energy is the host energy attributed to the cell since admission,
+	// in joules; EnergyEstimated reports that it comes from a model.
+	Energy          float64 `json:"energy_joules_total"`
+	EnergyEstimated bool    `json:"energy_estimated"`
+	// CPUShare is the cell's share of the host's CPU time over the last
+	// tick, in [0, 1].
+	CPUShare float64 `json:"cpu_share"`
+	// BidPrice (credits per slot) and BidUnits (slots) are the cell's
+	// bid in the last auction; Won is the slots it won.
+	BidPrice uint64 `json:"bid_price_credits"`
+	BidUnits int    `json:"bid_units"`
+	Won      int    `json:"won"`
+	// Standing reports that the daemon bids for the cell by the policy
+	// given at spawn (a program that does not speak the agent protocol).
+	Standing bool `json:"standing,omitempty"`
+}
+
+// Event is something that happened, for people: an apoptosis, a
+// fail-safe, a sensor change.
+type Event struct {
+	Time   time.Time `json:"time"`
+	Tick   uint64    `json:"tick"`
+	Kind   string    `json:"kind"`
+	Cell   string    `json:"cell,omitempty"`
+	Detail string    `json:"detail"`
+}
+
+// PricePoint is one tick of the price history.
+type PricePoint struct {
+	Tick uint64    `json:"tick"`
+	Time time.Time `json:"time"`
+	// Celsius is the temperature in °C that priced the tick.
+	Celsius    float64 `json:"celsius"`
+	Multiplier float64 `json:"multiplier"`
+	// Reserve and Clearing are in credits per slot; Clearing is 0 on a
+	// tick that sold nothing.
+	Reserve  uint64 `json:"reserve_credits"`
+	Clearing uint64 `json:"clearing_credits"`
+}
+
+// SpawnRequest asks the daemon to start a program in a new cell under the
+// economy.
+type SpawnRequest struct {
+	// Name names the cell (letters, digits, '.', '_', '-'; at most 64
+	// bytes); "" lets the daemon choose one.
+	Name string `json:"name,omitempty"`
+	// Argv is the command and its arguments; Argv[0] is looked up in the
+	// daemon's PATH if it holds no slash.
+	Argv []string `json:"argv"`
+	// Env is the program's environment, "KEY=value" each.
+	Env []string `json:"env,omitempty"`
+	// Dir is the program's working directory; "" means the daemon's.
+	Dir string `json:"dir,omitempty"`
+	// Wallet is the endowment, in credits.
+	Wallet int64 `json:"wallet_credits"`
+	// TapRate is income in credits per second, paid while the balance is
+	// below TapCap (credits); a TapCap of 0 means the wallet.
+	TapRate int64 `json:"tap_credits_per_second,omitempty"`
+	TapCap  int64 `json:"tap_cap_credits,omitempty"`
+	// MaxBid is the standing bid, in credits per slot, that the daemon
+	// makes every tick for a program that does not speak the agent
+	// protocol; 0 means the program bids for itself.
+	MaxBid uint64 `json:"max_bid_credits,omitempty"`
+	// Units is the number of slots the standing bid asks for; 0 means 1.
+	Units int `json:"units,omitempty"`
+	// CPUs pins the cell to these CPUs; empty means no pinning.
+	CPUs []int `json:"cpus,omitempty"`
+	// OCIRootfs, if set, runs the program in an OCI container on this
+	// root filesystem.
+	OCIRootfs string `json:"oci_rootfs,omitempty"`
+}
+
+// Limits on a SpawnRequest.
+const (
+	MaxNameLen = 64
+	MaxUnits   = 4096
+	MaxCPU     = 8191
+)
+
+// Validate checks r for what any daemon would refuse. The error wraps
+// ErrBadRequest.
+func (r *SpawnRequest) Validate() error {
+	bad := func(format string, args ...any) error {
+		return &Error{Code: CodeBadRequest, Message: fmt.Sprintf(format, args...)}
+	}
+	if r.Name != "" {
+		if err := ValidName(r.Name); err != nil {
+			return err
+		}
+	}
+	if len(r.Argv) == 0 || r.Argv[0] == "" {
+		return bad("argv: a command is required")
+	}
+	for i, a := range r.Argv {
+		if hasNUL(a) {
+			return bad("argv[%d]: holds a NUL byte", i)
+		}
+	}
+	for i, e := range r.Env {
+		k, _, ok := strings.Cut(e, "=")
+		if !ok || k == "" || hasNUL(e) {
+			return bad("env[%d] %q: want KEY=value", i, e)
+		}
+	}
+	if hasNUL(r.Dir) || hasNUL(r.OCIRootfs) {
+		return bad("dir and oci_rootfs must not hold a NUL byte")
+	}
+	switch {
+	case r.Wallet < 0:
+		return bad("wallet_credits %d: must not be negative", r.Wallet)
+	case r.TapRate < 0:
+		return bad("tap_credits_per_second %d: must not be negative", r.TapRate)
+	case r.TapCap < 0:
+		return bad("tap_cap_credits %d: must not be negative", r.TapCap)
+	case r.Wallet == 0 && r.TapRate == 0:
+		return bad("wallet_credits is 0 and there is no tap: the cell could never pay")
+	case r.Units < 0 || r.Units > MaxUnits:
+		return bad("units %d: want 0..%d", r.Units, MaxUnits)
+	case r.Units > 0 && r.MaxBid == 0:
+		return bad("units %d without max_bid_credits: units size the standing bid", r.Units)
+	case r.MaxBid > math.MaxInt64:
+		return bad("max_bid_credits %d: too large", r.MaxBid)
+	}
+	for _, c := range r.CPUs {
+		if c < 0 || c > MaxCPU {
+			return bad("cpus: CPU %d out of range 0..%d", c, MaxCPU)
+		}
+	}
+	return nil
+}
+
+// normalize fills in the documented defaults.
+func (r *SpawnRequest) normalize() {
+	if r.TapRate > 0 && r.TapCap == 0 {
+		r.TapCap = r.Wallet
+	}
+	if r.MaxBid > 0 && r.Units == 0 {
+		r.Units = 1
+	}
+}
+
+// CellInfo describes a cell just spawned.
+type CellInfo struct {
+	Name    string `json:"name"`
+	PID     int    `json:"pid"`
+	Backend string `json:"backend"`
+}
+
+// FundRequest is the body of a fund call.
+type FundRequest struct {
+	// Credits is the amount to add, > 0.
+	Credits int64 `json:"credits"`
+}
+
+// Ping is the answer to a ping.
+type Ping struct {
+	// API is the API version, "v1".
+	API string `json:"api"`
+	// PID is the daemon's process ID.
+	PID int `json:"pid"`
+}
+
+// ValidName checks a cell name: 1 to 64 bytes of letters, digits, '.', '_'
+// and '-', and not "." or "..". The error wraps ErrBadRequest.
+func ValidName(name string) error {
+	if name == "" || name == "." || name == ".." || len(name) > MaxNameLen {
+		return &Error{Code: CodeBadRequest, Message: fmt.Sprintf("cell name %q: want 1..%d letters, digits, '.', '_' or '-'", name, MaxNameLen)}
+	}
+	for _, r := range name {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
+		if !ok {
+			return &Error{Code: CodeBadRequest, Message: fmt.Sprintf("cell name %q holds %q: want letters, digits, '.', '_' or '-'", name, r)}
+		}
+	}
+	return nil
+}
+
+func hasNUL(s string) bool { return strings.IndexByte(s, 0) >= 0 }
