@@ -127,6 +127,12 @@ func TestSensorsJSON(t *testing.T) {
 	if rep.Estimated != (rep.Energy.Estimated() || rep.Temperature.Estimated()) {
 		t.Errorf("estimated flag %v disagrees with sources %v / %v", rep.Estimated, rep.Energy, rep.Temperature)
 	}
+	if rep.FreedMemory.Kind == "" || rep.FreedMemory.Detail == "" {
+		t.Errorf("the Landauer meter is not listed: %+v", rep.FreedMemory)
+	}
+	if os.Geteuid() == 0 && rep.FreedMemory.Estimated {
+		t.Errorf("as root on a kernel with BTF the meter should be eBPF, got %s", rep.FreedMemory)
+	}
 	if rep.Energy.Estimated() && !strings.Contains(rep.Energy.Model, "SPECpower") {
 		t.Errorf("estimated energy does not name its model: %q", rep.Energy.Model)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -35,7 +36,11 @@ type demoEconomy struct {
 	SlotEnergyJoules float64 `json:"slot_energy_joules"`
 	Rule             string  `json:"rule"`
 	TaxPJPerByte     uint64  `json:"landauer_tax_picojoules_per_byte"`
-	MeterSource      string  `json:"meter_source"`
+	// LandauerFloorPJPerByte is kT·ln 2 per bit at 300 K, per byte, and
+	// TaxOverFloor the tax's multiple of it: the physics beside the policy.
+	LandauerFloorPJPerByte float64 `json:"landauer_floor_picojoules_per_byte"`
+	TaxOverFloor           float64 `json:"tax_over_landauer_floor"`
+	MeterSource            string  `json:"meter_source"`
 	// MinerDiedAtSeconds is when the Miner's apoptosis happened, if it did.
 	MinerDiedAtSeconds *float64 `json:"miner_died_at_seconds,omitempty"`
 	// ScientistPrimesPerSecondBefore/After are the Scientist's throughput
@@ -153,14 +158,25 @@ func runDemo(ctx context.Context, a *app, stderr, story io.Writer, cfg config.Co
 	}
 	m := economy.OpenMeter(a.sysRoot, a.cgroupRoot, env.log)
 	defer m.Close()
+	floor := landauerFloorPJPerByte(300)
 	res.Economy = demoEconomy{
 		EndowmentCredits: endow, SlotEnergyJoules: ec.SlotEnergy.Joules(), Rule: cfg.Engine.Rule,
 		TaxPJPerByte: ec.TaxPicojoulesPerByte, MeterSource: m.Source().String(),
+		LandauerFloorPJPerByte: floor, TaxOverFloor: float64(ec.TaxPicojoulesPerByte) / floor,
 	}
+	journal, err := engine.CreateJournal(filepath.Join(dir, "engine.jsonl"))
+	if err != nil {
+		return res, err
+	}
+	defer func() {
+		if err := journal.Close(); err != nil {
+			env.log.Error("engine journal", "err", err)
+		}
+	}()
 	driver := &engine.Driver{
 		Core: core, Temp: env.tel.Temp, Meter: m, Ledger: lg,
 		Auction: economy.Auctioneer{H: env.hub, Log: env.log},
-		Clock:   model.SystemClock{}, Log: env.log,
+		Clock:   model.SystemClock{}, Log: env.log, Journal: journal.Write,
 	}
 	run := env.run
 	run.Agents = env.agents(true)
@@ -171,8 +187,8 @@ func runDemo(ctx context.Context, a *app, stderr, story io.Writer, cfg config.Co
 	fmt.Fprintf(story, "maxwell demo: the Scientist and the Miner under the economy for %v on CPUs %s\n", d, cpuset.Format(cpus))
 	fmt.Fprintf(story, "  each wallet: %.1f J of credits (1 credit = 1 µJ), no income; a slot (one CPU for %v) costs %.3f J at base price; %s auction\n",
 		float64(endow)/1e6, ec.Tick, ec.SlotEnergy.Joules(), cfg.Engine.Rule)
-	fmt.Fprintf(story, "  heat: the price rises above %.0f °C; Landauer's tax: %d pJ per freed byte, metered by %s (%s)\n",
-		cfg.Engine.SetpointCelsius, ec.TaxPicojoulesPerByte, m.Source().Kind, m.Source().Label())
+	fmt.Fprintf(story, "  heat: the price rises above %.0f °C; Landauer's tax: %d pJ per freed byte (%.2g × the Landauer floor of %.2g pJ/B at 300 K), metered by %s (%s)\n",
+		cfg.Engine.SetpointCelsius, ec.TaxPicojoulesPerByte, res.Economy.TaxOverFloor, floor, m.Source().Kind, m.Source().Label())
 	fmt.Fprintf(story, "  energy %s (%s), temperature %s (%s)\n", e.Label(), e.Name, t.Label(), t.Name)
 
 	statusCtx, stopStatus := context.WithCancel(ctx)
@@ -194,6 +210,13 @@ func runDemo(ctx context.Context, a *app, stderr, story io.Writer, cfg config.Co
 		fillStory(&res.Economy, full, sum)
 	}
 	return res, runErr
+}
+
+// landauerFloorPJPerByte is Landauer's bound kT·ln 2 per erased bit, for a
+// byte, in picojoules, at temperature kelvin.
+func landauerFloorPJPerByte(kelvin float64) float64 {
+	const boltzmann = 1.380649e-23 // J/K, exact in the 2019 SI
+	return boltzmann * kelvin * math.Ln2 * 8 * 1e12
 }
 
 // fillStory works out the demo's figures from the run: when the Miner died
@@ -226,7 +249,8 @@ func fillStory(e *demoEconomy, r record.Run, sum record.Summary) {
 func printEconomy(w io.Writer, e demoEconomy) {
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "economy\t%s auction, endowment %.1f J each, slot %.3f J at base price, tax %d pJ/B\n", e.Rule, float64(e.EndowmentCredits)/1e6, e.SlotEnergyJoules, e.TaxPJPerByte)
+	fmt.Fprintf(tw, "economy\t%s auction, endowment %.1f J each, slot %.3f J at base price\n", e.Rule, float64(e.EndowmentCredits)/1e6, e.SlotEnergyJoules)
+	fmt.Fprintf(tw, "Landauer's tax\t%d pJ/B = %.2g × the Landauer floor (kT·ln 2 per bit at 300 K = %.2g pJ/B)\n", e.TaxPJPerByte, e.TaxOverFloor, e.LandauerFloorPJPerByte)
 	fmt.Fprintf(tw, "meter\t%s\n", e.MeterSource)
 	if e.MinerDiedAtSeconds != nil {
 		fmt.Fprintf(tw, "miner\tdied at %.1f s\n", *e.MinerDiedAtSeconds)

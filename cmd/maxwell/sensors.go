@@ -2,10 +2,13 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"github.com/maxwellhq/maxwell/internal/economy"
+	"github.com/maxwellhq/maxwell/internal/meter"
 	"github.com/maxwellhq/maxwell/internal/model"
 	"github.com/maxwellhq/maxwell/internal/sensors"
 	"github.com/maxwellhq/maxwell/internal/telemetry"
@@ -19,6 +22,9 @@ type sensorsReport struct {
 	Energy      sensors.Source `json:"energy"`
 	Temperature sensors.Source `json:"temperature"`
 	Estimated   bool           `json:"estimated"`
+	// FreedMemory is the Landauer meter: what counts the memory each cell
+	// frees, for Landauer's tax.
+	FreedMemory meter.Source `json:"freed_memory"`
 }
 
 func newSensorsCmd(a *app) *cobra.Command {
@@ -41,7 +47,14 @@ the host has no sensor, Maxwell uses a model and says which.`,
 				return err
 			}
 			e, t := tel.Sources()
-			rep := sensorsReport{Inventory: tel.Inventory, Energy: e, Temperature: t, Estimated: tel.Estimated()}
+			log, err := a.logger(io.Discard)
+			if err != nil {
+				return err
+			}
+			m := economy.OpenMeter(a.sysRoot, a.cgroupRoot, log)
+			ms := m.Source()
+			m.Close()
+			rep := sensorsReport{Inventory: tel.Inventory, Energy: e, Temperature: t, Estimated: tel.Estimated(), FreedMemory: ms}
 			out := cmd.OutOrStdout()
 			if asJSON {
 				return printJSON(out, rep)
@@ -66,6 +79,7 @@ the host has no sensor, Maxwell uses a model and says which.`,
 			}
 			fmt.Fprintf(out, "\nenergy:      %s (%s)\n", rep.Energy, rep.Energy.Label())
 			fmt.Fprintf(out, "temperature: %s (%s)\n", rep.Temperature, rep.Temperature.Label())
+			fmt.Fprintf(out, "freed memory (Landauer meter): %s\n", rep.FreedMemory)
 			if rep.Estimated {
 				fmt.Fprintln(out, "figures from a model are estimates, not measurements; every output labels them \"estimated\".")
 			}

@@ -329,6 +329,9 @@ func (c *Core) StartAt(tick uint64) error {
 	return nil
 }
 
+// Config returns the core's configuration.
+func (c *Core) Config() Config { return c.cfg }
+
 // Tick returns the last committed tick.
 func (c *Core) Tick() uint64 { return c.tick }
 

@@ -67,6 +67,9 @@ type Driver struct {
 	Log      *slog.Logger
 	// OnDecision, if set, sees every decision (dashboards, metrics).
 	OnDecision func(Decision)
+	// Journal, if set, receives every change to the core, in order, for
+	// exact replay (see Replay). It is called with the core locked.
+	Journal func(JournalEntry)
 	// Grace is how long a new cell may run before its first bid without
 	// being frozen (an agent needs a moment to start and connect; frozen,
 	// it never could). 0 means DefaultGrace.
@@ -111,6 +114,17 @@ func (d *Driver) Govern(ctx context.Context, cells map[string]cell.Cell, note fu
 	}
 	for name, c := range cells {
 		d.cells[name] = c
+	}
+	if d.Journal != nil {
+		cfg := d.Core.Config()
+		d.Journal(JournalEntry{Config: &cfg})
+		if t := d.Core.Tick(); t > 0 {
+			d.Journal(JournalEntry{StartAt: t})
+		}
+		for _, name := range d.Core.Names() {
+			_, w, _ := d.Core.Cell(name)
+			d.Journal(JournalEntry{Admit: &JournalAdmit{Name: name, Wallet: w}})
+		}
 	}
 	d.freed, d.frozen, d.limited = map[string]uint64{}, map[string]bool{}, map[string]int{}
 	d.since, d.hasBid = map[string]time.Time{}, map[string]bool{}
@@ -223,7 +237,11 @@ func (d *Driver) step(ctx context.Context, tick uint64, dt time.Duration, cells 
 	if err != nil {
 		return dec, err
 	}
-	if err := d.Ledger.Post(ctx, dec.Postings); err != nil {
+	perr := d.Ledger.Post(ctx, dec.Postings)
+	if d.Journal != nil {
+		d.Journal(JournalEntry{Tick: &JournalTick{Input: in.Record(), Decision: dec, Committed: perr == nil}})
+	}
+	if err := perr; err != nil {
 		d.Core.Abandon(dec)
 		if !d.down {
 			note("ledger_unavailable", "", err.Error()+"; charging stopped and nobody is frozen until the ledger recovers")
@@ -356,6 +374,9 @@ func (d *Driver) Admit(name string, c cell.Cell, w Wallet, standing *Bid) error 
 	if err := d.Core.Admit(name, w); err != nil {
 		return err
 	}
+	if d.Journal != nil {
+		d.Journal(JournalEntry{Admit: &JournalAdmit{Name: name, Wallet: w}})
+	}
 	if d.cells == nil {
 		d.cells = map[string]cell.Cell{}
 	}
@@ -402,7 +423,13 @@ func (d *Driver) Hold(ctx context.Context, name string, hold bool) error {
 func (d *Driver) Fund(name string, amount int64) error {
 	d.coreMu.Lock()
 	defer d.coreMu.Unlock()
-	return d.Core.Fund(name, amount)
+	if err := d.Core.Fund(name, amount); err != nil {
+		return err
+	}
+	if d.Journal != nil {
+		d.Journal(JournalEntry{Fund: &JournalFund{Name: name, Amount: amount}})
+	}
+	return nil
 }
 
 // Retire marks a cell dead at an operator's request and kills it.
@@ -410,6 +437,9 @@ func (d *Driver) Retire(ctx context.Context, name string) error {
 	d.coreMu.Lock()
 	c, ok := d.cells[name]
 	err := d.Core.Kill(name)
+	if err == nil && d.Journal != nil {
+		d.Journal(JournalEntry{Kill: name})
+	}
 	d.coreMu.Unlock()
 	if err != nil {
 		return err

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/maxwellhq/maxwell/internal/engine"
+	"github.com/maxwellhq/maxwell/internal/ledger"
+	"github.com/maxwellhq/maxwell/internal/record"
+)
+
+// TestDemoEndToEnd runs the demo for real: the Miner must die and the
+// Scientist survive, every credit must balance, and the engine's journal
+// must replay to the same decisions.
+func TestDemoEndToEnd(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create cgroups and load the eBPF meter")
+	}
+	dir := filepath.Join(t.TempDir(), "demo")
+	stdout, stderr, err := run(t, "demo", "--duration", "12s", "--out", dir, "--json")
+	if err != nil {
+		t.Fatalf("demo: %v\nstderr:\n%s", err, stderr)
+	}
+	var res demoResult
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("--json output: %v\n%s", err, stdout)
+	}
+	e := res.Economy
+	if e.MinerDiedAtSeconds == nil {
+		t.Fatalf("the Miner survived the demo; story:\n%s", stderr)
+	}
+	if !e.ScientistSurvived {
+		t.Errorf("the Scientist died; story:\n%s", stderr)
+	}
+	if !strings.Contains(stderr, "APOPTOSIS: the miner") {
+		t.Errorf("the story does not tell the apoptosis:\n%s", stderr)
+	}
+	if e.ScientistPrimesPerSecondAfter == nil || *e.ScientistPrimesPerSecondAfter <= 0 {
+		t.Errorf("the Scientist did not work after the Miner died: %+v", e)
+	}
+	if !e.LedgerOK || e.LedgerMintedCredits != 2*e.EndowmentCredits {
+		t.Errorf("ledger: ok=%v minted %d, want 2 × %d", e.LedgerOK, e.LedgerMintedCredits, e.EndowmentCredits)
+	}
+	if e.TaxOverFloor < 1e9 {
+		t.Errorf("tax/floor = %g", e.TaxOverFloor)
+	}
+
+	// The ledger file agrees, read independently.
+	ctx := t.Context()
+	l, err := ledger.Open(ctx, filepath.Join(dir, "ledger.db"), ledger.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := l.Verify(ctx)
+	l.Close()
+	if err != nil || !rep.OK {
+		t.Errorf("ledger verify: %+v, %v", rep, err)
+	}
+
+	// The summary agrees with the files, and has the wallets.
+	full, err := record.ReadRun(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again := record.Summarize(full); !reflect.DeepEqual(again, res.Summary) {
+		t.Errorf("summary differs from the one recomputed from the run's files")
+	}
+	var sawMarket bool
+	for _, s := range full.Samples {
+		sawMarket = sawMarket || s.Market != nil
+	}
+	if !sawMarket {
+		t.Error("no market series recorded")
+	}
+
+	// The engine's journal replays exactly.
+	f, err := os.Open(filepath.Join(dir, "engine.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ticks, err := engine.Replay(f)
+	if err != nil {
+		t.Fatalf("replay of the demo's journal: %v", err)
+	}
+	if ticks < 50 {
+		t.Errorf("replayed %d ticks of a 12 s demo at 100 ms", ticks)
+	}
+}
