@@ -25,6 +25,7 @@ func newBaselineCmd(a *app) *cobra.Command {
 		cpus     string
 		out      string
 		asJSON   bool
+		cellKind string
 	)
 	cmd := &cobra.Command{
 		Use:   "baseline",
@@ -63,7 +64,7 @@ from the power model and thermal twin; the summary says which.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			fmt.Fprintf(cmd.ErrOrStderr(), "baseline: %v on CPUs %s, run directory %s\n", cfg.Baseline.Duration, cpuset.Format(cpuList), out)
-			sum, err := runPlain(ctx, a, cmd.ErrOrStderr(), cfg, "baseline", cpuList, cfg.Baseline.Duration, out, "scientist", "miner")
+			sum, err := runPlain(ctx, a, cmd.ErrOrStderr(), cfg, "baseline", cellKind, cpuList, cfg.Baseline.Duration, out, "scientist", "miner")
 			if asJSON {
 				if perr := printJSON(cmd.OutOrStdout(), sum); perr != nil {
 					return perr
@@ -79,13 +80,14 @@ from the power model and thermal twin; the summary says which.`,
 	f.StringVar(&cpus, "cpus", "", `CPU list to pin both agents to, e.g. "0-1" (default: every CPU Maxwell may use)`)
 	f.StringVar(&out, "out", "", "run directory to create (default runs/baseline-TIMESTAMP)")
 	f.BoolVar(&asJSON, "json", false, "print the summary as JSON (the summary.json object)")
+	f.StringVar(&cellKind, "cell", cellProcess, "cell backend for the agents: process or oci (runc containers)")
 	return cmd
 }
 
 // runPlain runs the named agents under plain Linux scheduling (no economy)
 // for d: the baseline, or the Scientist alone.
-func runPlain(ctx context.Context, a *app, stderr io.Writer, cfg config.Config, kind string, cpus []int, d time.Duration, dir string, names ...string) (record.Summary, error) {
-	env, err := newRunEnv(ctx, a, stderr, cfg, kind, cpus, d, dir)
+func runPlain(ctx context.Context, a *app, stderr io.Writer, cfg config.Config, kind, cellKind string, cpus []int, d time.Duration, dir string, names ...string) (record.Summary, error) {
+	env, err := newRunEnv(ctx, a, stderr, cfg, kind, cellKind, cpus, d, dir)
 	if err != nil {
 		return record.Summary{}, err
 	}

@@ -78,17 +78,17 @@ directories and their plots under --out.`,
 			stderr := cmd.ErrOrStderr()
 			var c comparison
 			fmt.Fprintf(stderr, "compare: baseline, then Maxwell, %v each, then the Scientist alone for %v, on CPUs %s\n", d, alone, cpuset.Format(cpuList))
-			if c.Baseline, err = runPlain(ctx, a, stderr, cfg, "baseline", cpuList, d, filepath.Join(out, "baseline"), "scientist", "miner"); err != nil {
+			if c.Baseline, err = runPlain(ctx, a, stderr, cfg, "baseline", cellProcess, cpuList, d, filepath.Join(out, "baseline"), "scientist", "miner"); err != nil {
 				return fmt.Errorf("baseline run: %w", err)
 			}
 			story := stderr
 			if !asJSON {
 				story = cmd.OutOrStdout()
 			}
-			if c.Maxwell, err = runDemo(ctx, a, stderr, story, cfg, cpuList, filepath.Join(out, "maxwell")); err != nil {
+			if c.Maxwell, err = runDemo(ctx, a, stderr, story, cfg, cellProcess, cpuList, filepath.Join(out, "maxwell")); err != nil {
 				return fmt.Errorf("maxwell run: %w", err)
 			}
-			if c.Alone, err = runPlain(ctx, a, stderr, cfg, "alone", cpuList, alone, filepath.Join(out, "alone"), "scientist"); err != nil {
+			if c.Alone, err = runPlain(ctx, a, stderr, cfg, "alone", cellProcess, cpuList, alone, filepath.Join(out, "alone"), "scientist"); err != nil {
 				return fmt.Errorf("scientist-alone run: %w", err)
 			}
 			c.ratios()

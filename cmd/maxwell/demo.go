@@ -60,6 +60,7 @@ func newDemoCmd(a *app) *cobra.Command {
 		out      string
 		asJSON   bool
 		headless bool
+		cellKind string
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -98,7 +99,7 @@ from the power model and thermal twin, and are labelled so.`,
 			if asJSON || headless {
 				story = cmd.ErrOrStderr()
 			}
-			res, err := runDemo(ctx, a, cmd.ErrOrStderr(), story, cfg, cpuList, out)
+			res, err := runDemo(ctx, a, cmd.ErrOrStderr(), story, cfg, cellKind, cpuList, out)
 			if asJSON {
 				if perr := printJSON(cmd.OutOrStdout(), res); perr != nil {
 					return perr
@@ -115,19 +116,20 @@ from the power model and thermal twin, and are labelled so.`,
 	f.StringVar(&cpus, "cpus", "", `CPU list the agents share, e.g. "0-1" (default: every CPU Maxwell may use)`)
 	f.StringVar(&out, "out", "", "run directory to create (default runs/demo-TIMESTAMP)")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON; the story goes to stderr")
+	f.StringVar(&cellKind, "cell", cellProcess, "cell backend for the agents: process or oci (runc containers)")
 	f.BoolVar(&headless, "headless", false, "no dashboard: tell the story as lines (the story goes to stderr)")
 	return cmd
 }
 
 // runDemo runs the economy on the Scientist and the Miner for the demo's
 // duration and returns the result.
-func runDemo(ctx context.Context, a *app, stderr, story io.Writer, cfg config.Config, cpus []int, dir string) (demoResult, error) {
+func runDemo(ctx context.Context, a *app, stderr, story io.Writer, cfg config.Config, cellKind string, cpus []int, dir string) (demoResult, error) {
 	var res demoResult
 	d := cfg.Demo.Duration
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return res, err
 	}
-	env, err := newRunEnv(ctx, a, stderr, cfg, "maxwell", cpus, d, dir)
+	env, err := newRunEnv(ctx, a, stderr, cfg, "maxwell", cellKind, cpus, d, dir)
 	if err != nil {
 		return res, err
 	}
@@ -184,7 +186,7 @@ func runDemo(ctx context.Context, a *app, stderr, story io.Writer, cfg config.Co
 	n := &narrator{w: story, start: time.Now()}
 	run.OnEvent = n.event
 	e, t := env.tel.Sources()
-	fmt.Fprintf(story, "maxwell demo: the Scientist and the Miner under the economy for %v on CPUs %s\n", d, cpuset.Format(cpus))
+	fmt.Fprintf(story, "maxwell demo: the Scientist and the Miner under the economy for %v on CPUs %s, in %s cells\n", d, cpuset.Format(cpus), cellKind)
 	fmt.Fprintf(story, "  each wallet: %.1f J of credits (1 credit = 1 µJ), no income; a slot (one CPU for %v) costs %.3f J at base price; %s auction\n",
 		float64(endow)/1e6, ec.Tick, ec.SlotEnergy.Joules(), cfg.Engine.Rule)
 	fmt.Fprintf(story, "  heat: the price rises above %.0f °C; Landauer's tax: %d pJ per freed byte (%.2g × the Landauer floor of %.2g pJ/B at 300 K), metered by %s (%s)\n",

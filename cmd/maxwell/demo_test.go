@@ -3,11 +3,13 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/maxwellhq/maxwell/internal/cell/oci"
 	"github.com/maxwellhq/maxwell/internal/engine"
 	"github.com/maxwellhq/maxwell/internal/ledger"
 	"github.com/maxwellhq/maxwell/internal/record"
@@ -20,8 +22,27 @@ func TestDemoEndToEnd(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create cgroups and load the eBPF meter")
 	}
+	testDemo(t, "process")
+}
+
+// TestDemoInContainers runs the same story with the agents in runc
+// containers whose root file system holds busybox and this binary.
+func TestDemoInContainers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run containers")
+	}
+	if _, err := exec.LookPath("runc"); err != nil {
+		t.Skip("runc is not installed (Debian package runc; .ci/run installs it)")
+	}
+	if _, err := os.Stat(oci.DefaultBusybox); err != nil {
+		t.Skipf("%s is missing (Debian package busybox-static; .ci/run installs it)", oci.DefaultBusybox)
+	}
+	testDemo(t, "oci")
+}
+
+func testDemo(t *testing.T, cellKind string) {
 	dir := filepath.Join(t.TempDir(), "demo")
-	stdout, stderr, err := run(t, "demo", "--duration", "12s", "--out", dir, "--json")
+	stdout, stderr, err := run(t, "demo", "--cell", cellKind, "--duration", "12s", "--out", dir, "--json")
 	if err != nil {
 		t.Fatalf("demo: %v\nstderr:\n%s", err, stderr)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/maxwellhq/maxwell/agent/proto"
 	"github.com/maxwellhq/maxwell/internal/cell"
+	"github.com/maxwellhq/maxwell/internal/cell/oci"
 	"github.com/maxwellhq/maxwell/internal/config"
 	"github.com/maxwellhq/maxwell/internal/experiment"
 	"github.com/maxwellhq/maxwell/internal/hub"
@@ -30,12 +31,28 @@ type runEnv struct {
 	run  *experiment.Run
 	log  *slog.Logger
 	exe  string
+	// oci, when the agents run in OCI containers, is their manager; the
+	// agent socket's directory is mounted at ociSockDir inside them.
+	oci *oci.Manager
 
 	stop func()
 }
 
-// newRunEnv prepares a run of kind on cpus for d, writing to dir.
-func newRunEnv(ctx context.Context, a *app, stderr io.Writer, cfg config.Config, kind string, cpus []int, d time.Duration, dir string) (*runEnv, error) {
+// The cell backends an experiment can run its agents in.
+const (
+	cellProcess = "process"
+	cellOCI     = "oci"
+)
+
+// ociSockDir is where the agent socket's directory appears in containers.
+const ociSockDir = "/run/maxwell"
+
+// newRunEnv prepares a run of kind on cpus for d, writing to dir, with the
+// agents in cells of kind cellKind (process or oci).
+func newRunEnv(ctx context.Context, a *app, stderr io.Writer, cfg config.Config, kind, cellKind string, cpus []int, d time.Duration, dir string) (*runEnv, error) {
+	if cellKind != cellProcess && cellKind != cellOCI {
+		return nil, fmt.Errorf("--cell %q: want %s or %s", cellKind, cellProcess, cellOCI)
+	}
 	log, err := a.logger(stderr)
 	if err != nil {
 		return nil, err
@@ -68,6 +85,13 @@ func newRunEnv(ctx context.Context, a *app, stderr io.Writer, cfg config.Config,
 		return nil, err
 	}
 	env := &runEnv{cfg: cfg, tel: tel, mgr: mgr, log: log, exe: exe, sock: filepath.Join(sockDir, "agent.sock")}
+	if cellKind == cellOCI {
+		if env.oci, err = newOCI(ctx, a, log, exe, sockDir); err != nil {
+			mgr.Close()
+			os.RemoveAll(sockDir)
+			return nil, err
+		}
+	}
 	env.run = &experiment.Run{
 		Kind: kind, Duration: d, Interval: cfg.SampleInterval, CPUs: cpus,
 		ConnectTimeout: cfg.Baseline.ConnectTimeout, Dir: dir,
@@ -88,18 +112,27 @@ func newRunEnv(ctx context.Context, a *app, stderr io.Writer, cfg config.Config,
 		IdleTimeout: 24 * time.Hour,
 	})
 	if err != nil {
+		if env.oci != nil {
+			env.oci.Close()
+		}
 		mgr.Close()
 		os.RemoveAll(sockDir)
 		return nil, err
 	}
 	env.hub = h
 	env.run.Counters = h
+	if env.oci != nil {
+		env.run.Cells = env.oci
+	}
 	hubCtx, stopHub := context.WithCancel(ctx)
 	hubDone := make(chan error, 1)
 	go func() { hubDone <- h.Serve(hubCtx) }()
 	env.stop = func() {
 		stopHub()
 		<-hubDone
+		if env.oci != nil {
+			env.oci.Close()
+		}
 		mgr.Close()
 		os.RemoveAll(sockDir)
 	}
@@ -123,8 +156,31 @@ func (e *runEnv) agents(bidding bool) []experiment.AgentSpec {
 		sci = append(sci, "--bidding", "--valuation", strconv.FormatFloat(e.cfg.Demo.ScientistValuation, 'f', -1, 64))
 		min = append(min, "--bidding", "--greed", strconv.FormatFloat(e.cfg.Demo.MinerGreed, 'f', -1, 64))
 	}
-	return []experiment.AgentSpec{
-		{Name: "scientist", Path: e.exe, Env: env, Args: sci},
-		{Name: "miner", Path: e.exe, Env: env, Args: min},
+	path := e.exe
+	if e.oci != nil {
+		// Inside a container: the binary the root file system carries,
+		// and the socket where its directory is mounted.
+		path = "/bin/maxwell"
+		env = []string{"PATH=/bin", "MAXWELL_AGENT_SOCKET=" + filepath.Join(ociSockDir, filepath.Base(e.sock))}
 	}
+	return []experiment.AgentSpec{
+		{Name: "scientist", Path: path, Env: env, Args: sci},
+		{Name: "miner", Path: path, Env: env, Args: min},
+	}
+}
+
+// newOCI builds a root file system holding busybox and this maxwell binary
+// and returns a runc manager whose containers see the agent socket's
+// directory at ociSockDir.
+func newOCI(ctx context.Context, a *app, log *slog.Logger, exe, sockDir string) (*oci.Manager, error) {
+	root := filepath.Join(sockDir, "rootfs")
+	if err := (oci.RootFS{Busybox: oci.DefaultBusybox, Binaries: map[string]string{"/bin/maxwell": exe}}).Build(ctx, root); err != nil {
+		return nil, fmt.Errorf("OCI root file system: %w", err)
+	}
+	o := oci.DefaultOptions()
+	o.RootFS, o.CgroupRoot, o.ProcRoot, o.Logger = root, a.cgroupRoot, a.procRoot, log
+	o.StateDir = filepath.Join(sockDir, "oci")
+	o.Parent = "maxwell-oci-run-" + strconv.Itoa(os.Getpid())
+	o.Mounts = []oci.Mount{{Source: sockDir, Destination: ociSockDir}}
+	return oci.NewManager(ctx, o)
 }

@@ -33,6 +33,34 @@ func (s *session) writeLine(conn net.Conn, line []byte, timeout time.Duration) e
 	return err
 }
 
+// resolve asks the resolver for pid's cell, and asks again for a short
+// while if it does not know it yet: an agent may connect before the call
+// that started its cell has returned and registered it.
+func (h *Hub) resolve(ctx context.Context, pid int) (string, bool) {
+	if pid <= 0 {
+		return "", false
+	}
+	deadline := time.Now().Add(resolveWait)
+	for {
+		if cell, ok := h.res.CellForPID(pid); ok && cell != "" {
+			return cell, true
+		}
+		if time.Now().After(deadline) {
+			return "", false
+		}
+		t := time.NewTimer(20 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return "", false
+		case <-t.C:
+		}
+	}
+}
+
+// resolveWait bounds how long resolve waits for a new cell to register.
+const resolveWait = time.Second
+
 // handle runs one connection from accept until it must close, and returns
 // the event that ends it, for the caller to emit once the connection's
 // resources are released.
@@ -41,10 +69,7 @@ func (h *Hub) handle(ctx context.Context, conn net.Conn) Event {
 	if err != nil {
 		return Event{Kind: EventRefused, Detail: "peer credentials: " + err.Error()}
 	}
-	cell, ok := "", false
-	if pid > 0 {
-		cell, ok = h.res.CellForPID(pid)
-	}
+	cell, ok := h.resolve(ctx, pid)
 	if !ok || cell == "" {
 		return h.refuse(conn, pid, "", &proto.Error{Code: proto.CodeNotACell,
 			Message: fmt.Sprintf("pid %d belongs to no cell", pid)})
