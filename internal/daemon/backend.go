@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/maxwellhq/maxwell/internal/api"
 	"github.com/maxwellhq/maxwell/internal/cell"
+	"github.com/maxwellhq/maxwell/internal/cell/oci"
 	"github.com/maxwellhq/maxwell/internal/engine"
 	"github.com/maxwellhq/maxwell/internal/ledger"
 )
@@ -33,9 +35,6 @@ func apiError(err error) error {
 // Spawn implements api.Backend: it starts the program in a new cell, opens
 // its wallet and puts it under the economy.
 func (d *Daemon) Spawn(ctx context.Context, req api.SpawnRequest) (api.CellInfo, error) {
-	if req.OCIRootfs != "" {
-		return api.CellInfo{}, fmt.Errorf("%w: OCI cells are not wired into the daemon yet", api.ErrUnsupported)
-	}
 	d.mu.Lock()
 	name, err := d.cellName(req)
 	d.mu.Unlock()
@@ -46,8 +45,21 @@ func (d *Daemon) Spawn(ctx context.Context, req api.SpawnRequest) (api.CellInfo,
 	if len(cpus) == 0 {
 		cpus = d.opts.CPUs
 	}
+	var starter interface {
+		Start(context.Context, cell.Spec) (cell.Cell, error)
+	} = d.mgr
 	env := append(req.Env, "MAXWELL_AGENT_SOCKET="+d.opts.AgentSocket)
-	c, err := d.mgr.Start(ctx, cell.Spec{Name: name, Path: req.Argv[0], Args: req.Argv[1:], Env: env, Dir: req.Dir, CPUs: cpus})
+	if req.OCIRootfs != "" {
+		m, err := d.ociManager(ctx, req.OCIRootfs)
+		if err != nil {
+			return api.CellInfo{}, fmt.Errorf("%w: %v", api.ErrBadRequest, err)
+		}
+		starter = m
+		// Inside the container the agent socket's directory is mounted
+		// at ociSockDir.
+		env = append(req.Env, "MAXWELL_AGENT_SOCKET="+filepath.Join(ociSockDir, filepath.Base(d.opts.AgentSocket)))
+	}
+	c, err := starter.Start(ctx, cell.Spec{Name: name, Path: req.Argv[0], Args: req.Argv[1:], Env: env, Dir: req.Dir, CPUs: cpus})
 	if err != nil {
 		return api.CellInfo{}, fmt.Errorf("%w: %v", api.ErrBadRequest, err)
 	}
@@ -73,6 +85,37 @@ func (d *Daemon) Spawn(ctx context.Context, req api.SpawnRequest) (api.CellInfo,
 	}
 	d.note("spawned", name, fmt.Sprintf("pid %d, backend %s, wallet %d credits", c.PID(), c.Backend(), req.Wallet))
 	return api.CellInfo{Name: name, PID: c.PID(), Backend: c.Backend()}, nil
+}
+
+// ociSockDir is where containers see the agent socket's directory.
+const ociSockDir = "/run/maxwell"
+
+// ociManager returns the runc manager for containers of root file system
+// rootfs, creating it on first use.
+func (d *Daemon) ociManager(ctx context.Context, rootfs string) (*oci.Manager, error) {
+	abs, err := filepath.Abs(rootfs)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if m, ok := d.ocis[abs]; ok {
+		return m, nil
+	}
+	o := oci.DefaultOptions()
+	o.RootFS, o.CgroupRoot, o.ProcRoot, o.Logger = abs, d.opts.CgroupRoot, d.opts.Roots.Proc, d.log
+	o.Parent = fmt.Sprintf("maxwell-oci-%d", len(d.ocis))
+	o.StateDir = filepath.Join(filepath.Dir(d.opts.ControlSocket), "oci", strconv.Itoa(len(d.ocis)))
+	o.Mounts = []oci.Mount{{Source: filepath.Dir(d.opts.AgentSocket), Destination: ociSockDir}}
+	m, err := oci.NewManager(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	if d.ocis == nil {
+		d.ocis = map[string]*oci.Manager{}
+	}
+	d.ocis[abs] = m
+	return m, nil
 }
 
 // Fund implements api.Backend: the ledger first, then the engine.

@@ -29,6 +29,7 @@ import (
 	"github.com/maxwellhq/maxwell/agent/proto"
 	"github.com/maxwellhq/maxwell/internal/api"
 	"github.com/maxwellhq/maxwell/internal/cell"
+	"github.com/maxwellhq/maxwell/internal/cell/oci"
 	"github.com/maxwellhq/maxwell/internal/config"
 	"github.com/maxwellhq/maxwell/internal/economy"
 	"github.com/maxwellhq/maxwell/internal/engine"
@@ -87,6 +88,7 @@ type Daemon struct {
 	lastE     units.Energy
 	lastAt    time.Time
 	fundSeq   uint64
+	ocis      map[string]*oci.Manager // by root file system
 }
 
 // managed is what the daemon keeps about one cell.
@@ -274,6 +276,13 @@ func (d *Daemon) shutdown() {
 		}
 		if _, err := d.ledger.CloseWallet(ctx, "stop/cell:"+name, 0, name); err != nil && !errors.Is(err, ledger.ErrInvalid) {
 			d.log.Debug("settle wallet", "cell", name, "err", err)
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, m := range d.ocis {
+		if err := m.Close(); err != nil {
+			d.log.Warn("close OCI manager", "err", err)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/maxwellhq/maxwell/internal/api"
 	"github.com/maxwellhq/maxwell/internal/cell"
+	"github.com/maxwellhq/maxwell/internal/cell/oci"
 	"github.com/maxwellhq/maxwell/internal/config"
 	"github.com/maxwellhq/maxwell/internal/ledger"
 	"github.com/maxwellhq/maxwell/internal/sensors"
@@ -207,4 +209,47 @@ func TestDaemonLifecycle(t *testing.T) {
 	if _, err := c.Spawn(ctx, api.SpawnRequest{Name: "spinner", Argv: []string{"/bin/true"}, Wallet: 1}); !errors.Is(err, api.ErrExists) {
 		t.Errorf("a dead cell's name reused: %v", err)
 	}
+}
+
+func TestDaemonSpawnsContainers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run containers")
+	}
+	if _, err := exec.LookPath("runc"); err != nil {
+		t.Skip("runc is not installed (Debian package runc; .ci/run installs it)")
+	}
+	if _, err := os.Stat(oci.DefaultBusybox); err != nil {
+		t.Skipf("%s is missing (Debian package busybox-static)", oci.DefaultBusybox)
+	}
+	dir := t.TempDir()
+	rootfs := filepath.Join(dir, "rootfs")
+	if err := (oci.RootFS{Busybox: oci.DefaultBusybox}).Build(context.Background(), rootfs); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, dir)
+	defer r.stop(t)
+	c, err := api.Dial(r.opts.ControlSocket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	info, err := c.Spawn(ctx, api.SpawnRequest{Name: "boxed", Argv: []string{"/bin/sh", "-c", "while :; do :; done"},
+		Wallet: 1_000_000_000, MaxBid: 2 * 759375, Units: 1, OCIRootfs: rootfs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Backend != oci.Backend {
+		t.Errorf("backend %q, want %q", info.Backend, oci.Backend)
+	}
+	waitState(t, c, "the container running and paying", func(s api.State) bool {
+		cl, ok := cellOf(s, "boxed")
+		return ok && cl.State == api.Running && cl.Paid > 0
+	})
+	if err := c.Kill(ctx, "boxed"); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, c, "the container dead", func(s api.State) bool {
+		cl, _ := cellOf(s, "boxed")
+		return cl.State == api.Dead
+	})
 }
