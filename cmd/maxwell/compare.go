@@ -85,7 +85,7 @@ directories and their plots under --out.`,
 			if !asJSON {
 				story = cmd.OutOrStdout()
 			}
-			if c.Maxwell, err = runDemo(ctx, a, stderr, story, cfg, cellProcess, cpuList, filepath.Join(out, "maxwell")); err != nil {
+			if c.Maxwell, err = runDemo(ctx, a, stderr, story, cfg, cellProcess, cpuList, filepath.Join(out, "maxwell"), false); err != nil {
 				return fmt.Errorf("maxwell run: %w", err)
 			}
 			if c.Alone, err = runPlain(ctx, a, stderr, cfg, "alone", cellProcess, cpuList, alone, filepath.Join(out, "alone"), "scientist"); err != nil {

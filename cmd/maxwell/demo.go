@@ -99,7 +99,14 @@ from the power model and thermal twin, and are labelled so.`,
 			if asJSON || headless {
 				story = cmd.ErrOrStderr()
 			}
-			res, err := runDemo(ctx, a, cmd.ErrOrStderr(), story, cfg, cellKind, cpuList, out)
+			// On a terminal, unless told otherwise, the story is told by the
+			// dashboard; the summary follows when it closes.
+			f, isFile := cmd.OutOrStdout().(*os.File)
+			dashboard := !asJSON && !headless && isFile && isTerminal(f)
+			if dashboard {
+				story = io.Discard
+			}
+			res, err := runDemo(ctx, a, cmd.ErrOrStderr(), story, cfg, cellKind, cpuList, out, dashboard)
 			if asJSON {
 				if perr := printJSON(cmd.OutOrStdout(), res); perr != nil {
 					return perr
@@ -123,7 +130,7 @@ from the power model and thermal twin, and are labelled so.`,
 
 // runDemo runs the economy on the Scientist and the Miner for the demo's
 // duration and returns the result.
-func runDemo(ctx context.Context, a *app, stderr, story io.Writer, cfg config.Config, cellKind string, cpus []int, dir string) (demoResult, error) {
+func runDemo(ctx context.Context, a *app, stderr, story io.Writer, cfg config.Config, cellKind string, cpus []int, dir string, dashboard bool) (demoResult, error) {
 	var res demoResult
 	d := cfg.Demo.Duration
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -200,7 +207,29 @@ func runDemo(ctx context.Context, a *app, stderr, story io.Writer, cfg config.Co
 		defer wg.Done()
 		n.status(statusCtx, driver, env.tel.Temp)
 	}()
-	sum, runErr := run.Execute(ctx)
+	var (
+		sum    record.Summary
+		runErr error
+	)
+	if dashboard {
+		done := make(chan struct{})
+		dd := &demoDash{driver: driver, ledger: lg, temp: env.tel.Temp, energy: env.tel.Energy,
+			setpoint: cfg.Engine.SetpointCelsius, start: time.Now(), done: done}
+		driver.OnDecision = dd.decided
+		run.OnEvent = func(e record.Event) { n.event(e); dd.event(e) }
+		runCtx, stopRun := context.WithCancel(ctx)
+		go func() {
+			defer close(done)
+			sum, runErr = run.Execute(runCtx)
+		}()
+		if err := dd.show(ctx, stopRun); err != nil {
+			env.log.Error("dashboard", "err", err)
+		}
+		<-done
+		stopRun()
+	} else {
+		sum, runErr = run.Execute(ctx)
+	}
 	stopStatus()
 	wg.Wait()
 	res.Summary = sum

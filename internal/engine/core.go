@@ -428,6 +428,7 @@ func (c *Core) Decide(in Input) (Decision, error) {
 				d.Actions = append(d.Actions, Action{Cell: name, Kind: ActKill})
 			}
 			rep.State, rep.Balance = Dead, cs.wallet.Balance
+			rep.TaxTotal, rep.PaidTotal = cs.taxTotal, cs.paid
 			d.Cells = append(d.Cells, rep)
 			continue
 		}
