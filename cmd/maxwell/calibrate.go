@@ -13,6 +13,7 @@ import (
 
 	"github.com/maxwellhq/maxwell/internal/calibrate"
 	"github.com/maxwellhq/maxwell/internal/cpuset"
+	"github.com/maxwellhq/maxwell/internal/ledger"
 	"github.com/maxwellhq/maxwell/internal/model"
 	"github.com/maxwellhq/maxwell/internal/telemetry"
 )
@@ -102,7 +103,7 @@ output shows the twin's true τ = R·C beside the fit.`,
 	f.DurationVar(&interval, "interval", 100*time.Millisecond, "sampling interval")
 	f.DurationVar(&tauC, "tau-c", 0, "desired closed-loop time constant τc for SIMC (0: τc = θ, at least τ/10 and the interval)")
 	f.IntVar(&threads, "threads", 0, "busy threads in the step (0: one per CPU Maxwell may use)")
-	f.StringVar(&profilePath, "profile", "", "write the host profile (JSON) to this file")
+	f.StringVar(&profilePath, "profile", filepath.Join(filepath.Dir(ledger.DefaultPath()), "profile.json"), `where to store the host profile (JSON); "" stores none`)
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

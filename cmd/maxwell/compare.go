@@ -28,8 +28,14 @@ type comparison struct {
 	// energy and on dynamic energy above idle (where idle is known).
 	Ratio        float64  `json:"primes_per_joule_ratio"`
 	DynamicRatio *float64 `json:"primes_per_dynamic_joule_ratio,omitempty"`
+	// AloneRate is the Scientist's throughput alone over the same stretch
+	// of its work as it did after the Miner's apoptosis under Maxwell: the
+	// first (duration − time of apoptosis) seconds (it had done next to
+	// nothing before, outbid), since a sieve's primes per second fall as
+	// the numbers grow.
+	AloneRate *float64 `json:"scientist_alone_primes_per_second,omitempty"`
 	// AfterVsAlone is the Scientist's throughput after the Miner's
-	// apoptosis over its throughput alone.
+	// apoptosis over AloneRate.
 	AfterVsAlone *float64 `json:"scientist_after_vs_alone,omitempty"`
 	Plots        []string `json:"plots"`
 }
@@ -44,8 +50,8 @@ func newCompareCmd(a *app) *cobra.Command {
 		Use:   "compare",
 		Short: "Run the baseline and Maxwell back to back and compare primes per Joule",
 		Long: `Run the baseline (plain Linux scheduling), then Maxwell's economy, with the
-same duration, agents and CPUs, then the Scientist alone for a shorter while
-(its throughput without competition), and print one table: primes, energy
+same duration, agents and CPUs, then the Scientist alone (its throughput without
+competition, over the same stretch of its work), and print one table: primes, energy
 (total, and dynamic above idle where idle is known), primes per Joule and the
 ratio Maxwell/baseline, temperatures, the time to the Miner's apoptosis and
 the Scientist's throughput before and after it. Writes the three run
@@ -64,7 +70,7 @@ directories and their plots under --out.`,
 			}
 			d := cfg.Demo.Duration
 			if alone <= 0 {
-				alone = max(d/4, 5*time.Second)
+				alone = d
 			}
 			cpuList, err := runCPUs(cpus)
 			if err != nil {
@@ -91,6 +97,15 @@ directories and their plots under --out.`,
 			if c.Alone, err = runPlain(ctx, a, stderr, cfg, "alone", cellProcess, cpuList, alone, filepath.Join(out, "alone"), "scientist"); err != nil {
 				return fmt.Errorf("scientist-alone run: %w", err)
 			}
+			if r, err := record.ReadRun(filepath.Join(out, "alone")); err == nil {
+				window := time.Duration(c.Alone.DurationSeconds * float64(time.Second))
+				if died := c.Maxwell.Economy.MinerDiedAtSeconds; died != nil {
+					window = d - time.Duration(*died*float64(time.Second))
+				}
+				if v, ok := record.CounterRate(r, "scientist", "primes", 0, window); ok {
+					c.AloneRate = &v
+				}
+			}
 			c.ratios()
 			if c.Plots, err = plot.Run([]string{filepath.Join(out, "baseline"), filepath.Join(out, "maxwell")}, filepath.Join(out, "plots")); err != nil {
 				fmt.Fprintln(stderr, "compare: plots:", err)
@@ -104,7 +119,7 @@ directories and their plots under --out.`,
 	}
 	f := cmd.Flags()
 	f.DurationVar(&duration, "duration", 0, "length of the baseline and of the Maxwell run (default: demo.duration)")
-	f.DurationVar(&alone, "alone-duration", 0, "length of the Scientist-alone run (default: a quarter of --duration, at least 5s)")
+	f.DurationVar(&alone, "alone-duration", 0, "length of the Scientist-alone run (default: --duration)")
 	f.StringVar(&cpus, "cpus", "", "CPU list the agents share (default: every CPU Maxwell may use)")
 	f.StringVar(&out, "out", "", "directory for the three runs and the plots (default runs/compare-TIMESTAMP)")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
@@ -121,8 +136,8 @@ func (c *comparison) ratios() {
 		r := *m.PrimesPerDynamicJoule / *b.PrimesPerDynamicJoule
 		c.DynamicRatio = &r
 	}
-	if after := c.Maxwell.Economy.ScientistPrimesPerSecondAfter; after != nil && c.Alone.DurationSeconds > 0 && c.Alone.Primes > 0 {
-		r := *after / (float64(c.Alone.Primes) / c.Alone.DurationSeconds)
+	if after := c.Maxwell.Economy.ScientistPrimesPerSecondAfter; after != nil && c.AloneRate != nil && *c.AloneRate > 0 {
+		r := *after / *c.AloneRate
 		c.AfterVsAlone = &r
 	}
 }
@@ -148,7 +163,7 @@ func printComparison(w io.Writer, c comparison, dir string) {
 	fmt.Fprintf(tw, "miner apoptosis (s)\t-\t%s\t\t\n", opt(c.Maxwell.Economy.MinerDiedAtSeconds, "%.1f"))
 	fmt.Fprintf(tw, "scientist primes/s before\t%.0f\t%s\t\t\n", float64(b.Primes)/max(b.DurationSeconds, 1e-9), opt(c.Maxwell.Economy.ScientistPrimesPerSecondBefore, "%.0f"))
 	fmt.Fprintf(tw, "scientist primes/s after\t\t%s\t\t\n", opt(c.Maxwell.Economy.ScientistPrimesPerSecondAfter, "%.0f"))
-	fmt.Fprintf(tw, "scientist alone primes/s\t\t%.0f\t\t\n", float64(c.Alone.Primes)/max(c.Alone.DurationSeconds, 1e-9))
+	fmt.Fprintf(tw, "scientist alone primes/s (same stretch)\t\t%s\t\t\n", opt(c.AloneRate, "%.0f"))
 	fmt.Fprintf(tw, "after / alone\t\t%s\t\t\n", opt(c.AfterVsAlone, "%.2f"))
 	tw.Flush()
 	for _, p := range c.Plots {
