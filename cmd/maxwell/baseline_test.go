@@ -3,11 +3,14 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/maxwellhq/maxwell/internal/bench"
+	"github.com/maxwellhq/maxwell/internal/cell/oci"
 	"github.com/maxwellhq/maxwell/internal/record"
 )
 
@@ -135,5 +138,39 @@ func TestSensorsJSON(t *testing.T) {
 	}
 	if rep.Energy.Estimated() && !strings.Contains(rep.Energy.Model, "SPECpower") {
 		t.Errorf("estimated energy does not name its model: %q", rep.Energy.Model)
+	}
+}
+
+func TestBenchPauseJSON(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for the cgroup freezers")
+	}
+	args := []string{"bench", "pause", "--trials", "5", "--json"}
+	_, runcErr := exec.LookPath("runc")
+	_, bbErr := os.Stat(oci.DefaultBusybox)
+	withOCI := runcErr == nil && bbErr == nil
+	if withOCI {
+		args = append(args, "--oci")
+	}
+	stdout, stderr, err := run(t, args...)
+	if err != nil {
+		t.Fatalf("bench pause: %v\n%s", err, stderr)
+	}
+	var res bench.PauseResult
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatal(err)
+	}
+	backends := map[string]bool{}
+	for _, f := range res.Freezers {
+		if f.Error != "" {
+			t.Errorf("%s/%s: %s", f.Backend, f.Freezer, f.Error)
+		}
+		if f.Pause.N != 5 || f.Pause.P50us <= 0 || f.Pause.P99us < f.Pause.P50us || f.Pause.MaxUs < f.Pause.P99us {
+			t.Errorf("%s/%s pause summary %+v", f.Backend, f.Freezer, f.Pause)
+		}
+		backends[f.Backend] = true
+	}
+	if !backends["signal"] || (withOCI && !backends["oci"]) {
+		t.Errorf("backends measured: %v", backends)
 	}
 }

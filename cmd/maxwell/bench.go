@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/signal"
 	"slices"
 	"syscall"
@@ -34,6 +35,7 @@ func newBenchPauseCmd(a *app) *cobra.Command {
 		asJSON  bool
 		cpu     int
 		ctlCPUs string
+		withOCI bool
 		timeout time.Duration
 	)
 	cmd := &cobra.Command{
@@ -74,6 +76,30 @@ microseconds. Needs root for the cgroup freezers.`,
 			if err != nil {
 				return err
 			}
+			if withOCI {
+				// The same measurement on a runc container: a busybox busy
+				// loop in a root file system built for the occasion.
+				dir, err := os.MkdirTemp("", "maxwell-bench-oci-")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(dir)
+				om, err := newOCI(ctx, a, log, "", dir)
+				if err != nil {
+					return err
+				}
+				defer om.Close()
+				opo := po
+				opo.Freezers = []cell.FreezerKind{om.Freezer()}
+				ores, err := bench.MeasurePause(ctx, om, opo)
+				if err != nil {
+					return err
+				}
+				for i := range ores.Freezers {
+					ores.Freezers[i].Backend = "oci"
+				}
+				res.Freezers = append(res.Freezers, ores.Freezers...)
+			}
 			out := cmd.OutOrStdout()
 			if asJSON {
 				return printJSON(out, res)
@@ -100,6 +126,7 @@ microseconds. Needs root for the cgroup freezers.`,
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	f.IntVar(&cpu, "cpu", 0, "CPU to pin the busy cells to (-1: no pinning)")
 	f.StringVar(&ctlCPUs, "controller-cpus", "auto", `CPUs for the measuring thread: a list, "auto" (every allowed CPU but the cells', if any) or "none"`)
+	f.BoolVar(&withOCI, "oci", false, "also measure a runc container (runc's own pause; needs runc and busybox-static)")
 	f.DurationVar(&timeout, "timeout", 2*time.Minute, "give up after this long")
 	return cmd
 }

@@ -112,3 +112,42 @@ func testDemo(t *testing.T, cellKind string) {
 		t.Errorf("replayed %d ticks of a 12 s demo at 100 ms", ticks)
 	}
 }
+
+// TestCompareShort runs the three runs of `maxwell compare` briefly and
+// checks the table's figures are the runs' own and the plots exist.
+func TestCompareShort(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create cgroups")
+	}
+	dir := filepath.Join(t.TempDir(), "cmp")
+	stdout, stderr, err := run(t, "compare", "--duration", "8s", "--alone-duration", "5s", "--out", dir, "--json")
+	if err != nil {
+		t.Fatalf("compare: %v\n%s", err, stderr)
+	}
+	var c comparison
+	if err := json.Unmarshal([]byte(stdout), &c); err != nil {
+		t.Fatalf("--json: %v\n%s", err, stdout)
+	}
+	if c.Baseline.Primes == 0 || c.Maxwell.Summary.Primes == 0 || c.Alone.Primes == 0 {
+		t.Fatalf("a run found no primes: %d %d %d", c.Baseline.Primes, c.Maxwell.Summary.Primes, c.Alone.Primes)
+	}
+	if want := c.Maxwell.Summary.PrimesPerJoule / c.Baseline.PrimesPerJoule; c.Ratio != want {
+		t.Errorf("ratio %v, want %v", c.Ratio, want)
+	}
+	if c.DynamicRatio == nil {
+		t.Error("no ratio on energy above idle though the model knows idle power")
+	}
+	for _, run := range []string{"baseline", "maxwell", "alone"} {
+		if _, err := record.ReadRun(filepath.Join(dir, run)); err != nil {
+			t.Errorf("%s run directory: %v", run, err)
+		}
+	}
+	if len(c.Plots) != 5 {
+		t.Errorf("plots %v", c.Plots)
+	}
+	for _, p := range c.Plots {
+		if st, err := os.Stat(p); err != nil || st.Size() == 0 {
+			t.Errorf("plot %s: %v", p, err)
+		}
+	}
+}

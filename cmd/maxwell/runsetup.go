@@ -172,9 +172,14 @@ func (e *runEnv) agents(bidding bool) []experiment.AgentSpec {
 // newOCI builds a root file system holding busybox and this maxwell binary
 // and returns a runc manager whose containers see the agent socket's
 // directory at ociSockDir.
+// With exe "" the root file system holds busybox alone.
 func newOCI(ctx context.Context, a *app, log *slog.Logger, exe, sockDir string) (*oci.Manager, error) {
 	root := filepath.Join(sockDir, "rootfs")
-	if err := (oci.RootFS{Busybox: oci.DefaultBusybox, Binaries: map[string]string{"/bin/maxwell": exe}}).Build(ctx, root); err != nil {
+	rfs := oci.RootFS{Busybox: oci.DefaultBusybox}
+	if exe != "" {
+		rfs.Binaries = map[string]string{"/bin/maxwell": exe}
+	}
+	if err := rfs.Build(ctx, root); err != nil {
 		return nil, fmt.Errorf("OCI root file system: %w", err)
 	}
 	o := oci.DefaultOptions()

@@ -14,7 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/maxwellhq/maxwell/internal/cell"
-	"github.com/maxwellhq/maxwell/internal/cpuset"
 )
 
 // CellStarter is what MeasurePause needs from a cell manager
@@ -170,6 +169,10 @@ func measureFreezer(ctx context.Context, m CellStarter, fz cell.FreezerKind, opt
 		// the measurement.
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
+		var orig unix.CPUSet
+		if err := unix.SchedGetaffinity(0, &orig); err != nil {
+			return fr, fmt.Errorf("read the controller thread's CPUs: %w", err)
+		}
 		var set unix.CPUSet
 		for _, c := range opts.ControllerCPUs {
 			set.Set(c)
@@ -177,15 +180,9 @@ func measureFreezer(ctx context.Context, m CellStarter, fz cell.FreezerKind, opt
 		if err := unix.SchedSetaffinity(0, &set); err != nil {
 			return fr, fmt.Errorf("pin the controller thread to CPUs %v: %w", opts.ControllerCPUs, err)
 		}
-		defer func() {
-			if all, aerr := cpuset.Allowed(); aerr == nil {
-				var set unix.CPUSet
-				for _, c := range all {
-					set.Set(c)
-				}
-				_ = unix.SchedSetaffinity(0, &set)
-			}
-		}()
+		// Restore the thread's own CPUs before it returns to the runtime's
+		// pool (deferred calls run last-in first-out: this one first).
+		defer unix.SchedSetaffinity(0, &orig)
 		fr.ControllerCPUs = opts.ControllerCPUs
 	}
 	if err := sleep(ctx, opts.Gap); err != nil {
