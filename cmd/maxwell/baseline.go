@@ -45,11 +45,8 @@ from the power model and thermal twin; the summary says which.`,
 			if err != nil {
 				return err
 			}
-			if cmd.Flags().Changed("duration") {
-				if duration <= 0 {
-					return fmt.Errorf("--duration %v must be positive", duration)
-				}
-				cfg.Baseline.Duration = duration
+			if err := durationFlag(cmd, duration, &cfg.Baseline.Duration); err != nil {
+				return err
 			}
 			if !cmd.Flags().Changed("cpus") {
 				cpus = cfg.Baseline.CPUs

@@ -62,11 +62,8 @@ directories and their plots under --out.`,
 			if err != nil {
 				return err
 			}
-			if cmd.Flags().Changed("duration") {
-				if duration <= 0 {
-					return fmt.Errorf("--duration %v must be positive", duration)
-				}
-				cfg.Demo.Duration = duration
+			if err := durationFlag(cmd, duration, &cfg.Demo.Duration); err != nil {
+				return err
 			}
 			d := cfg.Demo.Duration
 			if alone <= 0 {

@@ -80,11 +80,8 @@ from the power model and thermal twin, and are labelled so.`,
 			if err != nil {
 				return err
 			}
-			if cmd.Flags().Changed("duration") {
-				if duration <= 0 {
-					return fmt.Errorf("--duration %v must be positive", duration)
-				}
-				cfg.Demo.Duration = duration
+			if err := durationFlag(cmd, duration, &cfg.Demo.Duration); err != nil {
+				return err
 			}
 			cpuList, err := runCPUs(cpus)
 			if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -108,4 +109,17 @@ func newConfigCmd(a *app) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// durationFlag applies --duration, when given, over the configuration's
+// duration *target.
+func durationFlag(cmd *cobra.Command, d time.Duration, target *time.Duration) error {
+	if !cmd.Flags().Changed("duration") {
+		return nil
+	}
+	if d <= 0 {
+		return fmt.Errorf("--duration %v must be positive", d)
+	}
+	*target = d
+	return nil
 }

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/maxwellhq/maxwell/internal/cgroupfs"
+
 	"github.com/maxwellhq/maxwell/internal/cpuset"
 )
 
@@ -235,7 +237,7 @@ func (m *Manager) makeCell(name string, s *cgroupSet, cpus string) error {
 		// Both must be set before a task may join.
 		err := inheritCpuset(filepath.Dir(cs), cs, "cpuset.mems")
 		if err == nil && cpus != "" {
-			err = writeFile(filepath.Join(cs, "cpuset.cpus"), cpus)
+			err = cgroupfs.Write(filepath.Join(cs, "cpuset.cpus"), cpus)
 		}
 		if err == nil {
 			err = inheritCpuset(filepath.Dir(cs), cs, "cpuset.cpus")
@@ -244,8 +246,8 @@ func (m *Manager) makeCell(name string, s *cgroupSet, cpus string) error {
 			undo()
 			return fmt.Errorf("setting cpuset: %w", err)
 		}
-	} else if cpus != "" && s.V2 != "" && exists(filepath.Join(s.V2, "cpuset.cpus")) {
-		if err := writeFile(filepath.Join(s.V2, "cpuset.cpus"), cpus); err != nil {
+	} else if cpus != "" && s.V2 != "" && cgroupfs.Exists(filepath.Join(s.V2, "cpuset.cpus")) {
+		if err := cgroupfs.Write(filepath.Join(s.V2, "cpuset.cpus"), cpus); err != nil {
 			undo()
 			return fmt.Errorf("setting cpuset: %w", err)
 		}

@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/maxwellhq/maxwell/internal/cgroupfs"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -49,7 +51,7 @@ func newManager(t *testing.T, freezer FreezerKind) *Manager {
 			t.Errorf("Manager.Close: %v", err)
 		}
 		for _, d := range m.parent.dirs() {
-			if exists(d) {
+			if cgroupfs.Exists(d) {
 				t.Errorf("Manager.Close left %s behind", d)
 				os.Remove(d)
 			}
@@ -114,7 +116,7 @@ func TestHostLayout(t *testing.T) {
 		t.Errorf("hybrid host freezers = %v; want v2, v1, signal", l.Freezers)
 	}
 	for _, d := range m.parent.dirs() {
-		if !exists(d) {
+		if !cgroupfs.Exists(d) {
 			t.Errorf("parent cgroup %s not created", d)
 		}
 	}
@@ -219,7 +221,7 @@ func stats(t *testing.T, c Cell) Stats {
 // waitCPU waits until the cell has used at least d of CPU time.
 func waitCPU(t *testing.T, ctx context.Context, c Cell, d time.Duration) {
 	t.Helper()
-	err := poll(ctx, func() (bool, error) {
+	err := cgroupfs.Poll(ctx, func() (bool, error) {
 		s, err := c.Stats()
 		return s.CPUTime >= d, err
 	})
@@ -333,7 +335,7 @@ func TestKillContainsClose(t *testing.T) {
 			if err := c.Wait(ctx); !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 				t.Errorf("Wait = %v; want killed by SIGKILL", err)
 			}
-			if err := poll(ctx, func() (bool, error) { return !alive(m, child), nil }); err != nil {
+			if err := cgroupfs.Poll(ctx, func() (bool, error) { return !alive(m, child), nil }); err != nil {
 				t.Errorf("child %d still alive after Kill", child)
 			}
 			if err := c.Close(); err != nil {
@@ -343,7 +345,7 @@ func TestKillContainsClose(t *testing.T) {
 				t.Errorf("second Close: %v", err)
 			}
 			for _, d := range dirs {
-				if exists(d) {
+				if cgroupfs.Exists(d) {
 					t.Errorf("Close left %s behind", d)
 				}
 			}
@@ -595,7 +597,7 @@ func TestSweep(t *testing.T) {
 		t.Fatal("stale process still alive after Sweep")
 	}
 	for _, d := range stale.dirs() {
-		if exists(d) {
+		if cgroupfs.Exists(d) {
 			t.Errorf("Sweep left %s", d)
 		}
 	}
@@ -643,7 +645,7 @@ func TestManagerClose(t *testing.T) {
 		t.Errorf("guard %d still alive after Manager.Close", guard)
 	}
 	for _, d := range m.parent.dirs() {
-		if exists(d) {
+		if cgroupfs.Exists(d) {
 			t.Errorf("Close left %s", d)
 		}
 	}
@@ -718,7 +720,7 @@ func TestGuardCleansUpAfterHostSIGKILL(t *testing.T) {
 			}
 			for _, d := range r.Dirs {
 				if filepath.Base(filepath.Dir(filepath.Dir(d))) == "freezer" && fz == FreezerV1 {
-					if st, _ := readTrimmed(filepath.Join(d, "freezer.state")); st != v1Frozen {
+					if st, _ := cgroupfs.ReadString(filepath.Join(d, "freezer.state")); st != v1Frozen {
 						t.Errorf("freezer.state = %q before the host died; want FROZEN", st)
 					}
 				}
@@ -729,14 +731,14 @@ func TestGuardCleansUpAfterHostSIGKILL(t *testing.T) {
 			}
 			host.Wait()
 
-			err = poll(ctx, func() (bool, error) {
+			err = cgroupfs.Poll(ctx, func() (bool, error) {
 				for _, pid := range r.PIDs {
 					if alive(m, pid) {
 						return false, nil
 					}
 				}
 				for _, d := range r.Dirs {
-					if exists(d) {
+					if cgroupfs.Exists(d) {
 						return false, nil
 					}
 				}
@@ -747,7 +749,7 @@ func TestGuardCleansUpAfterHostSIGKILL(t *testing.T) {
 					t.Errorf("pid %d: state %q", pid, procState(m, pid))
 				}
 				for _, d := range r.Dirs {
-					t.Errorf("dir %s exists: %v", d, exists(d))
+					t.Errorf("dir %s exists: %v", d, cgroupfs.Exists(d))
 				}
 				t.Errorf("guard %d alive: %v", r.Guard, alive(m, r.Guard))
 				t.Fatalf("cell not cleaned up after the host was SIGKILLed: %v; host stderr:\n%s", err, stderr.String())
@@ -830,7 +832,7 @@ func TestPureV2(t *testing.T) {
 		if err := m.Close(); err != nil {
 			t.Errorf("Close: %v", err)
 		}
-		if exists(m.parent.V2) {
+		if cgroupfs.Exists(m.parent.V2) {
 			t.Errorf("Close left %s", m.parent.V2)
 		}
 	}()
@@ -868,7 +870,7 @@ func TestPureV2(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if exists(dir) {
+	if cgroupfs.Exists(dir) {
 		t.Errorf("Close left %s", dir)
 	}
 }

@@ -1,141 +1,19 @@
 package cell
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/maxwellhq/maxwell/internal/cgroupfs"
 )
-
-// How waits on kernel state poll. The first pollSpins checks follow each
-// other with only a yield between them, because a pause usually completes
-// within tens of microseconds and the runtime cannot sleep for less than
-// about a millisecond; after that the wait backs off from pollFirst to
-// pollMax so that a long wait costs little CPU.
-const (
-	pollSpins = 200
-	pollFirst = 50 * time.Microsecond
-	pollMax   = time.Millisecond
-)
-
-// poll calls cond until it reports true, fails, or ctx ends.
-func poll(ctx context.Context, cond func() (bool, error)) error {
-	for range pollSpins {
-		ok, err := cond()
-		if err != nil || ok {
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		runtime.Gosched()
-	}
-	delay := pollFirst
-	t := time.NewTimer(delay)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-		ok, err := cond()
-		if err != nil || ok {
-			return err
-		}
-		delay = min(2*delay, pollMax)
-		t.Reset(delay)
-	}
-}
-
-// writeFile writes s to an existing control file, the way cgroup files
-// must be written: no O_CREAT, no O_TRUNC, one write.
-func writeFile(path, s string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	_, werr := f.WriteString(s)
-	cerr := f.Close()
-	if werr != nil {
-		return fmt.Errorf("write %q to %s: %w", strings.TrimSpace(s), path, werr)
-	}
-	return cerr
-}
-
-func readTrimmed(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	return string(bytes.TrimSpace(b)), nil
-}
-
-func readUint(path string) (uint64, error) {
-	s, err := readTrimmed(path)
-	if err != nil {
-		return 0, err
-	}
-	v, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w: %q", path, ErrGarbage, s)
-	}
-	return v, nil
-}
-
-// readKeyed reads one key of a flat-keyed file such as cpu.stat or
-// cgroup.events ("key value" per line).
-func readKeyed(path, key string) (uint64, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), " ")
-		if !ok || k != key {
-			continue
-		}
-		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("%s: %w: key %s = %q", path, ErrGarbage, key, v)
-		}
-		return n, nil
-	}
-	return 0, fmt.Errorf("%s: %w: no key %q", path, ErrGarbage, key)
-}
-
-// readPIDs reads a cgroup.procs, cgroup.threads or tasks file.
-func readPIDs(path string) ([]int, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var pids []int
-	for _, f := range strings.Fields(string(b)) {
-		pid, err := strconv.Atoi(f)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w: %q", path, ErrGarbage, f)
-		}
-		pids = append(pids, pid)
-	}
-	return pids, nil
-}
-
-func exists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
-}
 
 // cgroupSet is the set of cgroup directories one cell lives in: one per
 // v1 hierarchy and one in the v2 hierarchy, any of which may be missing.
@@ -172,7 +50,7 @@ func (s *cgroupSet) procs() ([]int, error) {
 	seen := make(map[int]bool)
 	var out []int
 	for _, d := range s.dirs() {
-		pids, err := readPIDs(filepath.Join(d, "cgroup.procs"))
+		pids, err := cgroupfs.ReadPIDs(filepath.Join(d, "cgroup.procs"))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -203,7 +81,7 @@ func (s *cgroupSet) contains(pid int) bool {
 	if d == "" {
 		return false
 	}
-	pids, err := readPIDs(filepath.Join(d, "cgroup.procs"))
+	pids, err := cgroupfs.ReadPIDs(filepath.Join(d, "cgroup.procs"))
 	if err != nil {
 		return false
 	}
@@ -218,7 +96,7 @@ func (s *cgroupSet) contains(pid int) bool {
 // join moves pid (and all its threads) into every cgroup of s.
 func (s *cgroupSet) join(pid int) error {
 	for _, d := range s.dirs() {
-		if err := writeFile(filepath.Join(d, "cgroup.procs"), strconv.Itoa(pid)); err != nil {
+		if err := cgroupfs.Write(filepath.Join(d, "cgroup.procs"), strconv.Itoa(pid)); err != nil {
 			return fmt.Errorf("moving pid %d into %s: %w", pid, d, err)
 		}
 	}
@@ -241,12 +119,12 @@ func (s *cgroupSet) freezeV1(ctx context.Context) error {
 		return fmt.Errorf("v1 freezer: %w", ErrFreezerUnavailable)
 	}
 	state := filepath.Join(dir, "freezer.state")
-	if err := writeFile(state, v1Frozen); err != nil {
+	if err := cgroupfs.Write(state, v1Frozen); err != nil {
 		return fmt.Errorf("freezing: %w", err)
 	}
 	n := 0
-	return poll(ctx, func() (bool, error) {
-		st, err := readTrimmed(state)
+	return cgroupfs.Poll(ctx, func() (bool, error) {
+		st, err := cgroupfs.ReadString(state)
 		if err != nil {
 			return false, fmt.Errorf("freezing: %w", err)
 		}
@@ -254,7 +132,7 @@ func (s *cgroupSet) freezeV1(ctx context.Context) error {
 			return true, nil
 		}
 		if n++; n%64 == 0 || st == v1Thawed {
-			if err := writeFile(state, v1Frozen); err != nil {
+			if err := cgroupfs.Write(state, v1Frozen); err != nil {
 				return false, fmt.Errorf("freezing: %w", err)
 			}
 		}
@@ -269,11 +147,11 @@ func (s *cgroupSet) thawV1(ctx context.Context) error {
 		return nil
 	}
 	state := filepath.Join(dir, "freezer.state")
-	if err := writeFile(state, v1Thawed); err != nil {
+	if err := cgroupfs.Write(state, v1Thawed); err != nil {
 		return fmt.Errorf("thawing: %w", err)
 	}
-	return poll(ctx, func() (bool, error) {
-		st, err := readTrimmed(state)
+	return cgroupfs.Poll(ctx, func() (bool, error) {
+		st, err := cgroupfs.ReadString(state)
 		if err != nil {
 			return false, fmt.Errorf("thawing: %w", err)
 		}
@@ -283,7 +161,7 @@ func (s *cgroupSet) thawV1(ctx context.Context) error {
 
 // frozenV1 reports whether freezer.state reads FROZEN.
 func (s *cgroupSet) frozenV1() (bool, error) {
-	st, err := readTrimmed(filepath.Join(s.V1["freezer"], "freezer.state"))
+	st, err := cgroupfs.ReadString(filepath.Join(s.V1["freezer"], "freezer.state"))
 	return st == v1Frozen, err
 }
 
@@ -310,12 +188,12 @@ func (s *cgroupSet) setFreezeV2(ctx context.Context, want uint64) error {
 	if want == 1 {
 		verb = "freezing"
 	}
-	if err := writeFile(filepath.Join(s.V2, "cgroup.freeze"), strconv.FormatUint(want, 10)); err != nil {
+	if err := cgroupfs.Write(filepath.Join(s.V2, "cgroup.freeze"), strconv.FormatUint(want, 10)); err != nil {
 		return fmt.Errorf("%s: %w", verb, err)
 	}
 	events := filepath.Join(s.V2, "cgroup.events")
-	return poll(ctx, func() (bool, error) {
-		v, err := readKeyed(events, "frozen")
+	return cgroupfs.Poll(ctx, func() (bool, error) {
+		v, err := cgroupfs.ReadKeyed(events, "frozen")
 		if err != nil {
 			return false, fmt.Errorf("%s: %w", verb, err)
 		}
@@ -325,7 +203,7 @@ func (s *cgroupSet) setFreezeV2(ctx context.Context, want uint64) error {
 
 // frozenV2 reports whether cgroup.events says "frozen 1".
 func (s *cgroupSet) frozenV2() (bool, error) {
-	v, err := readKeyed(filepath.Join(s.V2, "cgroup.events"), "frozen")
+	v, err := cgroupfs.ReadKeyed(filepath.Join(s.V2, "cgroup.events"), "frozen")
 	return v == 1, err
 }
 
@@ -336,11 +214,11 @@ func (s *cgroupSet) frozenV2() (bool, error) {
 // are thawed, since tasks in the v1 freezer cannot die until thawed.
 func (s *cgroupSet) kill(ctx context.Context) error {
 	cgKill := ""
-	if s.V2 != "" && exists(filepath.Join(s.V2, "cgroup.kill")) {
+	if s.V2 != "" && cgroupfs.Exists(filepath.Join(s.V2, "cgroup.kill")) {
 		cgKill = filepath.Join(s.V2, "cgroup.kill")
 	}
 	var lastErr error
-	err := poll(ctx, func() (bool, error) {
+	err := cgroupfs.Poll(ctx, func() (bool, error) {
 		pids, err := s.procs()
 		if err != nil {
 			return false, err
@@ -349,14 +227,14 @@ func (s *cgroupSet) kill(ctx context.Context) error {
 			return true, nil
 		}
 		if cgKill != "" {
-			if err := writeFile(cgKill, "1"); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if err := cgroupfs.Write(cgKill, "1"); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				lastErr = err
 			}
 		} else {
 			if d := s.V1["freezer"]; d != "" {
-				_ = writeFile(filepath.Join(d, "freezer.state"), v1Frozen)
+				_ = cgroupfs.Write(filepath.Join(d, "freezer.state"), v1Frozen)
 			} else if s.V2 != "" {
-				_ = writeFile(filepath.Join(s.V2, "cgroup.freeze"), "1")
+				_ = cgroupfs.Write(filepath.Join(s.V2, "cgroup.freeze"), "1")
 			}
 			if pids, err = s.procs(); err != nil {
 				return false, err
@@ -380,10 +258,10 @@ func (s *cgroupSet) kill(ctx context.Context) error {
 // Errors are ignored: it is used on paths that must not stop early.
 func (s *cgroupSet) thawNoWait() {
 	if d := s.V1["freezer"]; d != "" {
-		_ = writeFile(filepath.Join(d, "freezer.state"), v1Thawed)
+		_ = cgroupfs.Write(filepath.Join(d, "freezer.state"), v1Thawed)
 	}
 	if s.V2 != "" {
-		_ = writeFile(filepath.Join(s.V2, "cgroup.freeze"), "0")
+		_ = cgroupfs.Write(filepath.Join(s.V2, "cgroup.freeze"), "0")
 	}
 }
 
@@ -392,7 +270,7 @@ func (s *cgroupSet) thawNoWait() {
 func (s *cgroupSet) remove(ctx context.Context) error {
 	var errs []error
 	for _, d := range s.dirs() {
-		err := poll(ctx, func() (bool, error) {
+		err := cgroupfs.Poll(ctx, func() (bool, error) {
 			err := os.Remove(d)
 			switch {
 			case err == nil, errors.Is(err, fs.ErrNotExist):
@@ -424,13 +302,13 @@ func (s *cgroupSet) stats() (Stats, error) {
 	var st Stats
 	switch {
 	case s.V1["cpuacct"] != "":
-		ns, err := readUint(filepath.Join(s.V1["cpuacct"], "cpuacct.usage"))
+		ns, err := cgroupfs.ReadUint(filepath.Join(s.V1["cpuacct"], "cpuacct.usage"))
 		if err != nil {
 			return st, fmt.Errorf("cpu time: %w", err)
 		}
 		st.CPUTime = time.Duration(ns)
 	case s.V2 != "":
-		us, err := readKeyed(filepath.Join(s.V2, "cpu.stat"), "usage_usec")
+		us, err := cgroupfs.ReadKeyed(filepath.Join(s.V2, "cpu.stat"), "usage_usec")
 		if err != nil {
 			return st, fmt.Errorf("cpu time: %w", err)
 		}
@@ -440,9 +318,9 @@ func (s *cgroupSet) stats() (Stats, error) {
 	var err error
 	switch {
 	case s.V1["memory"] != "":
-		st.MemoryBytes, err = readUint(filepath.Join(s.V1["memory"], "memory.usage_in_bytes"))
-	case s.V2 != "" && exists(filepath.Join(s.V2, "memory.current")):
-		st.MemoryBytes, err = readUint(filepath.Join(s.V2, "memory.current"))
+		st.MemoryBytes, err = cgroupfs.ReadUint(filepath.Join(s.V1["memory"], "memory.usage_in_bytes"))
+	case s.V2 != "" && cgroupfs.Exists(filepath.Join(s.V2, "memory.current")):
+		st.MemoryBytes, err = cgroupfs.ReadUint(filepath.Join(s.V2, "memory.current"))
 	}
 	if err != nil {
 		return st, fmt.Errorf("memory: %w", err)
@@ -451,17 +329,17 @@ func (s *cgroupSet) stats() (Stats, error) {
 	var n uint64
 	switch {
 	case s.V1["pids"] != "":
-		n, err = readUint(filepath.Join(s.V1["pids"], "pids.current"))
-	case s.V2 != "" && exists(filepath.Join(s.V2, "pids.current")):
-		n, err = readUint(filepath.Join(s.V2, "pids.current"))
+		n, err = cgroupfs.ReadUint(filepath.Join(s.V1["pids"], "pids.current"))
+	case s.V2 != "" && cgroupfs.Exists(filepath.Join(s.V2, "pids.current")):
+		n, err = cgroupfs.ReadUint(filepath.Join(s.V2, "pids.current"))
 	case s.V2 != "":
 		var tids []int
-		tids, err = readPIDs(filepath.Join(s.V2, "cgroup.threads"))
+		tids, err = cgroupfs.ReadPIDs(filepath.Join(s.V2, "cgroup.threads"))
 		n = uint64(len(tids))
 	default:
 		if ds := s.dirs(); len(ds) > 0 {
 			var tids []int
-			tids, err = readPIDs(filepath.Join(ds[0], "tasks"))
+			tids, err = cgroupfs.ReadPIDs(filepath.Join(ds[0], "tasks"))
 			n = uint64(len(tids))
 		}
 	}

@@ -1,6 +1,10 @@
 package cell
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/maxwellhq/maxwell/internal/cgroupfs"
+)
 
 // Errors returned by this package. Callers test for them with errors.Is.
 var (
@@ -24,7 +28,7 @@ var (
 	ErrMountinfo = errors.New("malformed mountinfo")
 	// ErrGarbage means a kernel file held something other than its
 	// documented format.
-	ErrGarbage = errors.New("unexpected content in kernel file")
+	ErrGarbage = cgroupfs.ErrGarbage
 	// ErrGuard means the guard process that thaws and kills cells when
 	// the host dies is not running, so no cell may start.
 	ErrGuard = errors.New("cell guard not running")

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
+
+	"github.com/maxwellhq/maxwell/internal/cgroupfs"
 )
 
 // ErrNoCPUController means the cell's cgroups have no CPU bandwidth
@@ -35,20 +37,20 @@ func (c *cell) LimitCPU(cores float64) error {
 		quota = max(int64(cores*cfsPeriodUs), 1000) // the kernel's floor is 1 ms
 	}
 	if dir := c.cg.V1["cpu"]; dir != "" {
-		if err := writeFile(filepath.Join(dir, "cpu.cfs_period_us"), strconv.Itoa(cfsPeriodUs)); err != nil {
+		if err := cgroupfs.Write(filepath.Join(dir, "cpu.cfs_period_us"), strconv.Itoa(cfsPeriodUs)); err != nil {
 			return fmt.Errorf("cell %q: %w", c.name, err)
 		}
-		if err := writeFile(filepath.Join(dir, "cpu.cfs_quota_us"), strconv.FormatInt(quota, 10)); err != nil {
+		if err := cgroupfs.Write(filepath.Join(dir, "cpu.cfs_quota_us"), strconv.FormatInt(quota, 10)); err != nil {
 			return fmt.Errorf("cell %q: %w", c.name, err)
 		}
 		return nil
 	}
-	if c.cg.V2 != "" && exists(filepath.Join(c.cg.V2, "cpu.max")) {
+	if c.cg.V2 != "" && cgroupfs.Exists(filepath.Join(c.cg.V2, "cpu.max")) {
 		v := "max"
 		if quota > 0 {
 			v = strconv.FormatInt(quota, 10)
 		}
-		if err := writeFile(filepath.Join(c.cg.V2, "cpu.max"), v+" "+strconv.Itoa(cfsPeriodUs)); err != nil {
+		if err := cgroupfs.Write(filepath.Join(c.cg.V2, "cpu.max"), v+" "+strconv.Itoa(cfsPeriodUs)); err != nil {
 			return fmt.Errorf("cell %q: %w", c.name, err)
 		}
 		return nil

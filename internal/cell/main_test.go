@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/maxwellhq/maxwell/internal/cgroupfs"
 )
 
 // Roles the test binary plays when a test re-executes it.
@@ -76,7 +78,7 @@ func fakeHost() int {
 	}
 	cc := c.(*cell)
 	var r fakeHostReport
-	err = poll(ctx, func() (bool, error) {
+	err = cgroupfs.Poll(ctx, func() (bool, error) {
 		var err error
 		if cc.cg != nil {
 			r.PIDs, err = cc.cg.procs()

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/maxwellhq/maxwell/internal/cgroupfs"
+
 	"github.com/maxwellhq/maxwell/internal/cpuset"
 
 	"github.com/prometheus/procfs"
@@ -188,9 +190,9 @@ func (m *Manager) detect() Layout {
 	var fz []FreezerKind
 	for _, k := range l.Freezers {
 		switch {
-		case k == FreezerV1 && !exists(filepath.Join(m.parent.V1["freezer"], "freezer.state")):
+		case k == FreezerV1 && !cgroupfs.Exists(filepath.Join(m.parent.V1["freezer"], "freezer.state")):
 			l.Reason += "; v1 freezer has no freezer.state"
-		case k == FreezerV2 && !exists(filepath.Join(m.parent.V2, "cgroup.freeze")):
+		case k == FreezerV2 && !cgroupfs.Exists(filepath.Join(m.parent.V2, "cgroup.freeze")):
 			l.Reason += "; cgroup2 has no cgroup.freeze (kernel older than 5.2)"
 		default:
 			fz = append(fz, k)
@@ -249,7 +251,7 @@ func (m *Manager) makeParent(l Layout) error {
 // cgroup.controllers) to dir's cgroup.subtree_control. Failures are logged:
 // a missing controller costs a statistic, not the cell.
 func enableControllers(dir string, log *slog.Logger) {
-	avail, err := readTrimmed(filepath.Join(dir, "cgroup.controllers"))
+	avail, err := cgroupfs.ReadString(filepath.Join(dir, "cgroup.controllers"))
 	if err != nil {
 		log.Warn("reading cgroup controllers", "dir", dir, "err", err)
 		return
@@ -259,7 +261,7 @@ func enableControllers(dir string, log *slog.Logger) {
 		if !slices.Contains(have, c) {
 			continue
 		}
-		if err := writeFile(filepath.Join(dir, "cgroup.subtree_control"), "+"+c); err != nil {
+		if err := cgroupfs.Write(filepath.Join(dir, "cgroup.subtree_control"), "+"+c); err != nil {
 			log.Warn("enabling cgroup controller", "dir", dir, "controller", c, "err", err)
 		}
 	}
@@ -269,15 +271,15 @@ func enableControllers(dir string, log *slog.Logger) {
 // child's is empty: a v1 cpuset takes no task until both cpuset.cpus and
 // cpuset.mems are set.
 func inheritCpuset(parent, child, file string) error {
-	cur, err := readTrimmed(filepath.Join(child, file))
+	cur, err := cgroupfs.ReadString(filepath.Join(child, file))
 	if err != nil || cur != "" {
 		return err
 	}
-	v, err := readTrimmed(filepath.Join(parent, file))
+	v, err := cgroupfs.ReadString(filepath.Join(parent, file))
 	if err != nil {
 		return err
 	}
-	return writeFile(filepath.Join(child, file), v)
+	return cgroupfs.Write(filepath.Join(child, file), v)
 }
 
 // removeParent removes the Parent cgroups if they are empty.
@@ -325,7 +327,7 @@ func (m *Manager) allowedCPUs(signalCell bool) ([]int, error) {
 			files = append(files, filepath.Join(m.parent.V2, "cpuset.cpus.effective"))
 		}
 		for _, f := range files {
-			if s, err := readTrimmed(f); err == nil && s != "" {
+			if s, err := cgroupfs.ReadString(f); err == nil && s != "" {
 				cpus, err := cpuset.Parse(s)
 				if err != nil {
 					return nil, fmt.Errorf("%s: %w: %v", f, ErrGarbage, err)

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/maxwellhq/maxwell/internal/cgroupfs"
+
 	"github.com/prometheus/procfs"
 )
 
@@ -207,7 +209,7 @@ func (g *procGroup) stop(ctx context.Context) error {
 		return err
 	}
 	pids := g.knownMembers()
-	if err := poll(ctx, func() (bool, error) { return g.allThreads(pids, isStopped) }); err != nil {
+	if err := cgroupfs.Poll(ctx, func() (bool, error) { return g.allThreads(pids, isStopped) }); err != nil {
 		return fmt.Errorf("stopping process group %d: %w", g.pgid, err)
 	}
 	return nil
@@ -220,7 +222,7 @@ func (g *procGroup) cont(ctx context.Context) error {
 		return err
 	}
 	pids := g.knownMembers()
-	err := poll(ctx, func() (bool, error) {
+	err := cgroupfs.Poll(ctx, func() (bool, error) {
 		return g.allThreads(pids, func(s byte) bool { return s != 'T' })
 	})
 	if err != nil {
@@ -232,7 +234,7 @@ func (g *procGroup) cont(ctx context.Context) error {
 // kill SIGKILLs the group (a stopped process dies of SIGKILL too) and
 // returns once it has no live member.
 func (g *procGroup) kill(ctx context.Context) error {
-	return poll(ctx, func() (bool, error) {
+	return cgroupfs.Poll(ctx, func() (bool, error) {
 		if err := g.signal(syscall.SIGKILL); err != nil {
 			if errors.Is(err, ErrExited) {
 				return true, nil

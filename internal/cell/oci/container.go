@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/maxwellhq/maxwell/internal/cgroupfs"
+
 	"github.com/maxwellhq/maxwell/internal/cell"
 )
 
@@ -149,7 +151,7 @@ func (c *container) start(ctx context.Context, spec cell.Spec) error {
 	}()
 
 	pidPath := filepath.Join(c.bundle, pidFile)
-	err := poll(ctx, func() (bool, error) {
+	err := cgroupfs.Poll(ctx, func() (bool, error) {
 		b, err := os.ReadFile(pidPath)
 		if err == nil && len(b) > 0 {
 			pid, perr := strconv.Atoi(string(b))
@@ -206,12 +208,12 @@ func (c *container) joinV2() error {
 	if err := os.MkdirAll(c.cg.v2, 0o755); err != nil {
 		return fmt.Errorf("creating cgroup2 directory: %w", err)
 	}
-	pids, err := readPIDs(filepath.Join(c.cg.procsDirV1(), "cgroup.procs"))
+	pids, err := cgroupfs.ReadPIDs(filepath.Join(c.cg.procsDirV1(), "cgroup.procs"))
 	if err != nil {
 		return fmt.Errorf("listing container processes: %w", err)
 	}
 	for _, p := range pids {
-		if err := writeFile(filepath.Join(c.cg.v2, "cgroup.procs"), strconv.Itoa(p)); err != nil && !errors.Is(err, syscall.ESRCH) {
+		if err := cgroupfs.Write(filepath.Join(c.cg.v2, "cgroup.procs"), strconv.Itoa(p)); err != nil && !errors.Is(err, syscall.ESRCH) {
 			return fmt.Errorf("moving pid %d into %s: %w", p, c.cg.v2, err)
 		}
 	}
@@ -302,7 +304,7 @@ func (c *container) Pause(ctx context.Context) error {
 	}
 	err := c.m.command(ctx, "pause", c.name)
 	if err == nil {
-		err = poll(ctx, func() (bool, error) { return c.cg.frozen(c.freezer) })
+		err = cgroupfs.Poll(ctx, func() (bool, error) { return c.cg.frozen(c.freezer) })
 	}
 	if err != nil {
 		// Never leave a container half-frozen.
@@ -326,7 +328,7 @@ func (c *container) Resume(ctx context.Context) error {
 	defer c.mu.Unlock()
 	err := c.m.command(ctx, "resume", c.name)
 	if err == nil {
-		err = poll(ctx, func() (bool, error) {
+		err = cgroupfs.Poll(ctx, func() (bool, error) {
 			f, err := c.cg.frozen(c.freezer)
 			return !f, err
 		})

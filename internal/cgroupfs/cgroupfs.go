@@ -1,0 +1,145 @@
+// Package cgroupfs reads and writes cgroup control files, for the cell
+// backends that keep cells in cgroups (package cell and package cell/oci).
+// Every path is a full path: callers join it from their own cgroup root.
+package cgroupfs
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ErrGarbage means a kernel file held something other than its documented
+// format.
+var ErrGarbage = errors.New("unexpected content in kernel file")
+
+// Write writes s to an existing control file, the way cgroup files must be
+// written: no O_CREAT, no O_TRUNC, one write.
+func Write(path, s string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, werr := f.WriteString(s)
+	cerr := f.Close()
+	if werr != nil {
+		return fmt.Errorf("write %q to %s: %w", strings.TrimSpace(s), path, werr)
+	}
+	return cerr
+}
+
+// ReadString reads a one-value file, trimmed of white space.
+func ReadString(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return string(bytes.TrimSpace(b)), nil
+}
+
+// ReadUint reads a file holding one unsigned integer (e.g. pids.current,
+// memory.current, cpuacct.usage).
+func ReadUint(path string) (uint64, error) {
+	s, err := ReadString(path)
+	if err != nil {
+		return 0, err
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w: %q", path, ErrGarbage, s)
+	}
+	return v, nil
+}
+
+// ReadKeyed reads one key of a flat-keyed file such as cpu.stat or
+// cgroup.events ("key value" per line).
+func ReadKeyed(path, key string) (uint64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), " ")
+		if !ok || k != key {
+			continue
+		}
+		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w: key %s = %q", path, ErrGarbage, key, v)
+		}
+		return n, nil
+	}
+	return 0, fmt.Errorf("%s: %w: no key %q", path, ErrGarbage, key)
+}
+
+// ReadPIDs reads a cgroup.procs, cgroup.threads or tasks file.
+func ReadPIDs(path string) ([]int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(b)) {
+		pid, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w: %q", path, ErrGarbage, f)
+		}
+		pids = append(pids, pid)
+	}
+	return pids, nil
+}
+
+// Exists reports whether path exists.
+func Exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// How Poll waits. The first pollSpins checks follow each other with only a
+// yield between them, because a freeze usually completes within tens of
+// microseconds and the runtime cannot sleep for less than about a
+// millisecond; after that the wait backs off from pollFirst to pollMax so
+// that a long wait costs little CPU.
+const (
+	pollSpins = 200
+	pollFirst = 50 * time.Microsecond
+	pollMax   = time.Millisecond
+)
+
+// Poll calls cond until it reports true, fails, or ctx ends.
+func Poll(ctx context.Context, cond func() (bool, error)) error {
+	for range pollSpins {
+		ok, err := cond()
+		if err != nil || ok {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		runtime.Gosched()
+	}
+	delay := pollFirst
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		ok, err := cond()
+		if err != nil || ok {
+			return err
+		}
+		delay = min(2*delay, pollMax)
+		t.Reset(delay)
+	}
+}
