@@ -3,12 +3,17 @@ package daemon
 import (
 	"context"
 	"errors"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/maxwellhq/maxwell/internal/api"
 	"github.com/maxwellhq/maxwell/internal/cell"
@@ -32,8 +37,16 @@ type running struct {
 func start(t *testing.T, dir string) *running {
 	t.Helper()
 	ready := make(chan struct{})
+	// A free loopback port for the metrics.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := ln.Addr().String()
+	ln.Close()
 	opts := Options{
-		Config: config.Default(), Roots: sensors.HostRoots(), CgroupRoot: "/sys/fs/cgroup",
+		MetricsAddr: metricsAddr,
+		Config:      config.Default(), Roots: sensors.HostRoots(), CgroupRoot: "/sys/fs/cgroup",
 		ControlSocket: filepath.Join(dir, "control.sock"), AgentSocket: filepath.Join(dir, "agent.sock"),
 		LedgerPath: filepath.Join(dir, "ledger.db"), CPUs: []int{0},
 		Ready: func() { close(ready) },
@@ -119,6 +132,34 @@ func TestDaemonLifecycle(t *testing.T) {
 		cl, ok := cellOf(s, "spinner")
 		return ok && cl.State == api.Running && cl.Paid > 0
 	})
+
+	// Prometheus sees the same economy.
+	resp, err := http.Get("http://" + r.opts.MetricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatalf("metrics do not parse: %v", err)
+	}
+	for _, name := range []string{"maxwell_temperature_celsius", "maxwell_reserve_price_credits", "maxwell_agent_balance_credits", "maxwell_agent_paid_credits_total", "maxwell_apoptosis_total"} {
+		if _, ok := families[name]; !ok {
+			t.Errorf("metric %s missing", name)
+		}
+	}
+	if f := families["maxwell_agent_balance_credits"]; f != nil {
+		var found bool
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				found = found || (l.GetName() == "agent" && l.GetValue() == "spinner")
+			}
+		}
+		if !found {
+			t.Error("no balance for the spinner in the metrics")
+		}
+	}
 	sp, _ := cellOf(st, "spinner")
 	if sp.Balance >= 1_000_000_000 || sp.PID != info.PID {
 		t.Errorf("spinner row %+v", sp)
