@@ -232,16 +232,15 @@ type cellState struct {
 
 // Core is the engine's decision core. It is not safe for concurrent use.
 type Core struct {
-	cfg      Config
-	pid      *control.PID
-	auction  market.Auction
-	slots    []market.Slot
-	cells    map[string]cellState
-	order    []string // admission order, for determinism
-	tick     uint64
-	failSafe bool
-	bids     []market.Bid
-	owners   []int // bid index → cell index in order
+	cfg     Config
+	therm   *control.Thermostat
+	auction market.Auction
+	slots   []market.Slot
+	cells   map[string]cellState
+	order   []string // admission order, for determinism
+	tick    uint64
+	bids    []market.Bid
+	owners  []int // bid index → cell index in order
 }
 
 // NewCore returns a core with no cells.
@@ -249,11 +248,11 @@ func NewCore(cfg Config) (*Core, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	pid, err := control.New(cfg.Controller)
+	therm, err := control.NewThermostat(cfg.Controller)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
-	c := &Core{cfg: cfg, pid: pid, cells: map[string]cellState{}, auction: market.Auction{Rule: cfg.Rule}}
+	c := &Core{cfg: cfg, therm: therm, cells: map[string]cellState{}, auction: market.Auction{Rule: cfg.Rule}}
 	for i := range cfg.Slots {
 		c.slots = append(c.slots, market.Slot{ID: i, Weight: market.FullSlot})
 	}
@@ -348,27 +347,17 @@ func (c *Core) Decide(in Input) (Decision, error) {
 	}
 	d := Decision{Tick: in.Tick, next: make(map[string]cellState, len(c.cells))}
 
-	// 1. Price the heat.
-	t := float64(in.Temperature)
-	if in.TempErr != nil || math.IsNaN(t) || math.IsInf(t, 0) {
-		why := "temperature is not a number"
-		if in.TempErr != nil {
-			why = in.TempErr.Error()
+	// 1. Price the heat. A failed or implausible reading puts the price at
+	// its ceiling (fail-safe); the thermostat says why once, and again
+	// when the reading is trusted again.
+	td := c.therm.Step(in.Dt, in.Temperature, in.TempErr)
+	d.Multiplier, d.FailSafe = td.Multiplier, td.FailSafe
+	if td.Reason != "" {
+		kind := "sensor_recovered"
+		if td.FailSafe {
+			kind = "fail_safe"
 		}
-		d.Multiplier = c.pid.FailSafe()
-		d.FailSafe = true
-		if !c.failSafe {
-			d.Events = append(d.Events, Event{Kind: "fail_safe", Detail: "sensor failed (" + why + "): price at its ceiling"})
-		}
-	} else {
-		m, err := c.pid.Step(in.Dt, in.Temperature)
-		if err != nil {
-			return Decision{}, fmt.Errorf("price controller: %w", err)
-		}
-		d.Multiplier = m
-		if c.failSafe {
-			d.Events = append(d.Events, Event{Kind: "sensor_recovered", Detail: fmt.Sprintf("temperature readable again (%.1f °C): price follows the controller", t)})
-		}
+		d.Events = append(d.Events, Event{Kind: kind, Detail: td.Reason})
 	}
 	d.Reserve = control.ReservePrice(c.cfg.SlotEnergy, d.Multiplier)
 
@@ -496,15 +485,13 @@ func (c *Core) Commit(d Decision) {
 		}
 	}
 	c.tick = d.Tick
-	c.failSafe = d.FailSafe
 }
 
 // Abandon records that a decision's postings could not be made: wallets
-// and states stay as they were, and only the tick number and the
-// fail-safe flag move on.
+// and states stay as they were, and only the tick number moves on (the
+// price controller has seen the tick's temperature either way).
 func (c *Core) Abandon(d Decision) {
 	c.tick = d.Tick
-	c.failSafe = d.FailSafe
 }
 
 // Names returns the admitted cells in admission order.

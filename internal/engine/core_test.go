@@ -348,3 +348,17 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestImplausibleReadingsFailSafe(t *testing.T) {
+	c := newCore(t, testConfig(), nil)
+	for i, temp := range []units.Celsius{-80, 400, 95} { // below −55, above 150, at/above critical (90)
+		d, err := c.Decide(input(uint64(i+1), temp))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !d.FailSafe || d.Multiplier != 10 {
+			t.Errorf("%v °C: fail-safe %v, multiplier %v", temp, d.FailSafe, d.Multiplier)
+		}
+		c.Commit(d)
+	}
+}
