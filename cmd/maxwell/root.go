@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/maxwellhq/maxwell/internal/cell"
 	"github.com/maxwellhq/maxwell/internal/config"
 	"github.com/maxwellhq/maxwell/internal/sensors"
 )
@@ -44,7 +45,7 @@ or a model (then it is labelled "estimated" and names the model).`,
 	pf.StringVar(&a.sysRoot, "sysfs-root", host.Sys, "where sysfs is mounted (tests point this at a fixture tree)")
 	pf.StringVar(&a.procRoot, "procfs-root", host.Proc, "where procfs is mounted")
 	pf.StringVar(&a.devRoot, "devfs-root", host.Dev, "where /dev is (for /dev/cpu/N/msr)")
-	pf.StringVar(&a.cgroupRoot, "cgroup-root", "/sys/fs/cgroup", "where the cgroup hierarchies are mounted")
+	pf.StringVar(&a.cgroupRoot, "cgroup-root", cell.DefaultOptions().CgroupRoot, "where the cgroup hierarchies are mounted")
 	pf.StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 
 	root.AddCommand(
