@@ -224,7 +224,18 @@ func (m *Manager) makeCell(name string, s *cgroupSet, cpus string) error {
 		_ = m.guard.send(guardMsg{Op: "del", Name: name})
 	}
 	for _, d := range s.dirs() {
-		if err := os.Mkdir(d, 0o755); err != nil {
+		err := os.Mkdir(d, 0o755)
+		if errors.Is(err, fs.ErrNotExist) {
+			// Another manager with the same Parent removed it when its
+			// last cell went (an empty cgroup is removable by anyone):
+			// make it again, once.
+			if perr := m.createParent(m.layout); perr != nil {
+				undo()
+				return fmt.Errorf("recreating the parent cgroup: %w", perr)
+			}
+			err = os.Mkdir(d, 0o755)
+		}
+		if err != nil {
 			undo()
 			if errors.Is(err, fs.ErrExist) {
 				return fmt.Errorf("%w: cgroup %s is left over from an earlier run (Sweep removes it)", ErrExists, d)

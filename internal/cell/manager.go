@@ -229,6 +229,13 @@ func (m *Manager) makeParent(l Layout) error {
 		// controller the kernel lacks is simply not offered.
 		enableControllers(l.Unified, m.log)
 	}
+	return m.createParent(l)
+}
+
+// createParent creates the Parent directories m.parent names, if they do
+// not exist, and prepares them. It does not change m.parent, so it may run
+// beside readers of it.
+func (m *Manager) createParent(l Layout) error {
 	for _, d := range m.parent.dirs() {
 		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 			return err

@@ -104,7 +104,11 @@ func (d *Daemon) ociManager(ctx context.Context, rootfs string) (*oci.Manager, e
 	}
 	o := oci.DefaultOptions()
 	o.RootFS, o.CgroupRoot, o.ProcRoot, o.Logger = abs, d.opts.CgroupRoot, d.opts.Roots.Proc, d.log
-	o.Parent = fmt.Sprintf("maxwell-oci-%d", len(d.ocis))
+	parent := d.opts.CellParent
+	if parent == "" {
+		parent = cell.DefaultOptions().Parent
+	}
+	o.Parent = fmt.Sprintf("%s-oci-%d", parent, len(d.ocis))
 	o.StateDir = filepath.Join(filepath.Dir(d.opts.ControlSocket), "oci", strconv.Itoa(len(d.ocis)))
 	o.Mounts = []oci.Mount{{Source: filepath.Dir(d.opts.AgentSocket), Destination: ociSockDir}}
 	m, err := oci.NewManager(ctx, o)

@@ -60,7 +60,10 @@ type Options struct {
 	// CPUs are the CPUs whose time the daemon sells; cells are pinned to
 	// them.
 	CPUs []int
-	Log  *slog.Logger
+	// CellParent is the cgroup that holds the daemon's cells; "" means the
+	// cell package's default, "maxwell". A daemon sweeps it at start.
+	CellParent string
+	Log        *slog.Logger
 	// Ready, if set, is called once every socket is serving.
 	Ready func()
 }
@@ -133,6 +136,9 @@ func (d *Daemon) run(ctx context.Context) error {
 	}
 	copts := cell.DefaultOptions()
 	copts.CgroupRoot, copts.ProcRoot, copts.Logger = o.CgroupRoot, o.Roots.Proc, d.log
+	if o.CellParent != "" {
+		copts.Parent = o.CellParent
+	}
 	if d.mgr, err = cell.NewManager(copts); err != nil {
 		return err
 	}

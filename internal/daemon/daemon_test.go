@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -46,7 +47,10 @@ func start(t *testing.T, dir string) *running {
 	ln.Close()
 	opts := Options{
 		MetricsAddr: metricsAddr,
-		Config:      config.Default(), Roots: sensors.HostRoots(), CgroupRoot: "/sys/fs/cgroup",
+		// A parent of its own: the daemon sweeps its parent at start, and
+		// other packages' tests keep cells under the default one.
+		CellParent: "maxwell-test-daemon-" + strconv.Itoa(os.Getpid()),
+		Config:     config.Default(), Roots: sensors.HostRoots(), CgroupRoot: "/sys/fs/cgroup",
 		ControlSocket: filepath.Join(dir, "control.sock"), AgentSocket: filepath.Join(dir, "agent.sock"),
 		LedgerPath: filepath.Join(dir, "ledger.db"), CPUs: []int{0},
 		Ready: func() { close(ready) },

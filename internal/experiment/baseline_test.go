@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -81,7 +82,9 @@ func (noCounters) Counters(string) (map[string]uint64, time.Time, bool) {
 
 func newManager(t *testing.T) *cell.Manager {
 	t.Helper()
-	m, err := cell.NewManager(cell.DefaultOptions())
+	opts := cell.DefaultOptions()
+	opts.Parent = "maxwell-test-experiment-" + strconv.Itoa(os.Getpid())
+	m, err := cell.NewManager(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
