@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strconv"
 	"syscall"
-	"time"
 
 	"github.com/maxwellhq/maxwell/internal/cgroupfs"
 )
@@ -299,53 +298,10 @@ func (s *cgroupSet) cleanup(ctx context.Context) error {
 // stats reads s's accounting files. Figures the layout does not account
 // for are left zero.
 func (s *cgroupSet) stats() (Stats, error) {
-	var st Stats
-	switch {
-	case s.V1["cpuacct"] != "":
-		ns, err := cgroupfs.ReadUint(filepath.Join(s.V1["cpuacct"], "cpuacct.usage"))
-		if err != nil {
-			return st, fmt.Errorf("cpu time: %w", err)
-		}
-		st.CPUTime = time.Duration(ns)
-	case s.V2 != "":
-		us, err := cgroupfs.ReadKeyed(filepath.Join(s.V2, "cpu.stat"), "usage_usec")
-		if err != nil {
-			return st, fmt.Errorf("cpu time: %w", err)
-		}
-		st.CPUTime = time.Duration(us) * time.Microsecond
+	d := cgroupfs.Dirs{CPUAcct: s.V1["cpuacct"], Memory: s.V1["memory"], PIDs: s.V1["pids"], V2: s.V2}
+	if ds := s.dirs(); len(ds) > 0 {
+		d.Tasks = ds[0]
 	}
-
-	var err error
-	switch {
-	case s.V1["memory"] != "":
-		st.MemoryBytes, err = cgroupfs.ReadUint(filepath.Join(s.V1["memory"], "memory.usage_in_bytes"))
-	case s.V2 != "" && cgroupfs.Exists(filepath.Join(s.V2, "memory.current")):
-		st.MemoryBytes, err = cgroupfs.ReadUint(filepath.Join(s.V2, "memory.current"))
-	}
-	if err != nil {
-		return st, fmt.Errorf("memory: %w", err)
-	}
-
-	var n uint64
-	switch {
-	case s.V1["pids"] != "":
-		n, err = cgroupfs.ReadUint(filepath.Join(s.V1["pids"], "pids.current"))
-	case s.V2 != "" && cgroupfs.Exists(filepath.Join(s.V2, "pids.current")):
-		n, err = cgroupfs.ReadUint(filepath.Join(s.V2, "pids.current"))
-	case s.V2 != "":
-		var tids []int
-		tids, err = cgroupfs.ReadPIDs(filepath.Join(s.V2, "cgroup.threads"))
-		n = uint64(len(tids))
-	default:
-		if ds := s.dirs(); len(ds) > 0 {
-			var tids []int
-			tids, err = cgroupfs.ReadPIDs(filepath.Join(ds[0], "tasks"))
-			n = uint64(len(tids))
-		}
-	}
-	if err != nil {
-		return st, fmt.Errorf("tasks: %w", err)
-	}
-	st.PIDs = int(n)
-	return st, nil
+	u, err := cgroupfs.ReadUsage(d)
+	return Stats{CPUTime: u.CPUTime, MemoryBytes: u.MemoryBytes, PIDs: u.Tasks}, err
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -142,4 +143,78 @@ func Poll(ctx context.Context, cond func() (bool, error)) error {
 		delay = min(2*delay, pollMax)
 		t.Reset(delay)
 	}
+}
+
+// Dirs are the directories one cgroup has in each hierarchy that accounts
+// for it; any may be "". V2 is its cgroup2 directory (the unified one on a
+// hybrid host).
+type Dirs struct {
+	CPUAcct, Memory, PIDs string // v1 hierarchies
+	// Tasks is any v1 directory of the cgroup, for counting its tasks
+	// when there is neither a pids hierarchy nor a V2 directory.
+	Tasks string
+	V2    string
+}
+
+// Usage is what a cgroup has used.
+type Usage struct {
+	// CPUTime is the cumulative CPU time of all its tasks.
+	CPUTime time.Duration
+	// MemoryBytes is its current memory charge.
+	MemoryBytes uint64
+	// Tasks is the number of its tasks (threads).
+	Tasks int
+}
+
+// ReadUsage reads a cgroup's accounting: from the v1 hierarchy where one
+// accounts for a figure, from cgroup2 otherwise (cpu.stat usage_usec,
+// memory.current, pids.current or cgroup.threads). A figure no hierarchy
+// accounts for is left zero.
+func ReadUsage(d Dirs) (Usage, error) {
+	var u Usage
+	switch {
+	case d.CPUAcct != "":
+		ns, err := ReadUint(filepath.Join(d.CPUAcct, "cpuacct.usage"))
+		if err != nil {
+			return u, fmt.Errorf("cpu time: %w", err)
+		}
+		u.CPUTime = time.Duration(ns)
+	case d.V2 != "":
+		us, err := ReadKeyed(filepath.Join(d.V2, "cpu.stat"), "usage_usec")
+		if err != nil {
+			return u, fmt.Errorf("cpu time: %w", err)
+		}
+		u.CPUTime = time.Duration(us) * time.Microsecond
+	}
+	var err error
+	switch {
+	case d.Memory != "":
+		u.MemoryBytes, err = ReadUint(filepath.Join(d.Memory, "memory.usage_in_bytes"))
+	case d.V2 != "" && Exists(filepath.Join(d.V2, "memory.current")):
+		u.MemoryBytes, err = ReadUint(filepath.Join(d.V2, "memory.current"))
+	}
+	if err != nil {
+		return u, fmt.Errorf("memory: %w", err)
+	}
+	var n uint64
+	count := func(path string) {
+		var tids []int
+		tids, err = ReadPIDs(path)
+		n = uint64(len(tids))
+	}
+	switch {
+	case d.PIDs != "":
+		n, err = ReadUint(filepath.Join(d.PIDs, "pids.current"))
+	case d.V2 != "" && Exists(filepath.Join(d.V2, "pids.current")):
+		n, err = ReadUint(filepath.Join(d.V2, "pids.current"))
+	case d.V2 != "":
+		count(filepath.Join(d.V2, "cgroup.threads"))
+	case d.Tasks != "":
+		count(filepath.Join(d.Tasks, "tasks"))
+	}
+	if err != nil {
+		return u, fmt.Errorf("tasks: %w", err)
+	}
+	u.Tasks = int(n)
+	return u, nil
 }

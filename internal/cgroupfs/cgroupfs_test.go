@@ -72,3 +72,41 @@ func TestPoll(t *testing.T) {
 		t.Errorf("Poll past its deadline = %v", err)
 	}
 }
+
+func TestReadUsage(t *testing.T) {
+	tree := func(files map[string]string) string {
+		dir := t.TempDir()
+		for name, body := range files {
+			p := filepath.Join(dir, name)
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return dir
+	}
+	// Hybrid: v1 accounting wins where it exists.
+	h := tree(map[string]string{
+		"cpuacct/c/cpuacct.usage":        "2500000000\n",
+		"memory/c/memory.usage_in_bytes": "1048576\n",
+		"pids/c/pids.current":            "3\n",
+		"unified/c/cpu.stat":             "usage_usec 1\n",
+		"unified/c/cgroup.threads":       "1\n",
+	})
+	u, err := ReadUsage(Dirs{CPUAcct: h + "/cpuacct/c", Memory: h + "/memory/c", PIDs: h + "/pids/c", V2: h + "/unified/c"})
+	if err != nil || u != (Usage{CPUTime: 2500 * time.Millisecond, MemoryBytes: 1 << 20, Tasks: 3}) {
+		t.Errorf("hybrid usage %+v, %v", u, err)
+	}
+	// A controller-less cgroup2 directory: CPU from cpu.stat, tasks from
+	// cgroup.threads, no memory figure.
+	v := tree(map[string]string{"c/cpu.stat": "usage_usec 1500\n", "c/cgroup.threads": "10\n11\n"})
+	u, err = ReadUsage(Dirs{V2: v + "/c"})
+	if err != nil || u != (Usage{CPUTime: 1500 * time.Microsecond, Tasks: 2}) {
+		t.Errorf("bare v2 usage %+v, %v", u, err)
+	}
+	// Garbage is an error naming the figure.
+	g := tree(map[string]string{"c/cpu.stat": "usage_usec many\n"})
+	if _, err := ReadUsage(Dirs{V2: g + "/c"}); !errors.Is(err, ErrGarbage) {
+		t.Errorf("garbage cpu.stat: %v", err)
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
-	"time"
 
 	"github.com/maxwellhq/maxwell/internal/cgroupfs"
 
@@ -80,52 +79,12 @@ func (g cgroups) contains(pid int) bool {
 // hierarchy is mounted, the cgroup2 ones otherwise. frozen is read from
 // the freezer the runtime uses.
 func (g cgroups) stats(freezer cell.FreezerKind) (cell.Stats, error) {
-	var st cell.Stats
-	switch {
-	case g.cpuacct != "":
-		ns, err := cgroupfs.ReadUint(filepath.Join(g.cpuacct, "cpuacct.usage"))
-		if err != nil {
-			return st, fmt.Errorf("cpu time: %w", err)
-		}
-		st.CPUTime = time.Duration(ns)
-	case g.v2 != "":
-		us, err := cgroupfs.ReadKeyed(filepath.Join(g.v2, "cpu.stat"), "usage_usec")
-		if err != nil {
-			return st, fmt.Errorf("cpu time: %w", err)
-		}
-		st.CPUTime = time.Duration(us) * time.Microsecond
-	}
-	var err error
-	switch {
-	case g.memory != "":
-		st.MemoryBytes, err = cgroupfs.ReadUint(filepath.Join(g.memory, "memory.usage_in_bytes"))
-	case g.v2 != "":
-		st.MemoryBytes, err = cgroupfs.ReadUint(filepath.Join(g.v2, "memory.current"))
-		if errors.Is(err, fs.ErrNotExist) {
-			err = nil
-		}
-	}
+	u, err := cgroupfs.ReadUsage(cgroupfs.Dirs{CPUAcct: g.cpuacct, Memory: g.memory, PIDs: g.pids, V2: g.v2})
+	st := cell.Stats{CPUTime: u.CPUTime, MemoryBytes: u.MemoryBytes, PIDs: u.Tasks}
 	if err != nil {
-		return st, fmt.Errorf("memory: %w", err)
+		return st, err
 	}
-	var n uint64
-	switch {
-	case g.pids != "":
-		n, err = cgroupfs.ReadUint(filepath.Join(g.pids, "pids.current"))
-	case g.v2 != "":
-		n, err = cgroupfs.ReadUint(filepath.Join(g.v2, "pids.current"))
-		if errors.Is(err, fs.ErrNotExist) {
-			var tids []int
-			tids, err = cgroupfs.ReadPIDs(filepath.Join(g.v2, "cgroup.threads"))
-			n = uint64(len(tids))
-		}
-	}
-	if err != nil {
-		return st, fmt.Errorf("tasks: %w", err)
-	}
-	st.PIDs = int(n)
-	st.Frozen, err = g.frozen(freezer)
-	if err != nil {
+	if st.Frozen, err = g.frozen(freezer); err != nil {
 		return st, fmt.Errorf("freezer: %w", err)
 	}
 	return st, nil
