@@ -18,6 +18,7 @@ import (
 	"math"
 	"math/bits"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/maxwellhq/maxwell/internal/control"
@@ -498,7 +499,7 @@ func (c *Core) Abandon(d Decision) {
 func (c *Core) Names() []string { return slices.Clone(c.order) }
 
 func key(tick uint64, cell, kind string) string {
-	return fmt.Sprintf("tick:%d/cell:%s/%s", tick, cell, kind)
+	return "tick:" + strconv.FormatUint(tick, 10) + "/cell:" + cell + "/" + kind
 }
 
 // fracCharge returns the whole credits of n × rate / div, carrying the
