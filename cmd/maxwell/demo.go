@@ -211,7 +211,7 @@ func runDemo(ctx context.Context, a *app, stderr, story io.Writer, cfg config.Co
 	if dashboard {
 		done := make(chan struct{})
 		dd := &demoDash{driver: driver, ledger: lg, temp: env.tel.Temp, energy: env.tel.Energy,
-			setpoint: cfg.Engine.SetpointCelsius, start: time.Now(), done: done}
+			setpoint: cfg.Engine.SetpointCelsius, tick: ec.Tick, start: time.Now(), done: done}
 		driver.OnDecision = dd.decided
 		run.OnEvent = func(e record.Event) { n.event(e); dd.event(e) }
 		runCtx, stopRun := context.WithCancel(ctx)

@@ -35,6 +35,7 @@ type demoDash struct {
 	temp     sensors.Thermometer
 	energy   sensors.EnergyCounter
 	setpoint float64
+	tick     time.Duration
 	start    time.Time
 	done     <-chan struct{}
 
@@ -113,7 +114,7 @@ func (s *demoDash) Next(ctx context.Context) (dash.Snapshot, error) {
 	states := map[engine.State]dash.State{engine.Running: dash.Running, engine.Paused: dash.Paused, engine.Hibernating: dash.Hibernating, engine.Dead: dash.Dead}
 	slot := 0
 	for _, r := range dec.Cells {
-		burn := float64(r.Payment+r.Tax+r.Rent) / 0.1
+		burn := float64(r.Payment+r.Tax+r.Rent) / s.tick.Seconds()
 		snap.Wallets = append(snap.Wallets, dash.WalletRow{Agent: r.Name, Balance: float64(r.Balance), BurnRate: burn, TaxPaid: float64(r.TaxTotal), State: states[r.State]})
 		if r.BidUnits > 0 && r.State != engine.Dead {
 			row := dash.BidRow{Agent: r.Name, Bid: float64(r.BidPrice), Won: r.Won > 0, Weight: float64(r.Won), Payment: float64(r.Payment)}
