@@ -347,10 +347,17 @@ func (d *Driver) release(cells map[string]cell.Cell) {
 	}
 }
 
+// quotes returns the tick message for every cell that can read it. A
+// frozen cell cannot: messages to it would pile up in its socket until the
+// hub's write deadline cut it off, so it gets none; its standing bid speaks
+// for it, and it hears again from the tick after it wins.
 func (d *Driver) quotes(dec Decision) map[string]Quote {
 	q := map[string]Quote{}
 	for _, name := range d.Core.Names() {
-		_, w, _ := d.Core.Cell(name)
+		st, w, _ := d.Core.Cell(name)
+		if st == Dead || d.frozen[name] {
+			continue
+		}
 		quote := Quote{Reserve: dec.Reserve, Multiplier: dec.Multiplier, SlotEnergy: uint64(d.Core.cfg.SlotEnergy), Balance: w.Balance}
 		if quote.Reserve == 0 {
 			quote.Reserve, quote.Multiplier = uint64(d.Core.cfg.SlotEnergy), 1

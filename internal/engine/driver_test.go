@@ -219,3 +219,58 @@ func TestDriverReleasesFrozenCells(t *testing.T) {
 		t.Error("Govern returned with the cell frozen")
 	}
 }
+
+// recordingAuction remembers who was told about each auction.
+type recordingAuction struct {
+	mu   sync.Mutex
+	told map[uint64][]string
+	bids map[string]Bid
+}
+
+func (r *recordingAuction) Open(tick uint64, quotes map[string]Quote) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.told == nil {
+		r.told = map[uint64][]string{}
+	}
+	for name := range quotes {
+		r.told[tick] = append(r.told[tick], name)
+	}
+}
+
+func (r *recordingAuction) Close(uint64) map[string]Bid { return r.bids }
+
+func (r *recordingAuction) lastTold() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var last uint64
+	for t := range r.told {
+		last = max(last, t)
+	}
+	return r.told[last]
+}
+
+// TestFrozenCellsHearNothing: a frozen agent cannot read, so the driver
+// sends it no tick messages (they would fill its socket and get it cut
+// off); its standing bid speaks for it.
+func TestFrozenCellsHearNothing(t *testing.T) {
+	cfg := testConfig()
+	cfg.Tick = 10 * time.Millisecond
+	core := newCore(t, cfg, map[string]Wallet{
+		"scientist": {Balance: 1e9, Endowment: 1e9},
+		"miner":     {Balance: 1e9, Endowment: 1e9},
+	})
+	sci, min := newFakeCell("scientist"), newFakeCell("miner")
+	auc := &recordingAuction{bids: map[string]Bid{"scientist": {Price: 2 * slotE, Units: 2}, "miner": {Price: 6 * slotE, Units: 2}}}
+	d := &Driver{Core: core, Temp: fixedTemp(40), Ledger: &flakyLedger{}, Clock: realClock{}, Auction: auc}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Govern(ctx, map[string]cell.Cell{"scientist": sci, "miner": min}, (&notes{}).note) }()
+	waitFor(t, "the outbid scientist frozen", func() bool { f, _, _ := sci.state(); return f })
+	waitFor(t, "an auction announced to the miner alone", func() bool {
+		told := auc.lastTold()
+		return len(told) == 1 && told[0] == "miner"
+	})
+	cancel()
+	<-done
+}
