@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -293,6 +294,9 @@ func (c *container) stats() (cell.Stats, error) {
 	return st, nil
 }
 
+// pauseTries bounds how often Pause asks the runtime to freeze.
+const pauseTries = 5
+
 // Pause runs the runtime's pause and returns once the kernel reports the
 // container frozen. On failure (a runtime error, a container whose tasks
 // do not freeze before ctx ends) the container is thawed again.
@@ -303,6 +307,12 @@ func (c *container) Pause(ctx context.Context) error {
 		return fmt.Errorf("pausing container cell %q: %w", c.name, cell.ErrExited)
 	}
 	err := c.m.command(ctx, "pause", c.name)
+	// runc gives up on a v1 freeze that does not settle within its own
+	// short patience ("unable to freeze"), as happens to busy tasks on a
+	// loaded host; it has thawed the cgroup again, so asking again is safe.
+	for try := 1; err != nil && try < pauseTries && strings.Contains(err.Error(), "unable to freeze") && ctx.Err() == nil; try++ {
+		err = c.m.command(ctx, "pause", c.name)
+	}
 	if err == nil {
 		err = cgroupfs.Poll(ctx, func() (bool, error) { return c.cg.frozen(c.freezer) })
 	}

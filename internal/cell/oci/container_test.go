@@ -142,9 +142,18 @@ func TestContainerPauseResumeKill(t *testing.T) {
 	if c.Contains(os.Getpid()) {
 		t.Errorf("Contains(test process) = true")
 	}
-	// The container's init runs the helper, in the host's view.
-	if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", c.PID())); err != nil || !strings.HasSuffix(exe, "/bin/helper") {
-		t.Errorf("/proc/%d/exe = %q, %v; want .../bin/helper", c.PID(), exe, err)
+	// The container's init runs the helper, in the host's view (once
+	// runc's init has exec'd it: on a loaded host Start may return first).
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", c.PID()))
+		if err == nil && strings.HasSuffix(exe, "/bin/helper") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("/proc/%d/exe = %q, %v; want .../bin/helper", c.PID(), exe, err)
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	if l := m.Layout(); l.Unified != "" {
 		id, err := cgroupID(filepath.Join(l.Unified, m.opts.Parent, "spin"))
