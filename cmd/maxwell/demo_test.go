@@ -42,7 +42,15 @@ func TestDemoInContainers(t *testing.T) {
 
 func testDemo(t *testing.T, cellKind string) {
 	dir := filepath.Join(t.TempDir(), "demo")
-	stdout, stderr, err := run(t, "demo", "--cell", cellKind, "--duration", "12s", "--out", dir, "--json")
+	// The twin models the whole host: other tests running beside this one
+	// heat it, and the thermal price would then (rightly) starve the
+	// Scientist. The story under test is the Miner's, so the setpoint is
+	// put above anything the twin reaches (25 °C + 15.2 W × 2.5 K/W).
+	cfg := filepath.Join(t.TempDir(), "cool.yaml")
+	if err := os.WriteFile(cfg, []byte("engine:\n  setpoint_celsius: 80\n  critical_celsius: 95\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, err := run(t, "--config", cfg, "demo", "--cell", cellKind, "--duration", "12s", "--out", dir, "--json")
 	if err != nil {
 		t.Fatalf("demo: %v\nstderr:\n%s", err, stderr)
 	}
@@ -120,7 +128,11 @@ func TestCompareShort(t *testing.T) {
 		t.Skip("needs root to create cgroups")
 	}
 	dir := filepath.Join(t.TempDir(), "cmp")
-	stdout, stderr, err := run(t, "compare", "--duration", "8s", "--alone-duration", "5s", "--out", dir, "--json")
+	cfg := filepath.Join(t.TempDir(), "cool.yaml") // see testDemo
+	if err := os.WriteFile(cfg, []byte("engine:\n  setpoint_celsius: 80\n  critical_celsius: 95\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, err := run(t, "--config", cfg, "compare", "--duration", "8s", "--alone-duration", "5s", "--out", dir, "--json")
 	if err != nil {
 		t.Fatalf("compare: %v\n%s", err, stderr)
 	}
