@@ -77,19 +77,7 @@ func (s *cgroupSet) contains(pid int) bool {
 			}
 		}
 	}
-	if d == "" {
-		return false
-	}
-	pids, err := cgroupfs.ReadPIDs(filepath.Join(d, "cgroup.procs"))
-	if err != nil {
-		return false
-	}
-	for _, p := range pids {
-		if p == pid {
-			return true
-		}
-	}
-	return false
+	return cgroupfs.HasProcess(d, pid)
 }
 
 // join moves pid (and all its threads) into every cgroup of s.

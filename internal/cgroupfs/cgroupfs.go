@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -217,4 +218,14 @@ func ReadUsage(d Dirs) (Usage, error) {
 	}
 	u.Tasks = int(n)
 	return u, nil
+}
+
+// HasProcess reports whether pid is listed in dir's cgroup.procs. An
+// unreadable file counts as no.
+func HasProcess(dir string, pid int) bool {
+	if dir == "" || pid <= 0 {
+		return false
+	}
+	pids, err := ReadPIDs(filepath.Join(dir, "cgroup.procs"))
+	return err == nil && slices.Contains(pids, pid)
 }

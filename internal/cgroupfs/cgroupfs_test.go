@@ -38,6 +38,9 @@ func TestReaders(t *testing.T) {
 	if pids, err := ReadPIDs(put("cgroup.procs", "12\n345\n")); err != nil || !slices.Equal(pids, []int{12, 345}) {
 		t.Errorf("ReadPIDs = %v, %v", pids, err)
 	}
+	if !HasProcess(dir, 345) || HasProcess(dir, 346) || HasProcess("", 345) || HasProcess(dir, 0) {
+		t.Error("HasProcess")
+	}
 	if _, err := ReadPIDs(put("tasks", "12\nx\n")); !errors.Is(err, ErrGarbage) {
 		t.Errorf("ReadPIDs of garbage: %v", err)
 	}

@@ -59,20 +59,7 @@ func (g cgroups) procsDir() string {
 // contains reports whether pid (in the host's PID namespace) is a process
 // of the cgroup.
 func (g cgroups) contains(pid int) bool {
-	d := g.procsDir()
-	if d == "" || pid <= 0 {
-		return false
-	}
-	pids, err := cgroupfs.ReadPIDs(filepath.Join(d, "cgroup.procs"))
-	if err != nil {
-		return false
-	}
-	for _, p := range pids {
-		if p == pid {
-			return true
-		}
-	}
-	return false
+	return cgroupfs.HasProcess(g.procsDir(), pid)
 }
 
 // stats reads the cgroups' accounting files: v1 files where the
