@@ -78,6 +78,42 @@ type Hello struct {
 	Software string `json:"software,omitempty"` // program name
 	Version  string `json:"version,omitempty"`  // program version
 	Bidding  bool   `json:"bidding,omitempty"`  // send me ticks: I take part in the auction
+	// Useful, if set, names the counter that measures the agent's useful
+	// work: what experiments score per Joule. Optional (added in version
+	// 1 as an optional field).
+	Useful *Useful `json:"useful,omitempty"`
+}
+
+// Useful names an agent's useful-work counter and its unit.
+type Useful struct {
+	// Counter is the name of a counter the agent reports.
+	Counter string `json:"counter"`
+	// Unit says what one count is, e.g. "prime" or "request"; at most
+	// MaxUnitName bytes of printable ASCII.
+	Unit string `json:"unit,omitempty"`
+}
+
+// MaxUnitName is the longest Useful.Unit, in bytes.
+const MaxUnitName = 32
+
+// ValidateUseful checks a useful-work declaration: a valid counter name
+// and a short printable unit.
+func ValidateUseful(u *Useful) error {
+	if u == nil {
+		return nil
+	}
+	if err := validName(u.Counter); err != nil {
+		return errorf(CodeMalformed, "hello: useful counter: %s", err.(*Error).Message)
+	}
+	if len(u.Unit) > MaxUnitName {
+		return errorf(CodeMalformed, "hello: useful unit %.40q: at most %d bytes", u.Unit, MaxUnitName)
+	}
+	for _, r := range u.Unit {
+		if r < ' ' || r > '~' {
+			return errorf(CodeMalformed, "hello: useful unit %.40q: printable ASCII only", u.Unit)
+		}
+	}
+	return nil
 }
 
 // Report carries an agent's cumulative counters. Seq starts at 1 and strictly
@@ -161,7 +197,14 @@ type header struct {
 // and ValidateTick).
 func Encode(m Message) ([]byte, error) {
 	switch m := m.(type) {
-	case *Hello, *Welcome, *Ack, *Error:
+	case *Welcome, *Ack, *Error:
+	case *Hello:
+		if m == nil {
+			return nil, errors.New("proto: cannot encode nil *Hello")
+		}
+		if err := ValidateUseful(m.Useful); err != nil {
+			return nil, err
+		}
 	case *Report:
 		if m == nil {
 			return nil, errors.New("proto: cannot encode nil *Report")
@@ -269,6 +312,11 @@ func Decode(line []byte) (Message, error) {
 	}
 	if err := json.Unmarshal(line, m); err != nil {
 		return nil, errorf(CodeMalformed, "%s: %v", *h.Type, err)
+	}
+	if hello, ok := m.(*Hello); ok {
+		if err := ValidateUseful(hello.Useful); err != nil {
+			return nil, err
+		}
 	}
 	return m, nil
 }

@@ -89,6 +89,7 @@ func (h *Hub) handle(ctx context.Context, conn net.Conn) Event {
 		return Event{Kind: EventRefused, Cell: cell, PID: pid, Detail: "closed before hello"}
 	}
 	s := &session{cell: cell, pid: pid, counters: make(map[string]uint64)}
+	h.declare(cell, hello.Useful)
 	bidding := hello.Bidding && h.opts.Auctions
 	var ob *outbox
 	if bidding {

@@ -92,6 +92,9 @@ type Sample struct {
 	At        time.Time         // when the last report was accepted (Options.Now)
 	Seq       uint64            // seq of the last accepted report
 	Connected bool              // whether an agent of the cell is connected now
+	// Useful is the useful-work counter the cell's agent declared in its
+	// hello, nil if it declared none.
+	Useful *proto.Useful
 
 	// TicksDropped counts tick messages replaced by a newer one before they
 	// could be sent, because the agent read too slowly.
@@ -282,6 +285,10 @@ func (h *Hub) Snapshot() map[string]Sample {
 	for name, cs := range h.cells {
 		s := cs.Sample
 		s.Counters = maps.Clone(s.Counters)
+		if s.Useful != nil {
+			u := *s.Useful
+			s.Useful = &u
+		}
 		out[name] = s
 	}
 	return out
@@ -330,6 +337,19 @@ func (h *Hub) setBidder(cell string, ob *outbox) {
 		delete(h.bidders, cell)
 	} else {
 		h.bidders[cell] = ob
+	}
+}
+
+// declare records the useful-work counter a cell's agent declared.
+func (h *Hub) declare(cell string, u *proto.Useful) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if cs, ok := h.cells[cell]; ok {
+		if u != nil {
+			c := *u
+			u = &c
+		}
+		cs.Useful = u
 	}
 }
 

@@ -209,7 +209,8 @@ func TestReportsArrive(t *testing.T) {
 	th := startHub(t, res, hub.Options{})
 	ctx := context.Background()
 
-	c, err := agent.Dial(ctx, agent.Config{Address: th.path, Hello: proto.Hello{Kind: "scientist", Name: "liar-name"}})
+	c, err := agent.Dial(ctx, agent.Config{Address: th.path, Hello: proto.Hello{Kind: "scientist", Name: "liar-name",
+		Useful: &proto.Useful{Counter: "primes", Unit: "prime"}}})
 	if err != nil {
 		t.Fatalf("Dial: %v", err)
 	}
@@ -238,7 +239,8 @@ func TestReportsArrive(t *testing.T) {
 	}
 	got["primes"] = 0 // must be a copy
 	snap := th.Snapshot()
-	if s := snap["cell-a"]; !maps.Equal(s.Counters, want) || s.Seq != 2 || !s.Connected {
+	if s := snap["cell-a"]; !maps.Equal(s.Counters, want) || s.Seq != 2 || !s.Connected ||
+		s.Useful == nil || *s.Useful != (proto.Useful{Counter: "primes", Unit: "prime"}) {
 		t.Errorf("Snapshot()[cell-a] = %+v", s)
 	}
 	if len(snap) != 1 {
