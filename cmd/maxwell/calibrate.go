@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/maxwellhq/maxwell/internal/clock"
+
 	"fmt"
 	"os"
 	"os/signal"
@@ -51,7 +53,7 @@ output shows the twin's true τ = R·C beside the fit.`,
 			if threads < 0 {
 				return fmt.Errorf("--threads %d must be positive", threads)
 			}
-			tel, err := telemetry.Open(a.roots(), cfg, model.SystemClock{})
+			tel, err := telemetry.Open(a.roots(), cfg, clock.System())
 			if err != nil {
 				return err
 			}
@@ -63,7 +65,7 @@ output shows the twin's true τ = R·C beside the fit.`,
 			defer stop()
 			fmt.Fprintf(cmd.ErrOrStderr(), "calibrate: %v idle, then %d busy threads for %v; temperature from %s\n", idle, threads, step, tel.Temp.Source())
 			res, err := calibrate.Run(ctx, calibrate.Config{Idle: idle, Step: step, Interval: interval, Threads: threads, TauC: tauC},
-				tel.Energy, tel.Temp, twinTau, &calibrate.BusyLoad{}, calibrate.SystemClock{})
+				tel.Energy, tel.Temp, twinTau, &calibrate.BusyLoad{}, clock.System())
 			if err != nil {
 				return err
 			}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/maxwellhq/maxwell/internal/clock"
+
 	"context"
 	"fmt"
 	"io"
@@ -20,7 +22,6 @@ import (
 	"github.com/maxwellhq/maxwell/internal/economy"
 	"github.com/maxwellhq/maxwell/internal/engine"
 	"github.com/maxwellhq/maxwell/internal/ledger"
-	"github.com/maxwellhq/maxwell/internal/model"
 	"github.com/maxwellhq/maxwell/internal/record"
 )
 
@@ -182,7 +183,7 @@ func runDemo(ctx context.Context, a *app, stderr, story io.Writer, cfg config.Co
 	driver := &engine.Driver{
 		Core: core, Temp: env.tel.Temp, Meter: m, Ledger: lg,
 		Auction: economy.Auctioneer{H: env.hub, Log: env.log},
-		Clock:   model.SystemClock{}, Log: env.log, Journal: journal.Write,
+		Clock:   clock.System(), Log: env.log, Journal: journal.Write,
 	}
 	run := env.run
 	run.Agents = env.agents(true)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/maxwellhq/maxwell/internal/clock"
+
 	"context"
 	"fmt"
 	"io"
@@ -61,7 +63,7 @@ func newRunEnv(ctx context.Context, a *app, stderr io.Writer, cfg config.Config,
 	if err != nil {
 		return nil, fmt.Errorf("find the maxwell binary to run the agents: %w", err)
 	}
-	tel, err := telemetry.Open(a.roots(), cfg, model.SystemClock{})
+	tel, err := telemetry.Open(a.roots(), cfg, clock.System())
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +98,7 @@ func newRunEnv(ctx context.Context, a *app, stderr io.Writer, cfg config.Config,
 		Kind: kind, Duration: d, Interval: cfg.SampleInterval, CPUs: cpus,
 		ConnectTimeout: cfg.Baseline.ConnectTimeout, Dir: dir,
 		Cells: mgr, Energy: tel.Energy, Temp: tel.Temp, Util: util, IdlePower: tel.IdlePower,
-		Clock: model.SystemClock{}, Log: log,
+		Clock: clock.System(), Log: log,
 	}
 	h, err := hub.Listen(env.sock, env.run, hub.Options{
 		OnEvent: func(e hub.Event) {

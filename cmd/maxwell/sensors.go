@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/maxwellhq/maxwell/internal/clock"
+
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -9,7 +11,6 @@ import (
 
 	"github.com/maxwellhq/maxwell/internal/economy"
 	"github.com/maxwellhq/maxwell/internal/meter"
-	"github.com/maxwellhq/maxwell/internal/model"
 	"github.com/maxwellhq/maxwell/internal/sensors"
 	"github.com/maxwellhq/maxwell/internal/telemetry"
 )
@@ -42,7 +43,7 @@ the host has no sensor, Maxwell uses a model and says which.`,
 			if err != nil {
 				return err
 			}
-			tel, err := telemetry.Open(a.roots(), cfg, model.SystemClock{})
+			tel, err := telemetry.Open(a.roots(), cfg, clock.System())
 			if err != nil {
 				return err
 			}

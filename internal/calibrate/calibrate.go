@@ -9,6 +9,8 @@
 package calibrate
 
 import (
+	"github.com/maxwellhq/maxwell/internal/clock"
+
 	"context"
 	"errors"
 	"fmt"
@@ -23,12 +25,6 @@ import (
 type Load interface {
 	Start(threads int) error
 	Stop()
-}
-
-// Clock tells the time and waits. Wait returns early with ctx's error.
-type Clock interface {
-	Now() time.Time
-	Wait(ctx context.Context, d time.Duration) error
 }
 
 // Config says how to run the step experiment.
@@ -70,14 +66,14 @@ type Result struct {
 
 // Run performs the step experiment and fits the plant. twinTau is the
 // twin's R·C when temp is the twin, else 0.
-func Run(ctx context.Context, cfg Config, energy sensors.EnergyCounter, temp sensors.Thermometer, twinTau time.Duration, load Load, clock Clock) (Result, error) {
+func Run(ctx context.Context, cfg Config, energy sensors.EnergyCounter, temp sensors.Thermometer, twinTau time.Duration, load Load, clk clock.Clock) (Result, error) {
 	if cfg.Idle <= 0 || cfg.Step <= 0 || cfg.Interval <= 0 || cfg.Threads <= 0 {
 		return Result{}, fmt.Errorf("calibrate: idle %v, step %v, interval %v and threads %d must all be positive", cfg.Idle, cfg.Step, cfg.Interval, cfg.Threads)
 	}
 	if cfg.Interval*10 > cfg.Step {
 		return Result{}, fmt.Errorf("calibrate: interval %v is too coarse for a %v step (want ≥ 10 samples)", cfg.Interval, cfg.Step)
 	}
-	start := clock.Now()
+	start := clk.Now()
 	prevE, err := energy.ReadEnergy()
 	if err != nil {
 		return Result{}, fmt.Errorf("calibrate: read energy: %w", err)
@@ -85,10 +81,10 @@ func Run(ctx context.Context, cfg Config, energy sensors.EnergyCounter, temp sen
 	prevT := start
 	var samples []control.Sample
 	record := func() error {
-		if err := clock.Wait(ctx, cfg.Interval); err != nil {
+		if err := clock.Sleep(ctx, clk, cfg.Interval); err != nil {
 			return err
 		}
-		now := clock.Now()
+		now := clk.Now()
 		e, err := energy.ReadEnergy()
 		if err != nil {
 			return fmt.Errorf("calibrate: read energy: %w", err)
@@ -104,17 +100,17 @@ func Run(ctx context.Context, cfg Config, energy sensors.EnergyCounter, temp sen
 		prevE, prevT = e, now
 		return nil
 	}
-	for clock.Now().Sub(start) < cfg.Idle {
+	for clk.Now().Sub(start) < cfg.Idle {
 		if err := record(); err != nil {
 			return Result{}, err
 		}
 	}
-	stepAt := clock.Now().Sub(start)
+	stepAt := clk.Now().Sub(start)
 	if err := load.Start(cfg.Threads); err != nil {
 		return Result{}, fmt.Errorf("calibrate: start load: %w", err)
 	}
 	defer load.Stop()
-	for clock.Now().Sub(start) < stepAt+cfg.Step {
+	for clk.Now().Sub(start) < stepAt+cfg.Step {
 		if err := record(); err != nil {
 			return Result{}, err
 		}
@@ -155,7 +151,7 @@ func Run(ctx context.Context, cfg Config, energy sensors.EnergyCounter, temp sen
 	res := Result{
 		Profile: control.Profile{
 			Model: fit, Input: control.InputPower, StepSize: stepSize,
-			FittedAt: clock.Now().UTC(), Temperature: temp.Source(), TwinTau: twinTau,
+			FittedAt: clk.Now().UTC(), Temperature: temp.Source(), TwinTau: twinTau,
 		},
 		K: fit.K, TauSeconds: fit.Tau.Seconds(), ThetaSeconds: fit.Theta.Seconds(),
 		Kc: kc, TauISeconds: tauI.Seconds(),

@@ -1,6 +1,8 @@
 package calibrate
 
 import (
+	"github.com/maxwellhq/maxwell/internal/clock/clocktest"
+
 	"context"
 	"errors"
 	"math"
@@ -11,16 +13,15 @@ import (
 	"github.com/maxwellhq/maxwell/internal/model"
 )
 
-// fakeClock advances only when waited on.
-type fakeClock struct{ t time.Time }
-
-func (c *fakeClock) Now() time.Time { return c.t }
-func (c *fakeClock) Wait(ctx context.Context, d time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	c.t = c.t.Add(d)
-	return nil
+// simulated returns a fake clock whose time jumps ahead whenever the code
+// under test sleeps on it, until the test ends.
+func simulated(t *testing.T) *clocktest.Fake {
+	clk := clocktest.New()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); clk.Simulate(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return clk
 }
 
 // fakeLoad drives the utilisation the power model sees.
@@ -37,7 +38,7 @@ func TestRunOnTwinFindsRC(t *testing.T) {
 		{Ambient: 30, R: 1.0, C: 3.5}, // τ = 3.5 s
 	} {
 		t.Run(tw.String(), func(t *testing.T) {
-			clk := &fakeClock{t: time.Unix(0, 0)}
+			clk := simulated(t)
 			load := &fakeLoad{}
 			lin, err := model.DefaultLinearPower(2)
 			if err != nil {
@@ -82,7 +83,7 @@ func TestRunOnTwinFindsRC(t *testing.T) {
 }
 
 func TestRunErrors(t *testing.T) {
-	clk := &fakeClock{t: time.Unix(0, 0)}
+	clk := simulated(t)
 	load := &fakeLoad{}
 	lin, _ := model.DefaultLinearPower(2)
 	est, _ := model.NewEstimator(clk, load, lin, model.DefaultTwinParams())

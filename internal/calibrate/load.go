@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"runtime"
 	"sync"
-	"time"
 )
 
 // BusyLoad is a real CPU load: goroutines, each locked to its own OS
@@ -50,22 +49,4 @@ func (b *BusyLoad) Stop() {
 		cancel()
 	}
 	b.wg.Wait()
-}
-
-// SystemClock is the real clock.
-type SystemClock struct{}
-
-// Now returns time.Now().
-func (SystemClock) Now() time.Time { return time.Now() }
-
-// Wait sleeps for d or until ctx is done.
-func (SystemClock) Wait(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -13,6 +13,8 @@
 package daemon
 
 import (
+	"github.com/maxwellhq/maxwell/internal/clock"
+
 	"context"
 	"errors"
 	"fmt"
@@ -131,7 +133,7 @@ func Run(ctx context.Context, opts Options) error {
 func (d *Daemon) run(ctx context.Context) error {
 	o := d.opts
 	var err error
-	if d.tel, err = telemetry.Open(o.Roots, o.Config, model.SystemClock{}); err != nil {
+	if d.tel, err = telemetry.Open(o.Roots, o.Config, clock.System()); err != nil {
 		return err
 	}
 	copts := cell.DefaultOptions()
@@ -191,7 +193,7 @@ func (d *Daemon) run(ctx context.Context) error {
 	d.driver = &engine.Driver{
 		Core: core, Temp: d.tel.Temp, Meter: meter, Ledger: d.lg,
 		Auction: economy.Auctioneer{H: d.hub, Log: d.log},
-		Clock:   model.SystemClock{}, Log: d.log, OnDecision: d.decided,
+		Clock:   clock.System(), Log: d.log, OnDecision: d.decided,
 	}
 	ctl, err := api.Listen(o.ControlSocket, o.Group)
 	if err != nil {

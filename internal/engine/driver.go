@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"github.com/maxwellhq/maxwell/internal/clock"
+
 	"context"
 	"errors"
 	"fmt"
@@ -44,9 +46,6 @@ type FreedMeter interface {
 	Freed(cells map[string]cell.Cell) (map[string]uint64, error)
 }
 
-// Clock tells the time.
-type Clock interface{ Now() time.Time }
-
 // DefaultGrace is the Driver's default Grace.
 const DefaultGrace = 5 * time.Second
 
@@ -63,7 +62,7 @@ type Driver struct {
 	// Standing are bids by policy for cells that do not bid themselves
 	// (a budgeted agent: an operator's spend cap, set at spawn).
 	Standing map[string]Bid
-	Clock    Clock
+	Clock    clock.Clock
 	Log      *slog.Logger
 	// OnDecision, if set, sees every decision (dashboards, metrics).
 	OnDecision func(Decision)
@@ -153,13 +152,13 @@ func (d *Driver) Govern(ctx context.Context, cells map[string]cell.Cell, note fu
 		d.Auction.Open(tick, q)
 	}
 	last := d.Clock.Now()
-	t := time.NewTicker(d.Core.cfg.Tick)
+	t := d.Clock.NewTicker(d.Core.cfg.Tick)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-t.C:
+		case <-t.Chan():
 		}
 		now := d.Clock.Now()
 		d.coreMu.Lock()

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"github.com/maxwellhq/maxwell/internal/clock"
+
 	"bytes"
 	"context"
 	"errors"
@@ -85,10 +87,6 @@ func (l *flakyLedger) Post(_ context.Context, p []Posting) error {
 	return nil
 }
 
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-
 type notes struct {
 	mu   sync.Mutex
 	seen map[string]int
@@ -132,7 +130,7 @@ func TestDriverGovernsAndReleases(t *testing.T) {
 	var n notes
 	var journal bytes.Buffer
 	jw := NewJournalWriter(&journal)
-	d := &Driver{Core: core, Temp: fixedTemp(40), Ledger: ledger, Clock: realClock{}, Journal: jw.Write,
+	d := &Driver{Core: core, Temp: fixedTemp(40), Ledger: ledger, Clock: clock.System(), Journal: jw.Write,
 		Standing: map[string]Bid{"scientist": {Price: 2 * slotE, Units: 2}, "miner": {Price: 6 * slotE, Units: 2}}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -207,7 +205,7 @@ func TestDriverReleasesFrozenCells(t *testing.T) {
 	core := newCore(t, cfg, map[string]Wallet{"scientist": {Balance: 1e6, Endowment: 1e6}})
 	sci := newFakeCell("scientist")
 	// A bid under the reserve: the scientist waits, frozen.
-	d := &Driver{Core: core, Temp: fixedTemp(40), Ledger: &flakyLedger{}, Clock: realClock{},
+	d := &Driver{Core: core, Temp: fixedTemp(40), Ledger: &flakyLedger{}, Clock: clock.System(),
 		Standing: map[string]Bid{"scientist": {Price: slotE / 2, Units: 1}}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -262,7 +260,7 @@ func TestFrozenCellsHearNothing(t *testing.T) {
 	})
 	sci, min := newFakeCell("scientist"), newFakeCell("miner")
 	auc := &recordingAuction{bids: map[string]Bid{"scientist": {Price: 2 * slotE, Units: 2}, "miner": {Price: 6 * slotE, Units: 2}}}
-	d := &Driver{Core: core, Temp: fixedTemp(40), Ledger: &flakyLedger{}, Clock: realClock{}, Auction: auc}
+	d := &Driver{Core: core, Temp: fixedTemp(40), Ledger: &flakyLedger{}, Clock: clock.System(), Auction: auc}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Govern(ctx, map[string]cell.Cell{"scientist": sci, "miner": min}, (&notes{}).note) }()

@@ -8,6 +8,8 @@
 package experiment
 
 import (
+	"github.com/maxwellhq/maxwell/internal/clock"
+
 	"context"
 	"errors"
 	"fmt"
@@ -50,11 +52,6 @@ type Governor interface {
 	Snapshot() (*record.MarketSample, []record.WalletSample)
 }
 
-// Clock tells the time. Tests inject their own.
-type Clock interface {
-	Now() time.Time
-}
-
 // AgentSpec is one agent to launch: its cell name and command line.
 type AgentSpec struct {
 	Name string
@@ -85,7 +82,7 @@ type Run struct {
 	IdlePower units.Power
 	// Governor, if set, runs the economy on the cells; nil is the baseline.
 	Governor Governor
-	Clock    Clock
+	Clock    clock.Clock
 	Log      *slog.Logger
 	// OnEvent, if set, sees every event as it is recorded (the demo tells
 	// the story from them).
@@ -358,18 +355,18 @@ func (r *Run) sampleLoop(ctx context.Context, start time.Time, e0 units.Energy, 
 		prevAt, prevEnergy = now, e
 		return w.Write(smp)
 	}
-	ticker := time.NewTicker(r.Interval)
+	ticker := r.Clock.NewTicker(r.Interval)
 	defer ticker.Stop()
-	deadline := time.NewTimer(r.Duration)
+	deadline := r.Clock.NewTimer(r.Duration)
 	defer deadline.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			event("run_interrupted", "", context.Cause(ctx).Error())
 			return sample()
-		case <-deadline.C:
+		case <-deadline.Chan():
 			return sample()
-		case <-ticker.C:
+		case <-ticker.Chan():
 			// A tick that lands at the deadline is the last sample; the
 			// deadline timer then has nothing left to add.
 			if r.Clock.Now().Sub(start) >= r.Duration-r.Interval/4 {

@@ -1,6 +1,8 @@
 package experiment
 
 import (
+	"github.com/maxwellhq/maxwell/internal/clock"
+
 	"context"
 	"errors"
 	"os"
@@ -13,7 +15,6 @@ import (
 	"time"
 
 	"github.com/maxwellhq/maxwell/internal/cell"
-	"github.com/maxwellhq/maxwell/internal/model"
 	"github.com/maxwellhq/maxwell/internal/record"
 	"github.com/maxwellhq/maxwell/internal/sensors"
 	"github.com/maxwellhq/maxwell/internal/units"
@@ -110,7 +111,7 @@ func TestRunRecordsCrashedAndSilentAgents(t *testing.T) {
 			{Name: "silent", Path: "/bin/sleep", Args: []string{"30"}},
 		},
 		Cells: newManager(t), Counters: noCounters{}, Energy: &fakeEnergy{}, Temp: &flakyTemp{},
-		Util: fixedUtil(0.5), Clock: model.SystemClock{},
+		Util: fixedUtil(0.5), Clock: clock.System(),
 	}
 	sum, err := r.Execute(context.Background())
 	if err != nil {
@@ -159,7 +160,7 @@ func TestRunKeepsDataWhenEnergyFails(t *testing.T) {
 		CPUs: []int{0}, ConnectTimeout: time.Second, Dir: dir,
 		Agents: []AgentSpec{{Name: "sleeper", Path: "/bin/sleep", Args: []string{"30"}}},
 		Cells:  newManager(t), Counters: noCounters{}, Energy: &fakeEnergy{failAfter: 4}, Temp: &flakyTemp{},
-		Util: fixedUtil(0.5), Clock: model.SystemClock{},
+		Util: fixedUtil(0.5), Clock: clock.System(),
 	}
 	_, err := r.Execute(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "input/output error") {

@@ -1,6 +1,8 @@
 package model
 
 import (
+	"github.com/maxwellhq/maxwell/internal/clock"
+
 	"fmt"
 	"math"
 	"sync"
@@ -9,18 +11,6 @@ import (
 	"github.com/maxwellhq/maxwell/internal/sensors"
 	"github.com/maxwellhq/maxwell/internal/units"
 )
-
-// Clock tells the time. The Estimator reads time only through it, so that
-// tests can drive it with a fake.
-type Clock interface {
-	Now() time.Time
-}
-
-// SystemClock is the Clock of the real world: time.Now.
-type SystemClock struct{}
-
-// Now returns time.Now().
-func (SystemClock) Now() time.Time { return time.Now() }
 
 // UtilisationSampler returns the utilisation, in [0, 1], of a set of CPUs
 // since its previous call. CPUSampler is one.
@@ -62,7 +52,7 @@ type Snapshot struct {
 // Estimator implements sensors.EnergyCounter; Thermometer returns its
 // sensors.Thermometer. It is safe for concurrent use.
 type Estimator struct {
-	clock   Clock
+	clock   clock.Clock
 	util    UtilisationSampler    // linear mode
 	linear  LinearPower           // linear mode
 	counter sensors.EnergyCounter // counter mode, nil in linear mode
@@ -82,7 +72,7 @@ type Estimator struct {
 // twin. Its energy reading starts at 0 and its twin at the steady state of
 // idle power (a host at rest, not one just switched on), at
 // clock.Now().
-func NewEstimator(clock Clock, util UtilisationSampler, power LinearPower, twin TwinParams) (*Estimator, error) {
+func NewEstimator(clock clock.Clock, util UtilisationSampler, power LinearPower, twin TwinParams) (*Estimator, error) {
 	if clock == nil || util == nil {
 		return nil, fmt.Errorf("%w: estimator needs a clock and a utilisation sampler", ErrBadParam)
 	}
@@ -124,7 +114,7 @@ func NewEstimator(clock Clock, util UtilisationSampler, power LinearPower, twin 
 // are the counter's own: they are measurements, not estimates; only the
 // temperature is modelled. It reads the counter once, at clock.Now(), as
 // its baseline.
-func NewCounterEstimator(clock Clock, counter sensors.EnergyCounter, twin TwinParams) (*Estimator, error) {
+func NewCounterEstimator(clock clock.Clock, counter sensors.EnergyCounter, twin TwinParams) (*Estimator, error) {
 	if clock == nil || counter == nil {
 		return nil, fmt.Errorf("%w: estimator needs a clock and an energy counter", ErrBadParam)
 	}

@@ -1,6 +1,9 @@
 package model
 
 import (
+	"github.com/maxwellhq/maxwell/internal/clock"
+	"github.com/maxwellhq/maxwell/internal/clock/clocktest"
+
 	"errors"
 	"math"
 	"strings"
@@ -15,29 +18,7 @@ import (
 var (
 	_ sensors.EnergyCounter = (*Estimator)(nil)
 	_ UtilisationSampler    = (*CPUSampler)(nil)
-	_ Clock                 = SystemClock{}
 )
-
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // fakeUtil returns u on every Sample, or err when set, and counts calls.
 type fakeUtil struct {
@@ -92,7 +73,7 @@ func rcRise(p TwinParams, pw, sec float64) float64 {
 	return pw * p.R * (1 - math.Exp(-sec/(p.R*p.C)))
 }
 
-func newLinear(t *testing.T, clk Clock, u UtilisationSampler) (*Estimator, TwinParams) {
+func newLinear(t *testing.T, clk clock.Clock, u UtilisationSampler) (*Estimator, TwinParams) {
 	t.Helper()
 	lp, err := NewLinearPower(10, 30, "test")
 	if err != nil {
@@ -127,7 +108,7 @@ func TestEstimatorConstantUtilisation(t *testing.T) {
 	}
 	for name, steps := range schedules {
 		t.Run(name, func(t *testing.T) {
-			clk := newFakeClock()
+			clk := clocktest.New()
 			util := &fakeUtil{u: 0.5}
 			e, tp := newLinear(t, clk, util)
 			start, err := e.ReadEnergy()
@@ -136,7 +117,7 @@ func TestEstimatorConstantUtilisation(t *testing.T) {
 			}
 			var elapsed time.Duration
 			for _, d := range steps {
-				clk.Add(d)
+				clk.Advance(d)
 				elapsed += d
 				if _, err := e.Advance(); err != nil {
 					t.Fatal(err)
@@ -176,7 +157,7 @@ func TestEstimatorConstantUtilisation(t *testing.T) {
 }
 
 func TestEstimatorVaryingUtilisation(t *testing.T) {
-	clk := newFakeClock()
+	clk := clocktest.New()
 	util := &fakeUtil{}
 	e, tp := newLinear(t, clk, util)
 	// 2 s at u=0 (10 W), 3 s at u=1 (30 W), 1 s at u=0.25 (15 W).
@@ -189,7 +170,7 @@ func TestEstimatorVaryingUtilisation(t *testing.T) {
 		pow float64
 	}{{0, 2 * time.Second, 10}, {1, 3 * time.Second, 30}, {0.25, time.Second, 15}} {
 		util.set(seg.u, nil)
-		clk.Add(seg.d)
+		clk.Advance(seg.d)
 		s, err := e.Advance()
 		if err != nil {
 			t.Fatal(err)
@@ -209,10 +190,10 @@ func TestEstimatorVaryingUtilisation(t *testing.T) {
 }
 
 func TestEstimatorIdempotentAtSameInstant(t *testing.T) {
-	clk := newFakeClock()
+	clk := clocktest.New()
 	util := &fakeUtil{u: 0.8}
 	e, _ := newLinear(t, clk, util)
-	clk.Add(1500 * time.Millisecond)
+	clk.Advance(1500 * time.Millisecond)
 	th := e.Thermometer()
 	e1, _ := e.ReadEnergy()
 	t1, _ := th.ReadTemperature()
@@ -232,11 +213,11 @@ func TestEstimatorIdempotentAtSameInstant(t *testing.T) {
 
 	// A clock that steps backwards changes nothing, and time is counted
 	// again only from the last instant seen.
-	clk.Add(-time.Second)
+	clk.Advance(-time.Second)
 	if got, _ := e.ReadEnergy(); got != e1 {
 		t.Errorf("energy after clock went back = %v, want %v", got, e1)
 	}
-	clk.Add(2 * time.Second) // 1 s past the last instant seen
+	clk.Advance(2 * time.Second) // 1 s past the last instant seen
 	if got, _ := e.ReadEnergy(); got != e1+26*units.Joule {
 		t.Errorf("energy = %v, want %v", got, e1+26*units.Joule)
 	}
@@ -246,10 +227,10 @@ func TestEstimatorIdempotentAtSameInstant(t *testing.T) {
 }
 
 func TestEstimatorUtilisationError(t *testing.T) {
-	clk := newFakeClock()
+	clk := clocktest.New()
 	util := &fakeUtil{u: 0.5}
 	e, _ := newLinear(t, clk, util)
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	if _, err := e.Advance(); err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +238,7 @@ func TestEstimatorUtilisationError(t *testing.T) {
 
 	boom := errors.New("boom")
 	util.set(0, boom)
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	if _, err := e.ReadEnergy(); !errors.Is(err, boom) {
 		t.Errorf("ReadEnergy() error = %v, want boom", err)
 	}
@@ -277,7 +258,7 @@ func TestEstimatorUtilisationError(t *testing.T) {
 	// Recovery covers the whole interval since the last good advance:
 	// 2 s at 30 W on top of 1 s at 20 W.
 	util.set(1, nil)
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	got, err := e.ReadEnergy()
 	if err != nil {
 		t.Fatal(err)
@@ -288,7 +269,7 @@ func TestEstimatorUtilisationError(t *testing.T) {
 }
 
 func TestEstimatorSources(t *testing.T) {
-	clk := newFakeClock()
+	clk := clocktest.New()
 	lp, err := DefaultLinearPower(2)
 	if err != nil {
 		t.Fatal(err)
@@ -317,7 +298,7 @@ func TestEstimatorSources(t *testing.T) {
 }
 
 func TestEstimatorCounterDriven(t *testing.T) {
-	clk := newFakeClock()
+	clk := clocktest.New()
 	ctr := &fakeCounter{e: 123_456_789}
 	tp := TwinParams{Ambient: 30, R: 1.2, C: 1.25} // τ = 1.5 s
 	e, err := NewCounterEstimator(clk, ctr, tp)
@@ -335,7 +316,7 @@ func TestEstimatorCounterDriven(t *testing.T) {
 	// 15 W for 4 s, in 250 ms steps, then 40 W for 1 s.
 	for i := 0; i < 16; i++ {
 		ctr.add(units.Power(15).Over(250 * time.Millisecond))
-		clk.Add(250 * time.Millisecond)
+		clk.Advance(250 * time.Millisecond)
 		s, err := e.Advance()
 		if err != nil {
 			t.Fatal(err)
@@ -357,7 +338,7 @@ func TestEstimatorCounterDriven(t *testing.T) {
 	}
 
 	ctr.add(40 * units.Joule)
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	s, err := e.Advance()
 	if err != nil {
 		t.Fatal(err)
@@ -378,7 +359,7 @@ func TestEstimatorCounterDriven(t *testing.T) {
 	ctr.mu.Lock()
 	ctr.err = boom
 	ctr.mu.Unlock()
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	if _, err := e.Thermometer().ReadTemperature(); !errors.Is(err, boom) {
 		t.Errorf("ReadTemperature() error = %v, want boom", err)
 	}
@@ -388,7 +369,7 @@ func TestEstimatorCounterDriven(t *testing.T) {
 }
 
 func TestEstimatorConstructorErrors(t *testing.T) {
-	clk := newFakeClock()
+	clk := clocktest.New()
 	lp, _ := NewLinearPower(1, 2, "")
 	tp := DefaultTwinParams()
 	bad := TwinParams{Ambient: 25, R: 0, C: 1}
@@ -431,7 +412,7 @@ func TestEstimatorWithCPUSampler(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := newFakeClock()
+	clk := clocktest.New()
 	e, err := NewEstimator(clk, s, lp, DefaultTwinParams())
 	if err != nil {
 		t.Fatal(err)
@@ -441,7 +422,7 @@ func TestEstimatorWithCPUSampler(t *testing.T) {
 		0: add(fixture[0], ticks{75, 0, 0, 25}),
 		1: add(fixture[1], ticks{0, 0, 75, 25}),
 	})
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	snap, err := e.Advance()
 	if err != nil {
 		t.Fatal(err)
@@ -456,7 +437,7 @@ func TestEstimatorWithCPUSampler(t *testing.T) {
 }
 
 func TestEstimatorConcurrent(t *testing.T) {
-	clk := newFakeClock()
+	clk := clocktest.New()
 	util := &fakeUtil{u: 0.3}
 	e, _ := newLinear(t, clk, util)
 	th := e.Thermometer()
@@ -467,7 +448,7 @@ func TestEstimatorConcurrent(t *testing.T) {
 			defer wg.Done()
 			var prev units.Energy
 			for i := 0; i < 500; i++ {
-				clk.Add(time.Millisecond)
+				clk.Advance(time.Millisecond)
 				got, err := e.ReadEnergy()
 				if err != nil {
 					t.Error(err)
@@ -493,23 +474,15 @@ func TestEstimatorConcurrent(t *testing.T) {
 	}
 }
 
-func TestSystemClock(t *testing.T) {
-	before := time.Now()
-	got := SystemClock{}.Now()
-	if got.Before(before) || got.Sub(before) > time.Minute {
-		t.Errorf("SystemClock.Now() = %v, real clock %v", got, before)
-	}
-}
-
 func BenchmarkEstimatorAdvance(b *testing.B) {
-	clk := newFakeClock()
+	clk := clocktest.New()
 	lp, _ := NewLinearPower(10, 30, "")
 	e, err := NewEstimator(clk, &fakeUtil{u: 0.4}, lp, DefaultTwinParams())
 	if err != nil {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		clk.Add(time.Millisecond)
+		clk.Advance(time.Millisecond)
 		if _, err := e.Advance(); err != nil {
 			b.Fatal(err)
 		}

@@ -9,6 +9,8 @@
 package telemetry
 
 import (
+	"github.com/maxwellhq/maxwell/internal/clock"
+
 	"fmt"
 
 	"github.com/maxwellhq/maxwell/internal/config"
@@ -33,7 +35,7 @@ type Telemetry struct {
 // Open discovers the host's sensors under roots and fills the gaps with the
 // models configured in cfg. The power model covers every CPU of the host
 // (online CPUs as /proc/stat lists them).
-func Open(roots sensors.Roots, cfg config.Config, clock model.Clock) (*Telemetry, error) {
+func Open(roots sensors.Roots, cfg config.Config, clk clock.Clock) (*Telemetry, error) {
 	inv := sensors.Discover(roots)
 	t := &Telemetry{Energy: inv.EnergyCounter(), Temp: inv.Thermometer(), Inventory: inv}
 	twin := model.TwinParams{
@@ -58,7 +60,7 @@ func Open(roots sensors.Roots, cfg config.Config, clock model.Clock) (*Telemetry
 		if err != nil {
 			return nil, fmt.Errorf("telemetry: power model: %w", err)
 		}
-		est, err := model.NewEstimator(clock, util, lin, twin)
+		est, err := model.NewEstimator(clk, util, lin, twin)
 		if err != nil {
 			return nil, fmt.Errorf("telemetry: %w", err)
 		}
@@ -66,7 +68,7 @@ func Open(roots sensors.Roots, cfg config.Config, clock model.Clock) (*Telemetry
 	}
 	if t.Temp == nil {
 		if t.Estimator == nil {
-			est, err := model.NewCounterEstimator(clock, t.Energy, twin)
+			est, err := model.NewCounterEstimator(clk, t.Energy, twin)
 			if err != nil {
 				return nil, fmt.Errorf("telemetry: %w", err)
 			}

@@ -1,6 +1,8 @@
 package telemetry
 
 import (
+	"github.com/maxwellhq/maxwell/internal/clock/clocktest"
+
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,10 +13,6 @@ import (
 	"github.com/maxwellhq/maxwell/internal/config"
 	"github.com/maxwellhq/maxwell/internal/sensors"
 )
-
-type fakeClock struct{ t time.Time }
-
-func (c *fakeClock) Now() time.Time { return c.t }
 
 func write(t *testing.T, path, body string) {
 	t.Helper()
@@ -40,7 +38,7 @@ func TestOpenFallsBackToModels(t *testing.T) {
 	root := t.TempDir()
 	roots := sensors.Roots{Sys: filepath.Join(root, "sys"), Proc: filepath.Join(root, "proc"), Dev: filepath.Join(root, "dev")}
 	procStat(t, roots.Proc, 0, 0)
-	clk := &fakeClock{t: time.Unix(1000, 0)}
+	clk := clocktest.New()
 	tel, err := Open(roots, config.Default(), clk)
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +56,7 @@ func TestOpenFallsBackToModels(t *testing.T) {
 	}
 	// One second fully busy: energy = max power (243 W × 2/32) × 1 s.
 	procStat(t, roots.Proc, 100, 0)
-	clk.t = clk.t.Add(time.Second)
+	clk.Advance(time.Second)
 	got, err := tel.Energy.ReadEnergy()
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +84,7 @@ func TestOpenPrefersRealSensors(t *testing.T) {
 	write(t, filepath.Join(roots.Sys, "class/thermal/thermal_zone0/type"), "x86_pkg_temp\n")
 	write(t, filepath.Join(roots.Sys, "class/thermal/thermal_zone0/temp"), "47000\n")
 
-	tel, err := Open(roots, config.Default(), &fakeClock{t: time.Unix(1000, 0)})
+	tel, err := Open(roots, config.Default(), clocktest.New())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +109,7 @@ func TestOpenTwinOnRealPower(t *testing.T) {
 	write(t, filepath.Join(zone, "name"), "package-0\n")
 	write(t, filepath.Join(zone, "energy_uj"), "1000000\n")
 	write(t, filepath.Join(zone, "max_energy_range_uj"), "262143328850\n")
-	tel, err := Open(roots, config.Default(), &fakeClock{t: time.Unix(1000, 0)})
+	tel, err := Open(roots, config.Default(), clocktest.New())
 	if err != nil {
 		t.Fatal(err)
 	}

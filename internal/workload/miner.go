@@ -1,6 +1,8 @@
 package workload
 
 import (
+	"github.com/maxwellhq/maxwell/internal/clock"
+
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -52,8 +54,8 @@ type Miner struct {
 	// 0 means DefaultShareBits.
 	ShareBits int
 	// Clock supplies the report and pacing tickers and the time that
-	// pacing measures. nil means SystemClock().
-	Clock Clock
+	// pacing measures. nil means clock.System().
+	Clock clock.Clock
 }
 
 // hashCounter is one thread's tally, padded to its own cache line.
@@ -129,7 +131,7 @@ func (m Miner) Run(ctx context.Context, report func(counters map[string]uint64))
 		period := time.Duration(float64(chunk) / float64(m.ChurnRate) * float64(time.Second))
 		pt := clock.NewTicker(min(max(period, time.Millisecond), time.Second))
 		defer pt.Stop()
-		pace = pt.C()
+		pace = pt.Chan()
 		bucket = newTokenBucket(float64(m.ChurnRate), float64(max(uint64(chunk), m.ChurnRate)), clock.Now())
 	}
 	for {
@@ -137,7 +139,7 @@ func (m Miner) Run(ctx context.Context, report func(counters map[string]uint64))
 		case <-ctx.Done():
 			report(counters())
 			return ctx.Err()
-		case <-tick.C():
+		case <-tick.Chan():
 			report(counters())
 		case <-pace:
 			bucket.refill(clock.Now())

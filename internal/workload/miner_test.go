@@ -1,6 +1,8 @@
 package workload
 
 import (
+	"github.com/maxwellhq/maxwell/internal/clock/clocktest"
+
 	"context"
 	"errors"
 	"os"
@@ -9,9 +11,9 @@ import (
 )
 
 type minerRun struct {
-	clock   *fakeClock
-	report  *fakeTicker
-	pace    *fakeTicker // nil without churn
+	clock   *clocktest.Fake
+	report  *clocktest.Ticker
+	pace    *clocktest.Ticker // nil without churn
 	reports chan map[string]uint64
 	done    chan struct{}
 	err     error
@@ -20,9 +22,12 @@ type minerRun struct {
 
 func startMiner(t *testing.T, m Miner) *minerRun {
 	t.Helper()
-	r := &minerRun{clock: newFakeClock(), reports: make(chan map[string]uint64), done: make(chan struct{})}
+	r := &minerRun{clock: clocktest.New(), reports: make(chan map[string]uint64), done: make(chan struct{})}
 	quit := make(chan struct{}) // closed when the test no longer reads reports
 	m.Clock = r.clock
+	// Reports come only when the test ticks by hand: advancing the clock
+	// must never fire the report ticker on its own.
+	m.Interval = 1000 * time.Hour
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	go func() {
@@ -34,9 +39,9 @@ func startMiner(t *testing.T, m Miner) *minerRun {
 			}
 		})
 	}()
-	r.report = <-r.clock.created
+	r.report = <-r.clock.Tickers()
 	if m.ChurnRate > 0 {
-		r.pace = <-r.clock.created
+		r.pace = <-r.clock.Tickers()
 	}
 	t.Cleanup(func() {
 		close(quit)
@@ -50,11 +55,21 @@ func startMiner(t *testing.T, m Miner) *minerRun {
 	return r
 }
 
+// tick ticks tk by hand and returns once Run has received it.
+func (r *minerRun) tick(t *testing.T, tk *clocktest.Ticker) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := tk.Tick(ctx); err != nil {
+		t.Fatalf("tick: %v", err)
+	}
+}
+
 // snapshot ticks the report ticker and returns the report. Run handles
 // ticks in order, so it reflects all pacing ticks before it.
 func (r *minerRun) snapshot(t *testing.T) map[string]uint64 {
 	t.Helper()
-	r.report.tick(r.done)
+	r.tick(t, r.report)
 	select {
 	case c := <-r.reports:
 		return c
@@ -67,8 +82,8 @@ func (r *minerRun) snapshot(t *testing.T) map[string]uint64 {
 func TestMinerChurnPaced(t *testing.T) {
 	const mib = 1 << 20
 	r := startMiner(t, Miner{Threads: 1, ChurnRate: 8 * mib, ChunkSize: 4 * mib})
-	if r.pace.d != 500*time.Millisecond {
-		t.Errorf("pacing period %v, want 500ms (one 4 MiB chunk at 8 MiB/s)", r.pace.d)
+	if r.pace.Period() != 500*time.Millisecond {
+		t.Errorf("pacing period %v, want 500ms (one 4 MiB chunk at 8 MiB/s)", r.pace.Period())
 	}
 	steps := []struct {
 		advance                         time.Duration
@@ -82,8 +97,8 @@ func TestMinerChurnPaced(t *testing.T) {
 		{500 * time.Millisecond, 24 * mib, 3, 3, 3},
 	}
 	for i, s := range steps {
-		r.clock.advance(s.advance)
-		r.pace.tick(r.done)
+		r.clock.Advance(s.advance)
+		r.tick(t, r.pace)
 		c := r.snapshot(t)
 		if c[CounterBytesChurned] != s.bytes || c[CounterMmapCalls] != s.mmaps ||
 			c[CounterMadviseCalls] != s.madvises || c[CounterMunmapCalls] != s.munmaps || c[CounterChurnErrors] != 0 {
@@ -97,8 +112,8 @@ func TestMinerChurnSlowRate(t *testing.T) {
 	const mib = 1 << 20
 	r := startMiner(t, Miner{Threads: 1, ChurnRate: mib, ChunkSize: 4 * mib})
 	for i := 1; i <= 8; i++ {
-		r.clock.advance(time.Second)
-		r.pace.tick(r.done)
+		r.clock.Advance(time.Second)
+		r.tick(t, r.pace)
 		if got, want := r.snapshot(t)[CounterBytesChurned], uint64(i/4*4*mib); got != want {
 			t.Fatalf("after %ds: %d bytes churned, want %d", i, got, want)
 		}

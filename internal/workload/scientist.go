@@ -1,6 +1,8 @@
 package workload
 
 import (
+	"github.com/maxwellhq/maxwell/internal/clock"
+
 	"bytes"
 	"context"
 	"errors"
@@ -36,8 +38,8 @@ type Scientist struct {
 	Limit uint64
 	// Interval is the report interval. 0 means DefaultInterval.
 	Interval time.Duration
-	// Clock supplies the report ticker. nil means SystemClock().
-	Clock Clock
+	// Clock supplies the report ticker. nil means clock.System().
+	Clock clock.Clock
 }
 
 // Run sieves until ctx ends or Limit is reached, calling report with a new
@@ -138,7 +140,7 @@ func (s Scientist) Run(ctx context.Context, report func(counters map[string]uint
 				rangeEnd = hi - 1
 				fold++
 			}
-		case <-tick.C():
+		case <-tick.Chan():
 			report(counters())
 		case <-ctx.Done():
 			report(counters())

@@ -1,6 +1,8 @@
 package workload
 
 import (
+	"github.com/maxwellhq/maxwell/internal/clock/clocktest"
+
 	"context"
 	"errors"
 	"testing"
@@ -27,7 +29,7 @@ func primePi(n int) []uint32 {
 
 func runScientist(t *testing.T, s Scientist) map[string]uint64 {
 	t.Helper()
-	s.Clock = newFakeClock() // no ticks: only the final report
+	s.Clock = clocktest.New() // no ticks: only the final report
 	var last map[string]uint64
 	calls := 0
 	err := s.Run(context.Background(), func(c map[string]uint64) { last = c; calls++ })
@@ -85,7 +87,7 @@ func TestScientistSmallRanges(t *testing.T) {
 func TestScientistConsistent(t *testing.T) {
 	const segment, target = 128, 500_000
 	for _, threads := range []int{1, 4} {
-		clock := newFakeClock()
+		clock := clocktest.New()
 		ctx, cancel := context.WithCancel(context.Background())
 		reports := make(chan map[string]uint64)
 		errc := make(chan error, 1)
@@ -93,13 +95,15 @@ func TestScientistConsistent(t *testing.T) {
 			s := Scientist{Threads: threads, SegmentSize: segment, Clock: clock}
 			errc <- s.Run(ctx, func(c map[string]uint64) { reports <- c })
 		}()
-		tk := <-clock.created
-		if tk.d != DefaultInterval {
-			t.Errorf("report ticker period %v, want %v", tk.d, DefaultInterval)
+		tk := <-clock.Tickers()
+		if tk.Period() != DefaultInterval {
+			t.Errorf("report ticker period %v, want %v", tk.Period(), DefaultInterval)
 		}
 		var snaps []map[string]uint64
 		for len(snaps) < 50 || snaps[len(snaps)-1][CounterRangeEnd] < target {
-			tk.c <- clock.Now()
+			if err := tk.Tick(ctx); err != nil {
+				t.Fatal(err)
+			}
 			snaps = append(snaps, <-reports)
 		}
 		cancel()
@@ -130,18 +134,20 @@ func TestScientistConsistent(t *testing.T) {
 }
 
 func TestScientistCancel(t *testing.T) {
-	clock := newFakeClock()
+	clock := clocktest.New()
 	ctx, cancel := context.WithCancel(context.Background())
 	reports := make(chan map[string]uint64)
 	errc := make(chan error, 1)
 	go func() {
 		errc <- Scientist{Threads: 2, Clock: clock}.Run(ctx, func(c map[string]uint64) { reports <- c })
 	}()
-	tk := <-clock.created
+	tk := <-clock.Tickers()
 	pi := primePi(1 << 22)
 	var prevEnd uint64
 	for range 5 { // unbounded: the range keeps growing
-		tk.c <- clock.Now()
+		if err := tk.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
 		c := <-reports
 		if end := c[CounterRangeEnd]; end < uint64(len(pi)) && c[CounterPrimes] != uint64(pi[end]) {
 			t.Fatalf("%v: π(%d) = %d", c, end, pi[end])
@@ -214,6 +220,6 @@ func TestAvailableCPUs(t *testing.T) {
 
 func BenchmarkScientist(b *testing.B) {
 	for b.Loop() {
-		Scientist{Limit: 10_000_000, Clock: newFakeClock()}.Run(context.Background(), func(map[string]uint64) {})
+		Scientist{Limit: 10_000_000, Clock: clocktest.New()}.Run(context.Background(), func(map[string]uint64) {})
 	}
 }

@@ -10,36 +10,12 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/maxwellhq/maxwell/internal/clock"
 )
 
 // DefaultInterval is the report interval used when none is set.
 const DefaultInterval = time.Second
-
-// Clock is the time source of a workload, so tests can drive it.
-type Clock interface {
-	Now() time.Time
-	NewTicker(d time.Duration) Ticker
-}
-
-// Ticker delivers ticks on C, like time.Ticker.
-type Ticker interface {
-	C() <-chan time.Time
-	Stop()
-}
-
-// SystemClock returns the real clock.
-func SystemClock() Clock { return systemClock{} }
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
-
-func (systemClock) NewTicker(d time.Duration) Ticker { return systemTicker{time.NewTicker(d)} }
-
-type systemTicker struct{ t *time.Ticker }
-
-func (t systemTicker) C() <-chan time.Time { return t.t.C }
-func (t systemTicker) Stop()               { t.t.Stop() }
 
 // AvailableCPUs returns how many CPUs this process may run on, from its
 // scheduler affinity mask (which a cell's cpuset or taskset narrows), or
@@ -54,9 +30,9 @@ func AvailableCPUs() int {
 	return runtime.NumCPU()
 }
 
-func orClock(c Clock) Clock {
+func orClock(c clock.Clock) clock.Clock {
 	if c == nil {
-		return SystemClock()
+		return clock.System()
 	}
 	return c
 }
