@@ -26,6 +26,10 @@ type guardMsg struct {
 	Name    string     `json:"name"`
 	Cgroups *cgroupSet `json:"cgroups,omitempty"`
 	PGID    int        `json:"pgid,omitempty"` // signal cells
+	// Adopted is set for an adopted cell (Manager.Adopt): the guard only
+	// lets go of it (thaws it, writes back these CPU settings) and never
+	// kills its processes or removes its cgroups.
+	Adopted *adoptedSaved `json:"adopted,omitempty"`
 }
 
 // guardClient is the manager's end of the guard.
@@ -167,8 +171,15 @@ func readGuardMsgs(r io.Reader, f func(guardMsg)) {
 	}
 }
 
-// guardCleanup thaws, kills and removes one cell.
+// guardCleanup thaws, kills and removes one cell; an adopted cell it only
+// thaws and lets go of.
 func guardCleanup(ctx context.Context, procRoot string, pfs procfs.FS, m guardMsg) error {
+	if m.Adopted != nil {
+		if m.Cgroups == nil {
+			return nil
+		}
+		return m.Cgroups.release(*m.Adopted)
+	}
 	var errs []error
 	if m.PGID > 0 {
 		g := newProcGroup(procRoot, pfs, m.PGID)

@@ -32,28 +32,31 @@ func (c *cell) LimitCPU(cores float64) error {
 	if c.cg == nil {
 		return fmt.Errorf("cell %q: %w", c.name, ErrNoCPUController)
 	}
+	if err := c.cg.limitCPU(cores); err != nil {
+		return fmt.Errorf("cell %q: %w", c.name, err)
+	}
+	return nil
+}
+
+// limitCPU caps s at cores CPUs' worth of time per cfsPeriodUs; cores ≤ 0
+// removes the cap.
+func (s *cgroupSet) limitCPU(cores float64) error {
 	quota := int64(-1)
 	if cores > 0 {
 		quota = max(int64(cores*cfsPeriodUs), 1000) // the kernel's floor is 1 ms
 	}
-	if dir := c.cg.V1["cpu"]; dir != "" {
+	if dir := s.V1["cpu"]; dir != "" {
 		if err := cgroupfs.Write(filepath.Join(dir, "cpu.cfs_period_us"), strconv.Itoa(cfsPeriodUs)); err != nil {
-			return fmt.Errorf("cell %q: %w", c.name, err)
+			return err
 		}
-		if err := cgroupfs.Write(filepath.Join(dir, "cpu.cfs_quota_us"), strconv.FormatInt(quota, 10)); err != nil {
-			return fmt.Errorf("cell %q: %w", c.name, err)
-		}
-		return nil
+		return cgroupfs.Write(filepath.Join(dir, "cpu.cfs_quota_us"), strconv.FormatInt(quota, 10))
 	}
-	if c.cg.V2 != "" && cgroupfs.Exists(filepath.Join(c.cg.V2, "cpu.max")) {
+	if s.V2 != "" && cgroupfs.Exists(filepath.Join(s.V2, "cpu.max")) {
 		v := "max"
 		if quota > 0 {
 			v = strconv.FormatInt(quota, 10)
 		}
-		if err := cgroupfs.Write(filepath.Join(c.cg.V2, "cpu.max"), v+" "+strconv.Itoa(cfsPeriodUs)); err != nil {
-			return fmt.Errorf("cell %q: %w", c.name, err)
-		}
-		return nil
+		return cgroupfs.Write(filepath.Join(s.V2, "cpu.max"), v+" "+strconv.Itoa(cfsPeriodUs))
 	}
-	return fmt.Errorf("cell %q: %w", c.name, ErrNoCPUController)
+	return ErrNoCPUController
 }

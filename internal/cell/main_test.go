@@ -20,6 +20,9 @@ const (
 
 	roleSpin     = "spin"     // burn CPU on every thread until killed
 	roleFakeHost = "fakehost" // start and pause a cell, report it, then idle
+	// roleAdoptHost adopts the cgroup in adoptCgroupEnv, limits and
+	// pauses it, reports, then idles (adopt_host_test.go).
+	roleAdoptHost = "adopthost"
 )
 
 func TestMain(m *testing.M) {
@@ -29,6 +32,8 @@ func TestMain(m *testing.M) {
 		spin()
 	case roleFakeHost:
 		os.Exit(fakeHost())
+	case roleAdoptHost:
+		os.Exit(adoptHost())
 	}
 	os.Exit(m.Run())
 }

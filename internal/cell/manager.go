@@ -99,9 +99,10 @@ type Manager struct {
 	parent cgroupSet // the Parent directories
 	guard  *guardClient
 
-	mu     sync.Mutex
-	cells  map[string]*cell // nil value: name reserved while starting
-	closed bool
+	mu      sync.Mutex
+	cells   map[string]*cell // nil value: name reserved while starting, or adopted
+	adopted map[string]*adopted
+	closed  bool
 }
 
 // NewManager detects the cgroup layout, prepares the Parent cgroups, and
@@ -124,7 +125,7 @@ func NewManager(opts Options) (*Manager, error) {
 	if err := validName(opts.Parent); err != nil {
 		return nil, fmt.Errorf("parent cgroup: %w", err)
 	}
-	m := &Manager{opts: opts, log: opts.Logger, shim: opts.ShimPath, cells: make(map[string]*cell)}
+	m := &Manager{opts: opts, log: opts.Logger, shim: opts.ShimPath, cells: make(map[string]*cell), adopted: make(map[string]*adopted)}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -435,7 +436,7 @@ func (m *Manager) Sweep(ctx context.Context) ([]string, error) {
 	return names, errors.Join(errs...)
 }
 
-// Close closes every cell, stops the guard, and removes the Parent cgroups
+// Close closes every cell, lets go of every adopted one, stops the guard, and removes the Parent cgroups
 // if nothing else uses them. It is idempotent.
 func (m *Manager) Close() error {
 	m.mu.Lock()
@@ -450,11 +451,18 @@ func (m *Manager) Close() error {
 			cells = append(cells, c)
 		}
 	}
+	var adopted []*adopted
+	for _, a := range m.adopted {
+		adopted = append(adopted, a)
+	}
 	m.mu.Unlock()
 
 	var errs []error
 	for _, c := range cells {
 		errs = append(errs, c.Close())
+	}
+	for _, a := range adopted {
+		errs = append(errs, a.Close())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
