@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -74,20 +75,48 @@ func (h *Hub) handle(ctx context.Context, conn net.Conn) Event {
 		return h.refuse(conn, pid, "", &proto.Error{Code: proto.CodeNotACell,
 			Message: fmt.Sprintf("pid %d belongs to no cell", pid)})
 	}
+	ev, _ := h.serveCell(ctx, conn, pid, cell, false)
+	return ev
+}
+
+// serveCell serves conn as the agent of cell, whose identity the caller
+// established, until the connection must close. It returns the event that
+// ends it and, when the host ended it for the agent's fault, why: the
+// *proto.Error sent, or the write error of an agent that stopped reading.
+//
+// With resync (a link without connections, such as a serial port: see
+// Attach) empty lines are skipped and a hello in the middle of a session
+// ends that session and starts a new one on the same link.
+func (h *Hub) serveCell(ctx context.Context, conn net.Conn, pid int, cell string, resync bool) (Event, error) {
 	if !h.claim(cell) {
-		return h.refuse(conn, pid, cell, &proto.Error{Code: proto.CodeAlreadyConnected,
-			Message: fmt.Sprintf("cell %s already has a connected agent", cell)})
+		e := &proto.Error{Code: proto.CodeAlreadyConnected,
+			Message: fmt.Sprintf("cell %s already has a connected agent", cell)}
+		return h.refuse(conn, pid, cell, e), e
 	}
 	defer h.release(cell)
 
 	rd := proto.NewReader(conn)
-	hello, perr := h.readHello(ctx, conn, rd)
+	hello, perr := h.readHello(ctx, conn, rd, resync)
 	if perr != nil {
-		return h.refuse(conn, pid, cell, perr)
+		return h.refuse(conn, pid, cell, perr), perr
 	}
 	if hello == nil { // peer went away or host shutting down
-		return Event{Kind: EventRefused, Cell: cell, PID: pid, Detail: "closed before hello"}
+		return Event{Kind: EventRefused, Cell: cell, PID: pid, Detail: "closed before hello"}, nil
 	}
+	for {
+		ev, next, fault := h.session(ctx, conn, rd, pid, cell, hello, resync)
+		if next == nil {
+			return ev, fault
+		}
+		h.emit(ev)
+		hello = next
+	}
+}
+
+// session runs one session, from the welcome of hello on. It returns the
+// event that ends it, the hello of the next session when a resync link
+// brought one, and the agent's fault, if any (see serveCell).
+func (h *Hub) session(ctx context.Context, conn net.Conn, rd *proto.Reader, pid int, cell string, hello *proto.Hello, resync bool) (Event, *proto.Hello, error) {
 	s := &session{cell: cell, pid: pid, counters: make(map[string]uint64)}
 	h.declare(cell, hello.Useful)
 	bidding := hello.Bidding && h.opts.Auctions
@@ -100,11 +129,12 @@ func (h *Hub) handle(ctx context.Context, conn net.Conn) Event {
 		defer h.setBidder(cell, nil)
 	}
 	if err := h.write(conn, &proto.Welcome{Cell: cell, Protocol: proto.Version, Bidding: bidding}); err != nil {
-		return Event{Kind: EventRefused, Cell: cell, PID: pid, Detail: "write welcome: " + err.Error()}
+		return Event{Kind: EventRefused, Cell: cell, PID: pid, Detail: "write welcome: " + err.Error()}, nil, fmt.Errorf("%w: %w", ErrStalled, err)
 	}
 	h.emit(Event{Kind: EventConnected, Cell: cell, PID: pid,
 		Detail: fmt.Sprintf("kind=%q name=%q software=%q version=%q bidding=%v", hello.Kind, hello.Name, hello.Software, hello.Version, bidding)})
 
+	var next *proto.Hello
 	if ob != nil {
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
@@ -115,24 +145,38 @@ func (h *Hub) handle(ctx context.Context, conn net.Conn) Event {
 		}()
 		defer func() {
 			close(stop)
-			conn.Close() // unblock a tick write to an agent that stopped reading
+			if next != nil {
+				// The link lives on: unblock a tick write without
+				// closing it (the next write sets its own deadline).
+				conn.SetWriteDeadline(time.Unix(1, 0))
+			} else {
+				conn.Close() // unblock a tick write to an agent that stopped reading
+			}
 			wg.Wait()
 		}()
 	}
-	code, detail := h.serveSession(ctx, conn, rd, s)
+	code, detail, fault, nh := h.serveSession(ctx, conn, rd, s, resync)
+	if nh != nil {
+		next = nh
+		return Event{Kind: EventDisconnected, Cell: cell, PID: pid, Detail: "a new agent said hello on the link"}, next, nil
+	}
 	if ob != nil && code == "" && ctx.Err() == nil {
 		if err := ob.failure(); err != nil {
 			detail = "write tick: " + err.Error()
+			fault = fmt.Errorf("%w: %w", ErrStalled, err)
 		}
 	}
-	return Event{Kind: EventDisconnected, Cell: cell, PID: pid, Code: code, Detail: detail}
+	return Event{Kind: EventDisconnected, Cell: cell, PID: pid, Code: code, Detail: detail}, nil, fault
 }
 
 // readHello waits for the first message. It returns the error to refuse
 // the peer with, or (nil, nil) when the peer left or the host is stopping.
-func (h *Hub) readHello(ctx context.Context, conn net.Conn, rd *proto.Reader) (*proto.Hello, *proto.Error) {
+func (h *Hub) readHello(ctx context.Context, conn net.Conn, rd *proto.Reader, resync bool) (*proto.Hello, *proto.Error) {
 	conn.SetReadDeadline(time.Now().Add(h.opts.HandshakeTimeout))
 	line, err := rd.ReadLine()
+	for resync && err == nil && isBlank(line) {
+		line, err = rd.ReadLine()
+	}
 	if err != nil {
 		switch {
 		case ctx.Err() != nil:
@@ -156,27 +200,33 @@ func (h *Hub) readHello(ctx context.Context, conn net.Conn, rd *proto.Reader) (*
 }
 
 // serveSession reads reports until the connection ends, and says why it
-// ended.
-func (h *Hub) serveSession(ctx context.Context, conn net.Conn, rd *proto.Reader, s *session) (proto.Code, string) {
+// ended: the code sent, a description, and the agent's fault (the
+// *proto.Error that ended the session, or a write error). With resync,
+// empty lines are skipped (they do not extend the idle deadline) and a
+// hello ends the session and is returned, to start the next.
+func (h *Hub) serveSession(ctx context.Context, conn net.Conn, rd *proto.Reader, s *session, resync bool) (proto.Code, string, error, *proto.Hello) {
 	for {
 		conn.SetReadDeadline(time.Now().Add(h.opts.IdleTimeout))
 		line, err := rd.ReadLine()
+		for resync && err == nil && isBlank(line) {
+			line, err = rd.ReadLine()
+		}
 		if err != nil {
 			switch {
 			case ctx.Err() != nil:
-				return "", "host shutting down"
+				return "", "host shutting down", nil, nil
 			case errors.Is(err, proto.ErrOversized):
 				e := &proto.Error{Code: proto.CodeOversized, Message: fmt.Sprintf("line exceeds %d bytes", proto.MaxLine), Fatal: true}
 				h.reject(conn, s, e)
-				return e.Code, e.Message
+				return e.Code, e.Message, e, nil
 			case errors.Is(err, os.ErrDeadlineExceeded):
 				e := &proto.Error{Code: proto.CodeTimeout, Message: fmt.Sprintf("no message within %v", h.opts.IdleTimeout), Fatal: true}
 				h.reject(conn, s, e)
-				return e.Code, e.Message
+				return e.Code, e.Message, e, nil
 			case errors.Is(err, io.EOF):
-				return "", "agent closed the connection"
+				return "", "agent closed the connection", nil, nil
 			}
-			return "", "read: " + err.Error()
+			return "", "read: " + err.Error(), nil, nil
 		}
 		m, err := proto.Decode(line)
 		var e *proto.Error
@@ -184,6 +234,11 @@ func (h *Hub) serveSession(ctx context.Context, conn net.Conn, rd *proto.Reader,
 		switch m := m.(type) {
 		case nil:
 			e = asProto(err)
+		case *proto.Hello:
+			if resync {
+				return "", "", nil, m
+			}
+			e = &proto.Error{Code: proto.CodeUnexpectedType, Message: fmt.Sprintf("%s is not accepted after hello", m.MessageType())}
 		case *proto.Report:
 			if e = h.apply(s, m); e == nil {
 				ack = &proto.Ack{Seq: m.Seq}
@@ -201,7 +256,7 @@ func (h *Hub) serveSession(ctx context.Context, conn net.Conn, rd *proto.Reader,
 		}
 		if ack != nil {
 			if err := h.send(conn, s, ack); err != nil {
-				return "", "write ack: " + err.Error()
+				return "", "write ack: " + err.Error(), fmt.Errorf("%w: %w", ErrStalled, err), nil
 			}
 			continue
 		}
@@ -216,9 +271,9 @@ func (h *Hub) serveSession(ctx context.Context, conn net.Conn, rd *proto.Reader,
 		}
 		if err := h.reject(conn, s, e); err != nil || e.Fatal {
 			if err != nil {
-				return e.Code, "write error: " + err.Error()
+				return e.Code, "write error: " + err.Error(), fmt.Errorf("%w: %w", ErrStalled, err), nil
 			}
-			return e.Code, e.Message
+			return e.Code, e.Message, e, nil
 		}
 	}
 }
@@ -285,6 +340,9 @@ func (h *Hub) write(conn net.Conn, m proto.Message) error {
 	_, err = conn.Write(line)
 	return err
 }
+
+// isBlank reports whether a line holds nothing but white space.
+func isBlank(line []byte) bool { return len(bytes.TrimSpace(line)) == 0 }
 
 func asProto(err error) *proto.Error {
 	var e *proto.Error
