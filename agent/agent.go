@@ -30,6 +30,10 @@ import (
 const (
 	// EnvSocket is the path of the host's Unix stream socket.
 	EnvSocket = "MAXWELL_AGENT_SOCKET"
+	// EnvSerial is the path of a virtio-serial port, for agents in a
+	// QEMU microVM: /dev/virtio-ports/maxwell.agent, whose other end is
+	// the host's (see docs/PROTOCOL.md, Transports).
+	EnvSerial = "MAXWELL_AGENT_SERIAL"
 	// EnvVsock is a vsock endpoint ("CID:PORT"), for agents in virtual
 	// machines: inside a Firecracker microVM, "2:PORT" (HostCID) reaches
 	// the host's listener for PORT (see docs/DEPLOY.md).
@@ -38,8 +42,9 @@ const (
 
 // Transports a Config may name.
 const (
-	Unix  = "unix"
-	Vsock = "vsock"
+	Unix   = "unix"
+	Serial = "serial"
+	Vsock  = "vsock"
 )
 
 // ProtocolError is an error message from the host, or a protocol rule the
@@ -48,8 +53,8 @@ type ProtocolError = proto.Error
 
 // Sentinel errors.
 var (
-	// ErrNoEndpoint: the Config names no host (the environment had neither
-	// EnvSocket nor EnvVsock).
+	// ErrNoEndpoint: the Config names no host (the environment had none
+	// of EnvSocket, EnvSerial and EnvVsock).
 	ErrNoEndpoint = errors.New("agent: no host endpoint configured")
 	// ErrUnsupportedTransport: the Config names a transport this version
 	// cannot dial.
@@ -60,8 +65,8 @@ var (
 
 // Config says where the host is and how the agent introduces itself.
 type Config struct {
-	Transport string // Unix or Vsock; "" means Unix
-	Address   string // socket path for Unix, "CID:PORT" for Vsock
+	Transport string // Unix, Serial or Vsock; "" means Unix
+	Address   string // socket path for Unix, device path for Serial, "CID:PORT" for Vsock
 
 	// Hello is sent in the handshake. It is informational only: the host
 	// identifies the agent by its process. Empty Software and Version are
@@ -75,11 +80,14 @@ type Config struct {
 }
 
 // FromEnv returns a Config for the endpoint named in the environment:
-// EnvSocket if set, else EnvVsock. With neither, Address is empty and Dial
-// returns ErrNoEndpoint.
+// EnvSocket if set, else EnvSerial, else EnvVsock. With none, Address is
+// empty and Dial returns ErrNoEndpoint.
 func FromEnv() Config {
 	if p := os.Getenv(EnvSocket); p != "" {
 		return Config{Transport: Unix, Address: p}
+	}
+	if p := os.Getenv(EnvSerial); p != "" {
+		return Config{Transport: Serial, Address: p}
 	}
 	if a := os.Getenv(EnvVsock); a != "" {
 		return Config{Transport: Vsock, Address: a}
@@ -126,6 +134,8 @@ func dialTransport(ctx context.Context, transport, addr string) (net.Conn, error
 			return nil, fmt.Errorf("agent: dial: %w", err)
 		}
 		return conn, nil
+	case Serial:
+		return dialSerial(ctx, addr)
 	case Vsock:
 		return dialVsock(ctx, addr)
 	default:

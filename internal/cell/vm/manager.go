@@ -1,0 +1,344 @@
+package vm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/maxwellhq/maxwell/internal/cell"
+	"github.com/maxwellhq/maxwell/internal/cell/firecracker"
+)
+
+// VMM is a virtual machine monitor a Manager can run.
+type VMM string
+
+// The VMMs.
+const (
+	// VMMQEMU is QEMU's microvm machine, driven over QMP.
+	VMMQEMU VMM = "qemu"
+	// VMMFirecracker is Firecracker, through package cell/firecracker.
+	VMMFirecracker VMM = "firecracker"
+)
+
+// Accel is how QEMU runs guest code.
+type Accel string
+
+// The accelerators.
+const (
+	// AccelAuto is KVM where a probe guest boots under it, else TCG.
+	AccelAuto Accel = "auto"
+	// AccelKVM is hardware virtualization (/dev/kvm).
+	AccelKVM Accel = "kvm"
+	// AccelTCG is QEMU's emulator: works everywhere, many times slower.
+	AccelTCG Accel = "tcg"
+)
+
+// AgentPort is the name of the virtio-serial port of the guest's agent:
+// /dev/virtio-ports/maxwell.agent in the guest.
+const AgentPort = "maxwell.agent"
+
+// GuestAgentDevice is the agent's port as the guest's init names it.
+const GuestAgentDevice = "/dev/virtio-ports/" + AgentPort
+
+// BackendQEMU prefixes what Cell.Backend returns for a QEMU microVM cell:
+// "qemu-microvm/kvm" or "qemu-microvm/tcg".
+const BackendQEMU = "qemu-microvm"
+
+// closeTimeout bounds Close and the cleanup after a failure.
+const closeTimeout = 10 * time.Second
+
+// CellStarter starts the cell the VMM process runs in (*cell.Manager is
+// one).
+type CellStarter interface {
+	Start(ctx context.Context, spec cell.Spec) (cell.Cell, error)
+	Layout() cell.Layout
+}
+
+// Options configure a Manager.
+type Options struct {
+	// VMM is the monitor to run; "" means VMMQEMU.
+	VMM VMM
+	// QEMU is the QEMU binary: a name looked up in PATH, or a path.
+	// Default "qemu-system-x86_64".
+	QEMU string
+	// Kernel and Initrd are the guest's kernel and initramfs (see
+	// package vmimage). Both are needed for QEMU.
+	Kernel string
+	Initrd string
+	// KernelArgs are the guest kernel's base arguments; the command's
+	// words are appended. Default DefaultKernelArgs.
+	KernelArgs string
+	// MemMiB and VCPUs size each VM (defaults 256 and 1).
+	MemMiB int
+	VCPUs  int
+	// Accel is the accelerator; "" means AccelAuto.
+	Accel Accel
+	// NoBalloon leaves out the virtio-balloon with free page reporting
+	// (then a guest's freed memory is never taxed).
+	NoBalloon bool
+	// StateDir holds each VM's sockets until the Manager has connected
+	// to them. It must be private to this Manager: NewManager removes
+	// whatever it finds there. Default /run/maxwell/vm.
+	StateDir string
+	// BootTimeout bounds a guest's boot, from the VMM's start until init
+	// says it runs the command. Default 60 s (TCG on a loaded host).
+	BootTimeout time.Duration
+	// ProbeTimeout bounds the KVM probe guest. Default 20 s.
+	ProbeTimeout time.Duration
+	// StartTimeout bounds the VMM's sockets coming up. Default 10 s.
+	StartTimeout time.Duration
+	// DevRoot is where /dev is ("/dev" by default): /dev/kvm and
+	// /dev/vhost-vsock are looked for there.
+	DevRoot string
+	// Firecracker configures the Firecracker VMM (VMM ==
+	// VMMFirecracker).
+	Firecracker firecracker.Options
+	// Logger receives debug and warning logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultKernelArgs are the guest kernel's base arguments: the console on
+// the microvm's serial port (the VMM's stdout), quiet, a panic reboots
+// at once (which ends QEMU, run with -no-reboot), no PCI bus to probe.
+const DefaultKernelArgs = "console=ttyS0 quiet panic=-1 pci=off"
+
+// DefaultOptions returns the defaults; Kernel and Initrd must still be
+// set.
+func DefaultOptions() Options {
+	return Options{
+		VMM:          VMMQEMU,
+		QEMU:         "qemu-system-x86_64",
+		KernelArgs:   DefaultKernelArgs,
+		MemMiB:       256,
+		VCPUs:        1,
+		Accel:        AccelAuto,
+		StateDir:     "/run/maxwell/vm",
+		BootTimeout:  60 * time.Second,
+		ProbeTimeout: 20 * time.Second,
+		StartTimeout: 10 * time.Second,
+		DevRoot:      "/dev",
+	}
+}
+
+// AccelInfo says which accelerator a Manager's VMs run under, and why.
+type AccelInfo struct {
+	Accel  Accel  `json:"accel"`
+	Reason string `json:"reason"`
+}
+
+// Emulated reports whether guests are emulated (TCG), and so slower.
+func (a AccelInfo) Emulated() bool { return a.Accel == AccelTCG }
+
+// Manager starts microVM cells. It is safe for concurrent use, as are its
+// cells.
+type Manager struct {
+	cells CellStarter
+	opts  Options
+	log   *slog.Logger
+	qemu  string // absolute path
+	accel AccelInfo
+	fc    *firecracker.Manager
+
+	mu       sync.Mutex
+	machines map[string]*Machine // nil value: reserved while starting
+	closed   bool
+}
+
+// NewManager checks opts and returns a Manager whose VMs run in cells of
+// cells. For QEMU with Accel auto it probes KVM (bounded by
+// ProbeTimeout and ctx), which may take a few seconds where KVM hangs.
+func NewManager(ctx context.Context, cells CellStarter, opts Options) (*Manager, error) {
+	def := DefaultOptions()
+	if opts.VMM == "" {
+		opts.VMM = def.VMM
+	}
+	if opts.QEMU == "" {
+		opts.QEMU = def.QEMU
+	}
+	if opts.KernelArgs == "" {
+		opts.KernelArgs = def.KernelArgs
+	}
+	if opts.MemMiB <= 0 {
+		opts.MemMiB = def.MemMiB
+	}
+	if opts.VCPUs <= 0 {
+		opts.VCPUs = def.VCPUs
+	}
+	if opts.Accel == "" {
+		opts.Accel = def.Accel
+	}
+	if opts.StateDir == "" {
+		opts.StateDir = def.StateDir
+	}
+	if opts.BootTimeout <= 0 {
+		opts.BootTimeout = def.BootTimeout
+	}
+	if opts.ProbeTimeout <= 0 {
+		opts.ProbeTimeout = def.ProbeTimeout
+	}
+	if opts.StartTimeout <= 0 {
+		opts.StartTimeout = def.StartTimeout
+	}
+	if opts.DevRoot == "" {
+		opts.DevRoot = def.DevRoot
+	}
+	m := &Manager{cells: cells, opts: opts, log: opts.Logger, machines: make(map[string]*Machine)}
+	if m.log == nil {
+		m.log = slog.New(slog.DiscardHandler)
+	}
+	switch opts.VMM {
+	case VMMFirecracker:
+		fo := opts.Firecracker
+		if fo.Logger == nil {
+			fo.Logger = m.log
+		}
+		fc, err := firecracker.NewManager(cells, fo)
+		if err != nil {
+			return nil, fmt.Errorf("vm: %w", err)
+		}
+		m.fc = fc
+		m.accel = AccelInfo{Accel: AccelKVM, Reason: "Firecracker always runs under KVM"}
+		return m, nil
+	case VMMQEMU:
+	default:
+		return nil, fmt.Errorf("%w: VMM %q (want %q or %q)", ErrConfig, opts.VMM, VMMQEMU, VMMFirecracker)
+	}
+	p, err := exec.LookPath(opts.QEMU)
+	if err != nil {
+		return nil, fmt.Errorf("vm: %w: %s: %w (Debian: apt-get install qemu-system-x86)", ErrNoVMM, opts.QEMU, err)
+	}
+	if m.qemu, err = filepath.Abs(p); err != nil {
+		return nil, fmt.Errorf("vm: %w", err)
+	}
+	if opts.Kernel == "" || opts.Initrd == "" {
+		return nil, fmt.Errorf("%w: a kernel and an initramfs are needed (build them with vmimage.Build: maxwell vm image)", ErrConfig)
+	}
+	for _, f := range []string{opts.Kernel, opts.Initrd} {
+		if _, err := os.Stat(f); err != nil {
+			return nil, fmt.Errorf("vm: %w", err)
+		}
+	}
+	switch opts.Accel {
+	case AccelAuto:
+		m.accel = ProbeAccel(ctx, ProbeOptions{
+			QEMU: m.qemu, Kernel: opts.Kernel, Initrd: opts.Initrd,
+			KernelArgs: opts.KernelArgs, DevRoot: opts.DevRoot, Timeout: opts.ProbeTimeout,
+		})
+	case AccelKVM:
+		m.accel = AccelInfo{Accel: AccelKVM, Reason: "KVM as configured"}
+	case AccelTCG:
+		m.accel = AccelInfo{Accel: AccelTCG, Reason: "TCG (emulation) as configured"}
+	default:
+		return nil, fmt.Errorf("%w: accelerator %q (want auto, kvm or tcg)", ErrConfig, opts.Accel)
+	}
+	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("vm: state directory: %w", err)
+	}
+	if names, err := m.sweepStateDir(); err != nil {
+		return nil, fmt.Errorf("vm: removing leftover state: %w", err)
+	} else if len(names) > 0 {
+		m.log.Info("removed leftover microVM state", "names", names)
+	}
+	m.log.Debug("microVM manager ready", "qemu", m.qemu, "accel", m.accel.Accel, "reason", m.accel.Reason)
+	return m, nil
+}
+
+// Accel returns the accelerator the Manager's VMs run under and why.
+func (m *Manager) Accel() AccelInfo { return m.accel }
+
+// VMM returns the monitor the Manager runs.
+func (m *Manager) VMM() VMM { return m.opts.VMM }
+
+// Layout returns the cgroup layout of the cells the VMMs run in.
+func (m *Manager) Layout() cell.Layout { return m.cells.Layout() }
+
+// Start boots a microVM running spec's command (see Machine) and returns
+// once the VMM runs and its sockets are connected; the guest boots on,
+// and a guest that has not booted within BootTimeout is killed. On error
+// nothing is left behind.
+func (m *Manager) Start(ctx context.Context, spec cell.Spec) (cell.Cell, error) {
+	if m.fc != nil {
+		return m.fc.Start(ctx, spec)
+	}
+	return m.startQEMU(ctx, spec)
+}
+
+// reserve claims name for a VM being started.
+func (m *Manager) reserve(name string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return fmt.Errorf("vm manager: %w", cell.ErrClosed)
+	}
+	if _, dup := m.machines[name]; dup {
+		return fmt.Errorf("cell %q: %w", name, cell.ErrExists)
+	}
+	m.machines[name] = nil
+	return nil
+}
+
+func (m *Manager) release(name string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.machines, name)
+}
+
+// sweepStateDir removes every directory in StateDir that is not one of
+// m's VMs: sockets a host left when it was killed between starting a VMM
+// and connecting to it (the cell guard killed the VMM itself).
+func (m *Manager) sweepStateDir() ([]string, error) {
+	ents, err := os.ReadDir(m.opts.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	own := make(map[string]bool, len(m.machines))
+	for n := range m.machines {
+		own[n] = true
+	}
+	m.mu.Unlock()
+	var names []string
+	var errs []error
+	for _, e := range ents {
+		if own[e.Name()] {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(m.opts.StateDir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	return names, errors.Join(errs...)
+}
+
+// Close closes every VM. It is idempotent. The cell manager the VMMs run
+// in is the caller's to close.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	var ms []*Machine
+	for _, v := range m.machines {
+		if v != nil {
+			ms = append(ms, v)
+		}
+	}
+	m.mu.Unlock()
+	var errs []error
+	for _, v := range ms {
+		errs = append(errs, v.Close())
+	}
+	return errors.Join(errs...)
+}
