@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/maxwellhq/maxwell/agent"
+	"github.com/maxwellhq/maxwell/agent/proto"
 	"github.com/maxwellhq/maxwell/internal/hub"
 )
 
@@ -93,6 +94,47 @@ func ExampleClient_Bid() {
 		}
 	}
 
-	fmt.Println(h.CloseAuction(1))
-	// Output: map[cell-a:{2000 2}]
+	b := h.CloseAuction(1)["cell-a"]
+	fmt.Println(b.Units, "slots at", b.Price)
+	// Output: 2 slots at 2000 credits
+}
+
+// ExampleRun makes a Go program an agent with agent.Run: its work reports
+// cumulative counters, and Run carries them to the host, declaring which of
+// them is the program's useful work.
+func ExampleRun() {
+	// Scaffolding: a host listening where MAXWELL_AGENT_SOCKET points.
+	dir, err := os.MkdirTemp("", "agent-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, "agent.sock")
+	h, err := hub.Listen(sock, thisProcess{}, hub.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error)
+	go func() { served <- h.Serve(ctx) }()
+	defer func() { stop(); <-served }()
+	os.Setenv(agent.EnvSocket, sock)
+	defer os.Unsetenv(agent.EnvSocket)
+
+	// The program: its work, and one call.
+	work := func(ctx context.Context, report func(map[string]uint64)) error {
+		for n := uint64(1); n <= 3; n++ {
+			report(map[string]uint64{"pages": n * 100})
+		}
+		return nil
+	}
+	cfg := agent.FromEnv()
+	cfg.Hello = proto.Hello{Kind: "crawler", Useful: &proto.Useful{Counter: "pages", Unit: "page"}}
+	if err := agent.Run(ctx, agent.RunOptions{Config: cfg, Work: work}); err != nil {
+		log.Fatal(err)
+	}
+
+	s := h.Snapshot()["cell-a"]
+	fmt.Println(s.Counters["pages"], s.Useful.Unit)
+	// Output: 300 page
 }

@@ -1,16 +1,11 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 	"time"
 
@@ -20,13 +15,6 @@ import (
 	"github.com/maxwellhq/maxwell/agent"
 	"github.com/maxwellhq/maxwell/agent/proto"
 	"github.com/maxwellhq/maxwell/internal/workload"
-)
-
-// Timeouts of an agent's exchanges with the host.
-const (
-	agentDialTimeout   = 10 * time.Second
-	agentReportTimeout = 5 * time.Second
-	agentFlushTimeout  = 2 * time.Second
 )
 
 const agentLong = `Run one of the built-in workloads as a Maxwell agent.
@@ -133,7 +121,8 @@ exactly the number of primes ≤ range_end, so anyone can check it.`,
 			}
 			s := workload.Scientist{Threads: f.threads, SegmentSize: segment, Limit: limit, Interval: f.interval}
 			strategy := workload.ScientistStrategy{Valuation: valuation, Units: f.bidUnits()}
-			return runAgent(cmd, f, "scientist", s.Run, strategy.Bid)
+			hello := proto.Hello{Kind: "scientist", Name: "scientist", Useful: &proto.Useful{Counter: workload.CounterPrimes, Unit: "prime"}}
+			return runAgent(cmd, f, hello, s.Run, strategy.Bid)
 		},
 	}
 	f.register(cmd.Flags())
@@ -182,7 +171,7 @@ maps chunks of --chunk-mib MiB, writes every page, and frees them again
 				ShareBits: shareBits,
 			}
 			strategy := workload.MinerStrategy{Greed: greed, Units: f.bidUnits()}
-			return runAgent(cmd, f, "miner", m.Run, strategy.Bid)
+			return runAgent(cmd, f, proto.Hello{Kind: "miner", Name: "miner"}, m.Run, strategy.Bid)
 		},
 	}
 	f.register(cmd.Flags())
@@ -194,152 +183,24 @@ maps chunks of --chunk-mib MiB, writes every page, and frees them again
 	return cmd
 }
 
-// runAgent runs a workload until it ends or a signal arrives, reporting to
-// the host if one is configured and printing to stdout otherwise. With
-// --bidding it also bids as strategy says.
-func runAgent(cmd *cobra.Command, f agentFlags, kind string, run func(context.Context, func(map[string]uint64)) error, strategy agent.Strategy) error {
+// runAgent runs a workload as an agent (agent.Run): reporting to the host
+// if one is configured, printing to stdout otherwise, and bidding as
+// strategy says with --bidding.
+func runAgent(cmd *cobra.Command, f agentFlags, hello proto.Hello, work agent.Work, strategy agent.Strategy) error {
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)).With("agent", kind)
-
 	cfg := agent.FromEnv()
 	if f.socket != "" {
 		cfg = agent.Config{Transport: agent.Unix, Address: f.socket}
 	}
-	if cfg.Address == "" {
-		if f.bidding {
-			return fmt.Errorf("--bidding needs a host: set --socket or $%s", agent.EnvSocket)
-		}
-		return agentStandalone(ctx, cmd.OutOrStdout(), run)
-	}
-	cfg.Hello = proto.Hello{Kind: kind, Name: kind}
-	cfg.Bidding = f.bidding
+	cfg.Hello = hello
 	if !f.bidding {
 		strategy = nil
 	}
-
-	dctx, cancel := context.WithTimeout(ctx, agentDialTimeout)
-	c, err := agent.Dial(dctx, cfg)
-	cancel()
+	err := agent.Run(ctx, agent.RunOptions{Config: cfg, Work: work, Strategy: strategy, Standalone: cmd.OutOrStdout(),
+		Log: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)).With("agent", hello.Kind)})
 	if err != nil {
-		log.Error("cannot join the host", "address", cfg.Address, "err", err)
-		return fmt.Errorf("agent %s: %w", kind, err)
-	}
-	defer c.Close()
-	if f.bidding && !c.Bidding() {
-		log.Error("the host runs no auction", "address", cfg.Address)
-		return fmt.Errorf("agent %s: %w", kind, agent.ErrNotBidding)
-	}
-	log.Info("connected to host", "cell", c.Cell(), "address", cfg.Address, "bidding", f.bidding)
-	return agentConnected(ctx, c, log, run, strategy)
-}
-
-// agentStandalone prints each report as a JSON line.
-func agentStandalone(ctx context.Context, w io.Writer, run func(context.Context, func(map[string]uint64)) error) error {
-	enc := json.NewEncoder(w)
-	var werr error
-	err := run(ctx, func(c map[string]uint64) {
-		if werr == nil {
-			werr = enc.Encode(c)
-		}
-	})
-	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	if werr != nil {
-		return fmt.Errorf("write counters: %w", werr)
-	}
-	return nil
-}
-
-// agentConnected runs the workload and sends its reports from a separate
-// goroutine, so a slow host never stalls the work; only the latest
-// counters wait to be sent. A send in progress is never cut short, so the
-// workload's last report reaches the host before agentConnected returns.
-// It returns an error when the connection is lost, which stops the
-// workload too. A non-nil strategy bids at every tick until the workload
-// returns.
-func agentConnected(ctx context.Context, c *agent.Client, log *slog.Logger, run func(context.Context, func(map[string]uint64)) error, strategy agent.Strategy) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-
-	latest := make(chan map[string]uint64, 1)
-	finished := make(chan struct{}) // closed when the workload has returned
-	lost := make(chan error, 2)     // one from the reporter, one from the bidder
-	send := func(m map[string]uint64) bool {
-		rctx, rcancel := context.WithTimeout(context.Background(), agentReportTimeout)
-		defer rcancel()
-		err := c.Report(rctx, m)
-		var pe *agent.ProtocolError
-		switch {
-		case err == nil:
-			return true
-		case errors.As(err, &pe) && !pe.Fatal:
-			log.Warn("host rejected a report", "code", pe.Code, "message", pe.Message)
-			return true
-		case errors.Is(err, context.DeadlineExceeded):
-			log.Warn("host slow to acknowledge a report", "timeout", agentReportTimeout)
-			return true
-		}
-		log.Error("connection to host lost", "err", err)
-		lost <- err
-		cancel(err)
-		return false
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case m := <-latest:
-				if !send(m) {
-					return
-				}
-			case <-finished:
-				select {
-				case m := <-latest:
-					send(m)
-				default:
-				}
-				return
-			}
-		}
-	}()
-
-	bidCtx, stopBidding := context.WithCancel(ctx)
-	defer stopBidding()
-	if strategy != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := agent.RunBidder(bidCtx, c, strategy)
-			if bidCtx.Err() != nil {
-				return
-			}
-			log.Error("connection to host lost while bidding", "err", err)
-			lost <- err
-			cancel(err)
-		}()
-	}
-
-	err := run(ctx, func(m map[string]uint64) {
-		select { // replace an unsent report: counters are cumulative
-		case <-latest:
-		default:
-		}
-		latest <- m
-	})
-	close(finished)
-	stopBidding()
-	wg.Wait()
-	select {
-	case lerr := <-lost:
-		return fmt.Errorf("agent: connection to host lost: %w", lerr)
-	default:
-	}
-	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-		return err
+		return fmt.Errorf("agent %s: %w", hello.Kind, err)
 	}
 	return nil
 }

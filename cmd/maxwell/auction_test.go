@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/maxwellhq/maxwell/internal/market"
 )
 
 // repoRoot finds the module root, where docs/ and internal/ live.
@@ -82,7 +84,7 @@ func TestAuctionJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out auctionOutput
+	var out market.Outcome
 	if err := json.Unmarshal([]byte(got), &out); err != nil {
 		t.Fatalf("%v in %s", err, got)
 	}

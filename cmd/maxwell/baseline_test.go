@@ -45,8 +45,10 @@ func TestBaselineEndToEnd(t *testing.T) {
 	if sci.CPUShare <= 0.05 || min.CPUShare <= 0.05 {
 		t.Errorf("CPU shares scientist %.3f, miner %.3f: both should have run", sci.CPUShare, min.CPUShare)
 	}
-	if printed.Primes != sci.Counters["primes"] || printed.PrimesPerJoule <= 0 {
-		t.Errorf("summary primes %d (%.1f/J), scientist counted %d", printed.Primes, printed.PrimesPerJoule, sci.Counters["primes"])
+	// The Scientist declared its primes its useful work; the Miner
+	// declared nothing.
+	if u, ok := printed.UsefulIn("prime"); !ok || u.Work != sci.Counters["primes"] || u.PerJoule <= 0 || len(printed.Useful) != 1 {
+		t.Errorf("summary useful work %+v, scientist counted %d", printed.Useful, sci.Counters["primes"])
 	}
 	if printed.EnergySource != "estimated" && printed.EnergySource != "measured" {
 		t.Errorf("energy source %q", printed.EnergySource)
@@ -73,9 +75,9 @@ func TestBaselineEndToEnd(t *testing.T) {
 	}
 	kinds := map[string]bool{}
 	for _, e := range runFiles.Events {
-		kinds[e.Kind+"/"+e.Cell] = true
+		kinds[string(e.Kind)+"/"+e.Cell] = true
 	}
-	for _, k := range []string{"agent_started/scientist", "agent_started/miner", "agent_connected/scientist", "agent_connected/miner"} {
+	for _, k := range []string{"spawned/scientist", "spawned/miner", "agent_connected/scientist", "agent_connected/miner"} {
 		if !kinds[k] {
 			t.Errorf("no %s event; events: %v", k, runFiles.Events)
 		}

@@ -2,19 +2,12 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"slices"
-	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/maxwellhq/maxwell/internal/bench"
-	"github.com/maxwellhq/maxwell/internal/cell"
-	"github.com/maxwellhq/maxwell/internal/cpuset"
+	"github.com/maxwellhq/maxwell/internal/meter"
 )
 
 // newBenchCmd builds `maxwell bench`, which measures Maxwell's own
@@ -31,11 +24,8 @@ func newBenchCmd(a *app) *cobra.Command {
 
 func newBenchPauseCmd(a *app) *cobra.Command {
 	var (
-		trials  int
+		o       bench.HostPauseOptions
 		asJSON  bool
-		cpu     int
-		ctlCPUs string
-		withOCI bool
 		timeout time.Duration
 	)
 	cmd := &cobra.Command{
@@ -52,111 +42,97 @@ microseconds. Needs root for the cgroup freezers.`,
 			if err != nil {
 				return err
 			}
-			opts := cell.DefaultOptions()
-			opts.CgroupRoot = a.cgroupRoot
-			opts.ProcRoot = a.procRoot
-			opts.Logger = log
-			m, err := cell.NewManager(opts)
-			if err != nil {
-				return err
-			}
-			defer m.Close()
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			o.CgroupRoot, o.ProcRoot, o.Log = a.cgroupRoot, a.procRoot, log
+			ctx, stop := signalContext(cmd)
 			defer stop()
 			ctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
-			po := bench.PauseOptions{Trials: trials, Gap: time.Millisecond}
-			if cpu >= 0 {
-				po.CPUs = []int{cpu}
-			}
-			if po.ControllerCPUs, err = controllerCPUs(ctlCPUs, po.CPUs); err != nil {
-				return err
-			}
-			res, err := bench.MeasurePause(ctx, m, po)
+			res, ctl, err := bench.PauseHost(ctx, o)
 			if err != nil {
 				return err
 			}
-			if withOCI {
-				// The same measurement on a runc container: a busybox busy
-				// loop in a root file system built for the occasion.
-				dir, err := os.MkdirTemp("", "maxwell-bench-oci-")
-				if err != nil {
-					return err
-				}
-				defer os.RemoveAll(dir)
-				om, err := newOCI(ctx, a, log, "", dir)
-				if err != nil {
-					return err
-				}
-				defer om.Close()
-				opo := po
-				opo.Freezers = []cell.FreezerKind{om.Freezer()}
-				ores, err := bench.MeasurePause(ctx, om, opo)
-				if err != nil {
-					return err
-				}
-				for i := range ores.Freezers {
-					ores.Freezers[i].Backend = "oci"
-				}
-				res.Freezers = append(res.Freezers, ores.Freezers...)
-			}
-			out := cmd.OutOrStdout()
 			if asJSON {
-				return printJSON(out, res)
+				return printJSON(cmd.OutOrStdout(), res)
 			}
-			fmt.Fprintln(out, res.Layout)
-			fmt.Fprintf(out, "%d trials per freezer, times in microseconds; busy cells on CPUs %v, measuring thread on CPUs %v\n\n", res.Trials, po.CPUs, po.ControllerCPUs)
-			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
-			fmt.Fprintln(tw, "FREEZER\tBACKEND\tPAUSE P50\tP99\tMAX\tRESUME P50\tP99\tMAX\t")
-			for _, f := range res.Freezers {
-				fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t\n", f.Freezer, f.Backend,
-					f.Pause.P50us, f.Pause.P99us, f.Pause.MaxUs, f.Resume.P50us, f.Resume.P99us, f.Resume.MaxUs)
-			}
-			tw.Flush()
-			for _, f := range res.Freezers {
-				if f.Error != "" {
-					fmt.Fprintf(out, "%s: %s (after %d trials)\n", f.Freezer, f.Error, f.Pause.N)
-				}
-			}
-			return nil
+			return res.WriteText(cmd.OutOrStdout(), ctl)
 		},
 	}
 	f := cmd.Flags()
-	f.IntVar(&trials, "trials", 200, "pause/resume pairs per freezer")
+	f.IntVar(&o.Trials, "trials", 200, "pause/resume pairs per freezer")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
-	f.IntVar(&cpu, "cpu", 0, "CPU to pin the busy cells to (-1: no pinning)")
-	f.StringVar(&ctlCPUs, "controller-cpus", "auto", `CPUs for the measuring thread: a list, "auto" (every allowed CPU but the cells', if any) or "none"`)
-	f.BoolVar(&withOCI, "oci", false, "also measure a runc container (runc's own pause; needs runc and busybox-static)")
-	f.DurationVar(&timeout, "timeout", 2*time.Minute, "give up after this long")
+	f.IntVar(&o.CPU, "cpu", 0, "CPU to pin the busy cells to (-1: no pinning)")
+	f.StringVar(&o.ControllerCPUs, "controller-cpus", "auto", `CPUs for the measuring thread: a list, "auto" (every allowed CPU but the cells', if any) or "none"`)
+	f.BoolVar(&o.OCI, "oci", false, "also measure a runc container (runc's own pause; needs runc and busybox-static)")
+	f.DurationVar(&timeout, "timeout", 2*time.Minute, "give up after this long, with a unit, e.g. 90s")
 	return cmd
 }
 
-// controllerCPUs resolves --controller-cpus: "none" pins nothing, "auto"
-// takes every allowed CPU the cells are not pinned to (nothing if that
-// leaves none), and anything else is a CPU list.
-func controllerCPUs(flag string, cellCPUs []int) ([]int, error) {
-	switch flag {
-	case "none":
-		return nil, nil
-	case "auto":
-		allowed, err := cpuset.Allowed()
-		if err != nil {
-			return nil, err
-		}
-		var out []int
-		for _, c := range allowed {
-			if !slices.Contains(cellCPUs, c) {
-				out = append(out, c)
+// newBenchLandauerCmd builds `maxwell bench landauer`, which measures what
+// the Landauer meter costs, or meters one cgroup for a while.
+func newBenchLandauerCmd(a *app) *cobra.Command {
+	var (
+		asJSON bool
+		bo     meter.BenchOptions
+		wo     meter.WatchOptions
+		attach []string
+	)
+	cmd := &cobra.Command{
+		Use:   "landauer",
+		Short: "Measure the cost of the Landauer meter, or meter one cgroup with --watch",
+		Long: `Measure what the Landauer meter (the eBPF program that counts the memory
+cells free) costs: for each attachment (fentry, per-syscall tracepoints,
+tp_btf/sys_enter), --runs times, time tight loops of --calls syscalls
+without and then with the meter attached: a metered call (madvise of one
+page with MADV_DONTNEED, from a watched cgroup), an unrelated syscall
+(getppid), and the Miner's churn step (map 4 MiB, write every page, free
+it). Prints the median and spread of the paired differences. Needs root;
+the process moves into a cgroup2 directory of its own while it runs.
+
+With --watch DIR it instead meters the cgroup2 directory DIR for
+--duration and prints what its tasks freed, per syscall, as the meter saw
+it: for cross-checks against bpftrace or strace.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := a.logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
 			}
-		}
-		if len(cellCPUs) == 0 {
-			return nil, nil
-		}
-		return out, nil
+			ctx, stop := signalContext(cmd)
+			defer stop()
+			var order []meter.Attach
+			for _, s := range attach {
+				order = append(order, meter.Attach(s))
+			}
+			out := cmd.OutOrStdout()
+			if wo.Dir != "" {
+				wo.SysRoot, wo.CgroupRoot, wo.Order, wo.Log = a.sysRoot, a.cgroupRoot, order, log
+				rep, err := meter.WatchCgroup(ctx, wo)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(out, rep)
+				}
+				return rep.WriteText(out)
+			}
+			bo.Attachments, bo.CgroupRoot, bo.ProcRoot, bo.SysRoot, bo.Now = order, a.cgroupRoot, a.procRoot, a.sysRoot, time.Now
+			res, err := meter.MeasureOverhead(ctx, bo)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(out, res)
+			}
+			return res.WriteText(out)
+		},
 	}
-	cpus, err := cpuset.Parse(flag)
-	if err != nil {
-		return nil, fmt.Errorf("--controller-cpus: %w", err)
-	}
-	return cpus, nil
+	f := cmd.Flags()
+	f.BoolVar(&asJSON, "json", false, "print JSON")
+	f.IntVar(&bo.Runs, "runs", 15, "paired runs (without, then with the meter)")
+	f.IntVar(&bo.Calls, "calls", 100000, "syscalls per timed loop")
+	f.IntVar(&bo.ChurnSteps, "churn-steps", 20, "Miner churn steps (4 MiB each) per timed run")
+	f.StringSliceVar(&attach, "attach", nil, "attachments to use, in order: fentry, tracepoint, tp_btf (default all, best first)")
+	f.StringVar(&wo.Dir, "watch", "", "meter this cgroup2 directory instead of measuring overhead")
+	f.DurationVar(&wo.Duration, "duration", 10*time.Second, "how long --watch meters, with a unit, e.g. 30s")
+	return cmd
 }

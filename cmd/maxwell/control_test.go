@@ -14,6 +14,7 @@ import (
 
 	"github.com/maxwellhq/maxwell/internal/api"
 	"github.com/maxwellhq/maxwell/internal/api/apitest"
+	"github.com/maxwellhq/maxwell/internal/life"
 )
 
 // runCtl runs a control command line as run does, first registering
@@ -108,7 +109,7 @@ func TestControlCommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &cells); err != nil {
 		t.Fatalf("ps --json: %v\n%s", err, out)
 	}
-	if len(cells) != 2 || cells[0].Balance != 52500 || cells[1].State != api.Dead {
+	if len(cells) != 2 || cells[0].Balance != 52500 || cells[1].State != life.Dead {
 		t.Errorf("ps --all --json: %+v", cells)
 	}
 }
@@ -129,7 +130,7 @@ func TestControlCommandErrors(t *testing.T) {
 		{"no daemon to kill", []string{"kill", "--socket", missing, "a", "b"}, api.ErrNotRunning, "kill a: "},
 		{"no wallet", []string{"spawn", "--socket", sock, "true"}, nil, `"wallet" not set`},
 		{"no command", []string{"spawn", "--socket", sock, "--wallet", "5"}, nil, "requires at least 1 arg"},
-		{"negative wallet", []string{"spawn", "--socket", sock, "--wallet", "-5", "true"}, api.ErrBadRequest, "wallet_credits -5"},
+		{"negative wallet", []string{"spawn", "--socket", sock, "--wallet", "-5", "true"}, nil, `invalid argument "-5" for "--wallet" flag: want a whole number of credits`},
 		{"bad cpus", []string{"spawn", "--socket", sock, "--wallet", "5", "--cpus", "x", "true"}, nil, "--cpus"},
 		{"name taken", []string{"spawn", "--socket", sock, "--wallet", "5", "--name", "dup", "true"}, api.ErrExists, "dup"},
 		{"oci not yet", []string{"spawn", "--socket", sock, "--wallet", "5", "--oci", "/srv/rootfs", "true"}, api.ErrUnsupported, "OCI"},

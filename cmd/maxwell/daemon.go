@@ -11,6 +11,7 @@ import (
 
 	"github.com/maxwellhq/maxwell/internal/api"
 	"github.com/maxwellhq/maxwell/internal/daemon"
+	"github.com/maxwellhq/maxwell/internal/economy"
 	"github.com/maxwellhq/maxwell/internal/ledger"
 )
 
@@ -53,9 +54,9 @@ kills them and the next start settles the wallets. No cell is left frozen.`,
 				return fmt.Errorf("control socket directory: %w", err)
 			}
 			return daemon.Run(ctx, daemon.Options{
-				Config: cfg, Roots: a.roots(), CgroupRoot: a.cgroupRoot,
-				ControlSocket: control, AgentSocket: agents, Group: group,
-				LedgerPath: ledgerPath, MetricsAddr: metricsAddr, CPUs: cpuList, Log: log,
+				Economy: economy.Options{Config: cfg, Roots: a.roots(), CgroupRoot: a.cgroupRoot,
+					AgentSocket: agents, LedgerPath: ledgerPath, CPUs: cpuList},
+				ControlSocket: control, Group: group, MetricsAddr: metricsAddr, Log: log,
 			})
 		},
 	}

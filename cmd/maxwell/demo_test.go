@@ -11,6 +11,7 @@ import (
 
 	"github.com/maxwellhq/maxwell/internal/cell/oci"
 	"github.com/maxwellhq/maxwell/internal/engine"
+	"github.com/maxwellhq/maxwell/internal/lab"
 	"github.com/maxwellhq/maxwell/internal/ledger"
 	"github.com/maxwellhq/maxwell/internal/record"
 )
@@ -54,7 +55,7 @@ func testDemo(t *testing.T, cellKind string) {
 	if err != nil {
 		t.Fatalf("demo: %v\nstderr:\n%s", err, stderr)
 	}
-	var res demoResult
+	var res lab.DemoResult
 	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
 		t.Fatalf("--json output: %v\n%s", err, stdout)
 	}
@@ -136,14 +137,17 @@ func TestCompareShort(t *testing.T) {
 	if err != nil {
 		t.Fatalf("compare: %v\n%s", err, stderr)
 	}
-	var c comparison
+	var c lab.Comparison
 	if err := json.Unmarshal([]byte(stdout), &c); err != nil {
 		t.Fatalf("--json: %v\n%s", err, stdout)
 	}
-	if c.Baseline.Primes == 0 || c.Maxwell.Summary.Primes == 0 || c.Alone.Primes == 0 {
-		t.Fatalf("a run found no primes: %d %d %d", c.Baseline.Primes, c.Maxwell.Summary.Primes, c.Alone.Primes)
+	b, _ := c.Baseline.UsefulIn("prime")
+	m, _ := c.Maxwell.Summary.UsefulIn("prime")
+	a, _ := c.Alone.UsefulIn("prime")
+	if c.Unit != "prime" || b.Work == 0 || m.Work == 0 || a.Work == 0 {
+		t.Fatalf("a run found no primes (unit %q): %d %d %d", c.Unit, b.Work, m.Work, a.Work)
 	}
-	if want := c.Maxwell.Summary.PrimesPerJoule / c.Baseline.PrimesPerJoule; c.Ratio != want {
+	if want := m.PerJoule / b.PerJoule; c.Ratio != want {
 		t.Errorf("ratio %v, want %v", c.Ratio, want)
 	}
 	if c.DynamicRatio == nil {

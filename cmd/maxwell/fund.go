@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/maxwellhq/maxwell/internal/api"
+	"github.com/maxwellhq/maxwell/internal/units"
 )
 
 // newFundCmd builds `maxwell fund`.
@@ -30,7 +31,7 @@ balance is no longer negative.`,
 				return err
 			}
 			defer c.Close()
-			if err := c.Fund(cmd.Context(), name, n); err != nil {
+			if err := c.Fund(cmd.Context(), name, units.Credits(n)); err != nil {
 				return fmt.Errorf("fund %s: %w", name, err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "funded %s with %d credits\n", name, n)

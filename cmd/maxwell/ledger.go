@@ -19,8 +19,8 @@ func newLedgerCmd(a *app) *cobra.Command {
 		Short: "Check and show the ledger of wallets and transactions",
 		Long: `The ledger is the engine's durable double-entry book (SQLite, WAL mode):
 every mint, payment, charge, tax, refund and closing is an immutable
-transaction whose entries sum to zero. Amounts are integer µJ-credits (µc),
-one per microjoule of host energy.
+transaction whose entries sum to zero. Amounts are whole credits, one per
+microjoule of host energy.
 
 Both subcommands open the ledger read-only and take no lock, so they can run
 while the engine writes.`,
@@ -36,7 +36,7 @@ func newLedgerVerifyCmd() *cobra.Command {
 		Use:   "verify",
 		Short: "Check that minted = Σ balances + burned, exactly, and that the books are consistent",
 		Long: `Verify checks, in one snapshot: SQLite's quick_check; that all money ever
-minted equals the wallets' balances plus what was burned, to the µJ-credit;
+minted equals the wallets' balances plus what was burned, to the credit;
 that every transaction's entries sum to zero; that every stored balance
 equals the sum of its account's entries; that no idempotency key appears
 twice; and that closed wallets hold nothing. It exits non-zero, saying why,
@@ -78,7 +78,7 @@ func writeLedgerReport(w io.Writer, path string, rep ledger.Report) error {
 		verdict = "FAILED"
 	}
 	fmt.Fprintf(w, "ledger %s: %s\n", path, verdict)
-	fmt.Fprintf(w, "minted %d µc = balances %d µc + burned %d µc\n", rep.Minted, rep.Balances, rep.Burned)
+	fmt.Fprintf(w, "minted %d credits = balances %d + burned %d\n", rep.Minted, rep.Balances, rep.Burned)
 	fmt.Fprintf(w, "%d wallets (%d open), %d transactions, %d entries, schema version %d\n",
 		rep.Wallets, rep.OpenWallets, rep.Txs, rep.Entries, rep.SchemaVersion)
 	for _, p := range rep.Problems {
@@ -135,7 +135,7 @@ func newLedgerShowCmd() *cobra.Command {
 
 func writeLedgerShow(w io.Writer, accs []ledger.Account, recent []ledger.Posted) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ACCOUNT\tKIND\tSTATE\tBALANCE µc\tENDOWMENT µc\tTAP µc/s\tTAP CAP µc\tOPENED\tCLOSED")
+	fmt.Fprintln(tw, "ACCOUNT\tKIND\tSTATE\tBALANCE\tENDOWMENT\tTAP /s\tTAP CAP\tOPENED\tCLOSED")
 	for _, a := range accs {
 		closed := "-"
 		if a.ClosedTick != nil {
@@ -149,7 +149,7 @@ func writeLedgerShow(w io.Writer, accs []ledger.Account, recent []ledger.Posted)
 	}
 	fmt.Fprintf(w, "\nrecent transactions (newest first):\n")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tTICK\tKIND\tKEY\tENTRIES µc\tMEMO")
+	fmt.Fprintln(tw, "ID\tTICK\tKIND\tKEY\tENTRIES\tMEMO")
 	for _, p := range recent {
 		es := make([]string, len(p.Entries))
 		for i, e := range p.Entries {

@@ -47,7 +47,7 @@ func TestLedgerVerifyCmd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("verify: %v\n%s", err, out)
 	}
-	for _, want := range []string{": OK\n", "minted 1050 µc = balances 700 µc + burned 350 µc", "2 wallets (1 open), 4 transactions, 8 entries"} {
+	for _, want := range []string{": OK\n", "minted 1050 credits = balances 700 + burned 350", "2 wallets (1 open), 4 transactions, 8 entries"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("verify output lacks %q:\n%s", want, out)
 		}

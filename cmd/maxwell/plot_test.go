@@ -26,7 +26,7 @@ func writePlotRun(t *testing.T, dir string) {
 			Elapsed: time.Duration(i) * time.Second,
 			Host:    record.HostSample{Temperature: units.Celsius(40 + i), Power: 10, Energy: units.Energy(i) * 10 * units.Joule},
 			Cells: []record.CellSample{{Cell: "scientist", CPUShare: 1, CPUTime: time.Duration(i) * time.Second,
-				Counters: map[string]uint64{"primes": uint64(i) * 50}}},
+				Counters: map[string]uint64{"primes": uint64(i) * 50}, UsefulCounter: "primes", UsefulUnit: "prime"}},
 		}); err != nil {
 			t.Fatal(err)
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/maxwellhq/maxwell/internal/api"
+	"github.com/maxwellhq/maxwell/internal/life"
 )
 
 // newPsCmd builds `maxwell ps`.
@@ -35,7 +36,7 @@ listed only with --all.`,
 			}
 			cells := make([]api.Cell, 0, len(st.Cells))
 			for _, cell := range st.Cells {
-				if all || cell.State != api.Dead {
+				if all || cell.State != life.Dead {
 					cells = append(cells, cell)
 				}
 			}

@@ -1,16 +1,25 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/maxwellhq/maxwell/internal/cell"
+	"github.com/maxwellhq/maxwell/internal/clock"
 	"github.com/maxwellhq/maxwell/internal/config"
+	"github.com/maxwellhq/maxwell/internal/cpuset"
+	"github.com/maxwellhq/maxwell/internal/lab"
 	"github.com/maxwellhq/maxwell/internal/sensors"
 )
 
@@ -78,10 +87,12 @@ func (a *app) roots() sensors.Roots {
 func (a *app) config() (config.Config, error) { return config.Load(a.configPath) }
 
 // logger returns a logger writing text to w at the --log-level.
-func (a *app) logger(w io.Writer) (*slog.Logger, error) {
+func (a *app) logger(w io.Writer) (*slog.Logger, error) { return logger(w, a.logLevel) }
+
+func logger(w io.Writer, level string) (*slog.Logger, error) {
 	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(a.logLevel)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", a.logLevel)
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl})), nil
 }
@@ -112,6 +123,78 @@ func newConfigCmd(a *app) *cobra.Command {
 	}
 }
 
+// runFlags are the flags every experiment command has.
+type runFlags struct {
+	cpus, out, cell string
+}
+
+func (f *runFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.cpus, "cpus", "", `CPU list the agents share, e.g. "0-1" (default: every CPU Maxwell may use)`)
+	fs.StringVar(&f.out, "out", "", "run directory to create (default runs/KIND-TIMESTAMP)")
+	fs.StringVar(&f.cell, "cell", string(lab.Process), "cell backend for the agents: process or oci (runc containers)")
+}
+
+// dir returns --out, or runs/KIND-TIMESTAMP.
+func (f *runFlags) dir(kind string) string {
+	if f.out == "" {
+		f.out = filepath.Join("runs", kind+"-"+time.Now().Format("20060102-150405"))
+	}
+	return f.out
+}
+
+// lab returns the environment experiments run in, logging to logw.
+func (a *app) lab(cmd *cobra.Command, f runFlags, cfg config.Config, logw io.Writer) (lab.Env, error) {
+	kind, err := lab.ParseCellKind(f.cell)
+	if err != nil {
+		return lab.Env{}, fmt.Errorf("--cell: %w", err)
+	}
+	cpus, err := runCPUs(f.cpus)
+	if err != nil {
+		return lab.Env{}, err
+	}
+	// The story is told on the terminal; the log says only what went
+	// wrong, unless --log-level asks for more.
+	level := a.logLevel
+	if !cmd.Flags().Changed("log-level") {
+		level = "warn"
+	}
+	log, err := logger(logw, level)
+	if err != nil {
+		return lab.Env{}, err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return lab.Env{}, fmt.Errorf("find the maxwell binary to run the agents: %w", err)
+	}
+	return lab.Env{Config: cfg, Roots: a.roots(), CgroupRoot: a.cgroupRoot, CPUs: cpus, Cell: kind, Exe: exe,
+		Clock: clock.System(), Log: log}, nil
+}
+
+// runCPUs parses a CPU list and checks that this process may use every CPU
+// in it; an empty list means all it may use.
+func runCPUs(list string) ([]int, error) {
+	allowed, err := cpuset.Allowed()
+	if err != nil {
+		return nil, err
+	}
+	cpus, err := cpuset.Parse(list)
+	if err != nil {
+		return nil, fmt.Errorf("--cpus: %w", err)
+	}
+	if len(cpus) == 0 {
+		return allowed, nil
+	}
+	if c, ok := cpuset.Subset(cpus, allowed); !ok {
+		return nil, fmt.Errorf("--cpus: CPU %d is not available to this process (allowed: %s)", c, cpuset.Format(allowed))
+	}
+	return cpus, nil
+}
+
+// signalContext is the command's context, cancelled by SIGINT or SIGTERM.
+func signalContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+}
+
 // durationFlag applies --duration, when given, over the configuration's
 // duration *target.
 func durationFlag(cmd *cobra.Command, d time.Duration, target *time.Duration) error {
@@ -119,7 +202,7 @@ func durationFlag(cmd *cobra.Command, d time.Duration, target *time.Duration) er
 		return nil
 	}
 	if d <= 0 {
-		return fmt.Errorf("--duration %v must be positive", d)
+		return fmt.Errorf("--duration %v must be positive (give a unit: 90s, 5m, 1h)", d)
 	}
 	*target = d
 	return nil

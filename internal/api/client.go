@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"syscall"
 	"time"
+
+	"github.com/maxwellhq/maxwell/internal/units"
 )
 
 // DefaultTimeout bounds each Client call unless Client.Timeout says
@@ -107,7 +109,7 @@ func (c *Client) Spawn(ctx context.Context, req SpawnRequest) (CellInfo, error) 
 }
 
 // Fund adds credits to a cell's wallet.
-func (c *Client) Fund(ctx context.Context, name string, credits int64) error {
+func (c *Client) Fund(ctx context.Context, name string, credits units.Credits) error {
 	return c.do(ctx, c.timeout(), http.MethodPost, cellPath(name, "fund"), FundRequest{Credits: credits}, nil)
 }
 

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"os"
 	"time"
+
+	"github.com/maxwellhq/maxwell/internal/units"
 )
 
 // Backend is what the control API controls: the daemon's engine. Errors
@@ -24,7 +26,7 @@ type Backend interface {
 	// Spawn starts a validated request's program in a new cell.
 	Spawn(ctx context.Context, req SpawnRequest) (CellInfo, error)
 	// Fund adds credits (> 0) to a cell's wallet.
-	Fund(ctx context.Context, name string, credits int64) error
+	Fund(ctx context.Context, name string, credits units.Credits) error
 	Kill(ctx context.Context, name string) error
 	Pause(ctx context.Context, name string) error
 	Resume(ctx context.Context, name string) error

@@ -15,6 +15,7 @@ import (
 
 	"github.com/maxwellhq/maxwell/internal/api"
 	"github.com/maxwellhq/maxwell/internal/api/apitest"
+	"github.com/maxwellhq/maxwell/internal/life"
 )
 
 func dial(t *testing.T, path string) *api.Client {
@@ -89,7 +90,7 @@ func TestEndpoints(t *testing.T) {
 	if len(st.Cells) != 2 {
 		t.Fatalf("cells = %+v", st.Cells)
 	}
-	if m := st.Cells[0]; m.Name != "miner" || m.Balance != 5250 || m.Endowment != 5000 || m.State != api.Running || !m.Standing || m.BidUnits != 1 {
+	if m := st.Cells[0]; m.Name != "miner" || m.Balance != 5250 || m.Endowment != 5000 || m.State != life.Running || !m.Standing || m.BidUnits != 1 {
 		t.Errorf("miner = %+v", m)
 	}
 	if err := c.Pause(ctx, "miner"); err != nil {
@@ -102,7 +103,7 @@ func TestEndpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Cells[0].State != api.Paused || st.Cells[1].State != api.Dead {
+	if st.Cells[0].State != life.Paused || st.Cells[1].State != life.Dead {
 		t.Errorf("states after pause and kill: %s, %s", st.Cells[0].State, st.Cells[1].State)
 	}
 }

@@ -1,8 +1,11 @@
 package api
 
 import (
+	"github.com/maxwellhq/maxwell/internal/event"
+	"github.com/maxwellhq/maxwell/internal/life"
+	"github.com/maxwellhq/maxwell/internal/units"
+
 	"fmt"
-	"math"
 	"strings"
 	"time"
 
@@ -25,13 +28,22 @@ type State struct {
 	Slots       int         `json:"slots"`
 	Temperature Temperature `json:"temperature"`
 	Power       Power       `json:"power"`
+	// Policy is how the economy decides who runs: "maxwell" (the
+	// auction) or "cfs" (no control: the baseline).
+	Policy string `json:"policy"`
+	// EnergyJoules is the host energy spent since the economy started, in
+	// joules, from Power's source; BusyCPUSeconds is the busy time of the
+	// CPUs sold over the same span. Both are cumulative: rates over any
+	// window are their differences.
+	EnergyJoules   float64 `json:"energy_joules_total"`
+	BusyCPUSeconds float64 `json:"busy_cpu_seconds_total"`
 	// Multiplier is the thermal price multiplier (≥ 1).
 	Multiplier float64 `json:"multiplier"`
 	// Reserve is the reserve price, credits per slot.
-	Reserve uint64 `json:"reserve_credits"`
+	Reserve units.Credits `json:"reserve_credits"`
 	// Clearing is the last auction's clearing price, credits per slot; 0
 	// when it sold nothing.
-	Clearing uint64 `json:"clearing_credits"`
+	Clearing units.Credits `json:"clearing_credits"`
 	// FailSafe reports that the temperature could not be read and the
 	// price is at its ceiling.
 	FailSafe bool `json:"fail_safe"`
@@ -40,8 +52,11 @@ type State struct {
 	Apoptoses uint64 `json:"apoptoses_total"`
 	// Cells has one row per cell, in admission order, dead ones included.
 	Cells []Cell `json:"cells"`
-	// Events are the recent events, oldest first.
-	Events []Event `json:"events"`
+	// Events are the recent events, oldest first. EventsLost counts the
+	// events that a watcher of the economy's event stream fell too far
+	// behind to receive.
+	Events     []event.Event `json:"events"`
+	EventsLost uint64        `json:"events_lost,omitempty"`
 	// History is the recent price history, oldest first, for sparklines.
 	History []PricePoint `json:"history"`
 }
@@ -80,79 +95,75 @@ type Temperature struct {
 
 // Power is the host's power draw.
 type Power struct {
-	// Watts is the power in W; meaningless when Error is set.
+	// Watts is the power in W, the mean over the last tick; meaningless
+	// when Error is set.
 	Watts float64 `json:"watts"`
+	// IdleWatts is the host's idle power where the power model gives it;
+	// 0 when unknown (a real counter does not tell it apart).
+	IdleWatts float64 `json:"idle_watts,omitempty"`
 	// Error says why the power could not be read; "" if it was.
 	Error  string `json:"error,omitempty"`
 	Source Source `json:"source"`
 }
 
-// CellState is where a cell is in its life.
-type CellState string
-
-// The cell states.
-const (
-	Running     CellState = "running"
-	Paused      CellState = "paused"
-	Hibernating CellState = "hibernating"
-	Dead        CellState = "dead"
-)
-
-// CellStates lists every cell state, in life order.
-func CellStates() []CellState { return []CellState{Running, Paused, Hibernating, Dead} }
-
 // Cell is one cell's row in a State.
 type Cell struct {
-	Name  string    `json:"name"`
-	State CellState `json:"state"`
+	Name  string     `json:"name"`
+	State life.State `json:"state"`
 	// PID is the cell's first process; 0 once it has been reaped.
 	PID int `json:"pid,omitempty"`
 	// Backend is how the cell is contained, e.g. "cgroup2", "hybrid",
 	// "cgroup1", "signal" or "oci".
-	Backend string   `json:"backend"`
-	Argv    []string `json:"argv,omitempty"`
-	// Balance and Endowment are in credits.
-	Balance   int64 `json:"balance_credits"`
-	Endowment int64 `json:"endowment_credits"`
+	Backend   string        `json:"backend"`
+	Argv      []string      `json:"argv,omitempty"`
+	Balance   units.Credits `json:"balance_credits"`
+	Endowment units.Credits `json:"endowment_credits"`
 	// TapRate is income in credits per second while the balance is
-	// below TapCap (credits).
-	TapRate int64 `json:"tap_credits_per_second,omitempty"`
-	TapCap  int64 `json:"tap_cap_credits,omitempty"`
-	// BurnRate is recent spending in credits per second.
+	// below TapCap.
+	TapRate units.Credits `json:"tap_credits_per_second,omitempty"`
+	TapCap  units.Credits `json:"tap_cap_credits,omitempty"`
+	// BurnRate is what the cell spent in the last tick (payment, tax and
+	// rent), per second of the tick.
 	BurnRate float64 `json:"burn_rate_credits_per_second"`
-	// Payment is what the cell paid in the last tick, in credits.
-	Payment int64 `json:"payment_credits"`
+	// Payment is what the cell paid in the last tick.
+	Payment units.Credits `json:"payment_credits"`
 	// Paid and Tax are the totals paid for CPU slots and as Landauer's
-	// tax on freed memory since admission, in credits.
-	Paid int64 `json:"paid_credits_total"`
-	Tax  int64 `json:"tax_credits_total"`
+	// tax on freed memory since admission.
+	Paid units.Credits `json:"paid_credits_total"`
+	Tax  units.Credits `json:"tax_credits_total"`
 	// FreedBytes is the memory the cell has freed since admission.
 	FreedBytes uint64 `json:"freed_bytes_total"`
 	// Energy is the host energy attributed to the cell since admission,
 	// in joules; EnergyEstimated reports that it comes from a model.
 	Energy          float64 `json:"energy_joules_total"`
 	EnergyEstimated bool    `json:"energy_estimated"`
-	// CPUShare is the cell's share of the host's CPU time over the last
-	// tick, in [0, 1].
-	CPUShare float64 `json:"cpu_share"`
+	// CPUShare is the cell's share of the CPUs sold over the last tick,
+	// in [0, 1]; CPUSeconds its CPU time since admission.
+	CPUShare   float64 `json:"cpu_share"`
+	CPUSeconds float64 `json:"cpu_seconds_total"`
+	// MemoryBytes is the cell's memory use at the last tick.
+	MemoryBytes uint64 `json:"memory_bytes"`
 	// BidPrice (credits per slot) and BidUnits (slots) are the cell's
 	// bid in the last auction; Won is the slots it won.
-	BidPrice uint64 `json:"bid_price_credits"`
-	BidUnits int    `json:"bid_units"`
-	Won      int    `json:"won"`
+	BidPrice units.Credits `json:"bid_price_credits"`
+	BidUnits int           `json:"bid_units"`
+	Won      int           `json:"won"`
+	// Counters are the cumulative counters the cell's agent last
+	// reported, and Useful the one it declared its useful work (nil: it
+	// declared none, or no agent connected).
+	Counters map[string]uint64 `json:"counters,omitempty"`
+	Useful   *Useful           `json:"useful,omitempty"`
 	// Standing reports that the daemon bids for the cell by the policy
 	// given at spawn (a program that does not speak the agent protocol).
 	Standing bool `json:"standing,omitempty"`
 }
 
-// Event is something that happened, for people: an apoptosis, a
-// fail-safe, a sensor change.
-type Event struct {
-	Time   time.Time `json:"time"`
-	Tick   uint64    `json:"tick"`
-	Kind   string    `json:"kind"`
-	Cell   string    `json:"cell,omitempty"`
-	Detail string    `json:"detail"`
+// Useful is a cell's useful-work counter, as its agent declared it.
+type Useful struct {
+	Counter string `json:"counter"`
+	Unit    string `json:"unit,omitempty"`
+	// Work is the counter's last reported value.
+	Work uint64 `json:"work"`
 }
 
 // PricePoint is one tick of the price history.
@@ -164,8 +175,8 @@ type PricePoint struct {
 	Multiplier float64 `json:"multiplier"`
 	// Reserve and Clearing are in credits per slot; Clearing is 0 on a
 	// tick that sold nothing.
-	Reserve  uint64 `json:"reserve_credits"`
-	Clearing uint64 `json:"clearing_credits"`
+	Reserve  units.Credits `json:"reserve_credits"`
+	Clearing units.Credits `json:"clearing_credits"`
 }
 
 // SpawnRequest asks the daemon to start a program in a new cell under the
@@ -182,15 +193,15 @@ type SpawnRequest struct {
 	// Dir is the program's working directory; "" means the daemon's.
 	Dir string `json:"dir,omitempty"`
 	// Wallet is the endowment, in credits.
-	Wallet int64 `json:"wallet_credits"`
+	Wallet units.Credits `json:"wallet_credits"`
 	// TapRate is income in credits per second, paid while the balance is
 	// below TapCap (credits); a TapCap of 0 means the wallet.
-	TapRate int64 `json:"tap_credits_per_second,omitempty"`
-	TapCap  int64 `json:"tap_cap_credits,omitempty"`
+	TapRate units.Credits `json:"tap_credits_per_second,omitempty"`
+	TapCap  units.Credits `json:"tap_cap_credits,omitempty"`
 	// MaxBid is the standing bid, in credits per slot, that the daemon
 	// makes every tick for a program that does not speak the agent
 	// protocol; 0 means the program bids for itself.
-	MaxBid uint64 `json:"max_bid_credits,omitempty"`
+	MaxBid units.Credits `json:"max_bid_credits,omitempty"`
 	// Units is the number of slots the standing bid asks for; 0 means 1.
 	Units int `json:"units,omitempty"`
 	// CPUs pins the cell to these CPUs; empty means no pinning.
@@ -248,8 +259,8 @@ func (r *SpawnRequest) Validate() error {
 		return bad("units %d: want 0..%d", r.Units, MaxUnits)
 	case r.Units > 0 && r.MaxBid == 0:
 		return bad("units %d without max_bid_credits: units size the standing bid", r.Units)
-	case r.MaxBid > math.MaxInt64:
-		return bad("max_bid_credits %d: too large", r.MaxBid)
+	case r.MaxBid < 0:
+		return bad("max_bid_credits %d: must not be negative", r.MaxBid)
 	}
 	for _, c := range r.CPUs {
 		if c < 0 || c > MaxCPU {
@@ -279,7 +290,7 @@ type CellInfo struct {
 // FundRequest is the body of a fund call.
 type FundRequest struct {
 	// Credits is the amount to add, > 0.
-	Credits int64 `json:"credits"`
+	Credits units.Credits `json:"credits"`
 }
 
 // Ping is the answer to a ping.

@@ -29,7 +29,7 @@ func BenchmarkStep(b *testing.B) {
 
 func BenchmarkReservePrice(b *testing.B) {
 	b.ReportAllocs()
-	var sink uint64
+	var sink units.Credits
 	for i := 0; b.Loop(); i++ {
 		sink += ReservePrice(units.Energy(1_000_000+i), 1.8731)
 	}

@@ -16,8 +16,12 @@ import (
 // value, with no float64 rounding of large energies. A multiplier below 1
 // is taken as 1 (heat never makes energy cheaper than its cost); NaN is
 // taken as +Inf (an unknown price is the ceiling, as in FailSafe). A
-// product that does not fit in a uint64 saturates at math.MaxUint64.
-func ReservePrice(expected units.Energy, multiplier float64) uint64 {
+// product that does not fit in units.Credits saturates at math.MaxInt64.
+func ReservePrice(expected units.Energy, multiplier float64) units.Credits {
+	return units.Credits(min(reservePrice(expected, multiplier), math.MaxInt64))
+}
+
+func reservePrice(expected units.Energy, multiplier float64) uint64 {
 	e := uint64(expected)
 	switch {
 	case math.IsNaN(multiplier):

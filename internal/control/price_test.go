@@ -42,8 +42,12 @@ func TestReservePrice(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := ReservePrice(tt.expected, tt.m); got != tt.want {
-				t.Errorf("ReservePrice(%d, %v) = %d, want %d", tt.expected, tt.m, got, tt.want)
+			if got := reservePrice(tt.expected, tt.m); got != tt.want {
+				t.Errorf("reservePrice(%d, %v) = %d, want %d", tt.expected, tt.m, got, tt.want)
+			}
+			want := units.Credits(min(tt.want, math.MaxInt64))
+			if got := ReservePrice(tt.expected, tt.m); got != want {
+				t.Errorf("ReservePrice(%d, %v) = %d, want %d", tt.expected, tt.m, got, want)
 			}
 		})
 	}
@@ -54,7 +58,7 @@ func TestReservePrice(t *testing.T) {
 func TestReservePriceMatchesFloat(t *testing.T) {
 	for _, e := range []units.Energy{1, 7, 999, 123456, 98765432} {
 		for m := 1.0; m < 20; m += 0.37 {
-			want := uint64(math.Floor(float64(e)*m + 0.5))
+			want := units.Credits(math.Floor(float64(e)*m + 0.5))
 			if got := ReservePrice(e, m); got != want {
 				t.Errorf("ReservePrice(%d, %v) = %d, want %d", e, m, got, want)
 			}

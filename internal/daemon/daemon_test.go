@@ -20,8 +20,11 @@ import (
 	"github.com/maxwellhq/maxwell/internal/cell"
 	"github.com/maxwellhq/maxwell/internal/cell/oci"
 	"github.com/maxwellhq/maxwell/internal/config"
+	"github.com/maxwellhq/maxwell/internal/economy"
 	"github.com/maxwellhq/maxwell/internal/ledger"
+	"github.com/maxwellhq/maxwell/internal/life"
 	"github.com/maxwellhq/maxwell/internal/sensors"
+	"github.com/maxwellhq/maxwell/internal/units"
 )
 
 func TestMain(m *testing.M) {
@@ -46,13 +49,16 @@ func start(t *testing.T, dir string) *running {
 	metricsAddr := ln.Addr().String()
 	ln.Close()
 	opts := Options{
-		MetricsAddr: metricsAddr,
-		// A parent of its own: the daemon sweeps its parent at start, and
-		// other packages' tests keep cells under the default one.
-		CellParent: "maxwell-test-daemon-" + strconv.Itoa(os.Getpid()),
-		Config:     config.Default(), Roots: sensors.HostRoots(), CgroupRoot: "/sys/fs/cgroup",
-		ControlSocket: filepath.Join(dir, "control.sock"), AgentSocket: filepath.Join(dir, "agent.sock"),
-		LedgerPath: filepath.Join(dir, "ledger.db"), CPUs: []int{0},
+		MetricsAddr:   metricsAddr,
+		ControlSocket: filepath.Join(dir, "control.sock"),
+		Economy: economy.Options{
+			// A parent of its own: the daemon sweeps its parent at start,
+			// and other packages' tests keep cells under the default one.
+			CellParent: "maxwell-test-daemon-" + strconv.Itoa(os.Getpid()),
+			Config:     config.Default(), Roots: sensors.HostRoots(), CgroupRoot: "/sys/fs/cgroup",
+			AgentSocket: filepath.Join(dir, "agent.sock"),
+			LedgerPath:  filepath.Join(dir, "ledger.db"), CPUs: []int{0},
+		},
 		Ready: func() { close(ready) },
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -126,7 +132,7 @@ func TestDaemonLifecycle(t *testing.T) {
 	}
 
 	// A budgeted program: it bids 2× the slot energy for one slot.
-	slot := uint64(759375)
+	slot := units.Credits(759375)
 	info, err := c.Spawn(ctx, api.SpawnRequest{Name: "spinner", Argv: []string{"/bin/sh", "-c", "while :; do :; done"},
 		Wallet: 1_000_000_000, MaxBid: 2 * slot, Units: 1})
 	if err != nil {
@@ -134,7 +140,7 @@ func TestDaemonLifecycle(t *testing.T) {
 	}
 	st := waitState(t, c, "the spinner running and paying", func(s api.State) bool {
 		cl, ok := cellOf(s, "spinner")
-		return ok && cl.State == api.Running && cl.Paid > 0
+		return ok && cl.State == life.Running && cl.Paid > 0
 	})
 
 	// Prometheus sees the same economy.
@@ -178,14 +184,14 @@ func TestDaemonLifecycle(t *testing.T) {
 	}
 	waitState(t, c, "the spinner held", func(s api.State) bool {
 		cl, _ := cellOf(s, "spinner")
-		return cl.State == api.Paused && cl.BidUnits == 0
+		return cl.State == life.Paused && cl.BidUnits == 0
 	})
 	if err := c.Resume(ctx, "spinner"); err != nil {
 		t.Fatal(err)
 	}
 	waitState(t, c, "the spinner running again", func(s api.State) bool {
 		cl, _ := cellOf(s, "spinner")
-		return cl.State == api.Running
+		return cl.State == life.Running
 	})
 	before, _ := cellOf(waitState(t, c, "state", func(api.State) bool { return true }), "spinner")
 	if err := c.Fund(ctx, "spinner", 5_000_000_000); err != nil {
@@ -201,12 +207,12 @@ func TestDaemonLifecycle(t *testing.T) {
 
 	// A program that cannot pay dies: apoptosis.
 	if _, err := c.Spawn(ctx, api.SpawnRequest{Name: "pauper", Argv: []string{"/bin/sh", "-c", "while :; do :; done"},
-		Wallet: int64(slot), MaxBid: 3 * slot, Units: 1}); err != nil {
+		Wallet: slot, MaxBid: 3 * slot, Units: 1}); err != nil {
 		t.Fatal(err)
 	}
 	st = waitState(t, c, "the pauper's apoptosis", func(s api.State) bool {
 		cl, _ := cellOf(s, "pauper")
-		return cl.State == api.Dead && s.Apoptoses >= 1
+		return cl.State == life.Dead && s.Apoptoses >= 1
 	})
 	pp, _ := cellOf(st, "pauper")
 	if err := syscall.Kill(pp.PID, 0); err == nil {
@@ -219,7 +225,7 @@ func TestDaemonLifecycle(t *testing.T) {
 	}
 	waitState(t, c, "the spinner dead", func(s api.State) bool {
 		cl, _ := cellOf(s, "spinner")
-		return cl.State == api.Dead
+		return cl.State == life.Dead
 	})
 	if err := syscall.Kill(info.PID, 0); err == nil {
 		t.Errorf("killed spinner (pid %d) still alive", info.PID)
@@ -235,7 +241,7 @@ func TestDaemonLifecycle(t *testing.T) {
 	if err := syscall.Kill(last.PID, 0); err == nil {
 		t.Errorf("a cell (pid %d) outlived its daemon", last.PID)
 	}
-	l, err := ledger.Open(ctx, r.opts.LedgerPath, ledger.Options{ReadOnly: true})
+	l, err := ledger.Open(ctx, r.opts.Economy.LedgerPath, ledger.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,13 +294,13 @@ func TestDaemonSpawnsContainers(t *testing.T) {
 	}
 	waitState(t, c, "the container running and paying", func(s api.State) bool {
 		cl, ok := cellOf(s, "boxed")
-		return ok && cl.State == api.Running && cl.Paid > 0
+		return ok && cl.State == life.Running && cl.Paid > 0
 	})
 	if err := c.Kill(ctx, "boxed"); err != nil {
 		t.Fatal(err)
 	}
 	waitState(t, c, "the container dead", func(s api.State) bool {
 		cl, _ := cellOf(s, "boxed")
-		return cl.State == api.Dead
+		return cl.State == life.Dead
 	})
 }

@@ -15,17 +15,17 @@ import (
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
+	"github.com/maxwellhq/maxwell/internal/event"
+	"github.com/maxwellhq/maxwell/internal/life"
+	"github.com/maxwellhq/maxwell/internal/units"
 	"github.com/muesli/termenv"
 )
 
 func testSnapshot() Snapshot {
 	var prices []PricePoint
 	for i := range 30 {
-		cl := 1.5 + 0.5*math.Sin(float64(i)/4)
-		if i == 20 {
-			cl = math.NaN()
-		}
-		prices = append(prices, PricePoint{Tick: uint64(100 + i), Reserve: 1 + 0.01*float64(i), Clearing: cl})
+		cl := units.Credits(1_500_000 + 500_000*math.Sin(float64(i)/4))
+		prices = append(prices, PricePoint{Tick: uint64(100 + i), Reserve: units.Credits(1_000_000 + 10_000*i), Clearing: cl, Sold: i != 20})
 	}
 	var hist []float64
 	for i := range 40 {
@@ -42,20 +42,20 @@ func testSnapshot() Snapshot {
 		},
 		Prices: prices,
 		Auction: []BidRow{
-			{Agent: "scientist", Bid: 2.4, Won: true, Slot: 1, Weight: 0.6, Payment: 1.9},
-			{Agent: "miner", Bid: 1.9, Won: true, Slot: 2, Weight: 0.4, Payment: 1.2},
-			{Agent: "crawler", Bid: 0.5},
+			{Agent: "scientist", Bid: 2_400_000, Won: true, Slot: 1, Weight: 0.6, Payment: 1_900_000},
+			{Agent: "miner", Bid: 1_900_000, Won: true, Slot: 2, Weight: 0.4, Payment: 1_200_000},
+			{Agent: "crawler", Bid: 500_000},
 		},
 		Wallets: []WalletRow{
-			{Agent: "scientist", Balance: 120, BurnRate: 1.9, TaxPaid: 0.4, State: Running},
-			{Agent: "miner", Balance: 14, BurnRate: 1.2, TaxPaid: 7.5, State: Running},
-			{Agent: "crawler", Balance: 55, BurnRate: 0, TaxPaid: 0, State: Paused},
-			{Agent: "zombie", Balance: -3, BurnRate: 0, TaxPaid: 2, State: Dead},
+			{Agent: "scientist", Balance: 120_000_000, BurnRate: 1_900_000, TaxPaid: 400_000, State: life.Running},
+			{Agent: "miner", Balance: 14_000_000, BurnRate: 1_200_000, TaxPaid: 7_500_000, State: life.Running},
+			{Agent: "crawler", Balance: 55_000_000, BurnRate: 0, TaxPaid: 0, State: life.Paused},
+			{Agent: "zombie", Balance: -3_000_000, BurnRate: 0, TaxPaid: 2_000_000, State: life.Dead},
 		},
 		Events: []Event{
-			{At: 10 * time.Second, Kind: "sensor", Detail: "thermal zone found"},
-			{At: 64 * time.Second, Kind: "apoptosis", Agent: "zombie", Detail: "balance below zero"},
-			{At: 99 * time.Second, Kind: "fail-safe", Detail: "temperature above limit, all paused"},
+			{At: 10 * time.Second, Kind: event.SensorRecovered, Detail: "thermal zone found"},
+			{At: 64 * time.Second, Kind: event.Apoptosis, Agent: "zombie", Detail: "balance below zero"},
+			{At: 99 * time.Second, Kind: event.FailSafe, Detail: "temperature above limit, all paused"},
 		},
 	}
 }
@@ -86,8 +86,8 @@ func (f *fakeActions) do(call, agent string) error {
 func (f *fakeActions) Pause(_ context.Context, a string) error  { return f.do("pause "+a, a) }
 func (f *fakeActions) Resume(_ context.Context, a string) error { return f.do("resume "+a, a) }
 func (f *fakeActions) Kill(_ context.Context, a string) error   { return f.do("kill "+a, a) }
-func (f *fakeActions) Fund(_ context.Context, a string, x float64) error {
-	return f.do(fmt.Sprintf("fund %s %g", a, x), a)
+func (f *fakeActions) Fund(_ context.Context, a string, x units.Credits) error {
+	return f.do(fmt.Sprintf("fund %s %d", a, x), a)
 }
 
 func newModel(t *testing.T, acts Actions, opts Options) Model {
@@ -168,14 +168,14 @@ func TestView(t *testing.T) {
 		"temp  71.3°C set 70.0 +1.3 [sensor]",
 		"power 12.4 W [estimated]",
 		`from  thermal_zone "x86_pkg_temp"; linear-utilis…`,
-		"reserve  1.29",
-		"clearing 1.91", // 1.5+0.5 sin(29/4)
-		" ! miner",      // 14 / 1.2 = 11.7 s left < 30 s
-		"›  scientist",  // selected
-		"   scientist ", // in the auction table, not focused
+		"reserve  1.29M",
+		"clearing 1.91M", // 1.5+0.5 sin(29/4) million credits
+		" ! miner",       // 14 / 1.2 = 11.7 s left < 30 s
+		"›  scientist",   // selected
+		"   scientist ",  // in the auction table, not focused
 		"paused", "dead", "1m03s", "∞",
-		"1m04s apoptosis  zombie: balance below zero",
-		"1m39s fail-safe  temperature above limit, all paused",
+		"1m04s apoptosis        zombie: balance below zero",
+		"1m39s fail_safe        temperature above limit, all paused",
 		"60%",
 	} {
 		if !strings.Contains(v, want) {
@@ -333,9 +333,9 @@ func TestActions(t *testing.T) {
 		{[]string{"down", "x"}, nil, ""},
 		{[]string{"down", "x", "y"}, []string{"kill miner"}, "kill miner: done"},
 		{[]string{"down", "x", "n"}, nil, "kill cancelled"},
-		{[]string{"down", "f", "12.5", "enter"}, []string{"fund miner 12.5"}, "fund miner 12.50: done"},
-		{[]string{"down", "f", "-3", "enter"}, nil, `fund miner: "-3" is not a positive amount`},
-		{[]string{"down", "f", "NaN", "enter"}, nil, `fund miner: "NaN" is not a positive amount`},
+		{[]string{"down", "f", "12_500_000", "enter"}, []string{"fund miner 12500000"}, "fund miner 12.5M: done"},
+		{[]string{"down", "f", "-3", "enter"}, nil, `fund miner: "-3" is not a whole positive number of credits`},
+		{[]string{"down", "f", "12.5", "enter"}, nil, `fund miner: "12.5" is not a whole positive number of credits`},
 		{[]string{"down", "f", "12", "esc", "p"}, []string{"pause miner"}, "pause miner: done"},
 		{[]string{"/", "nobody", "enter", "p"}, nil, "select an agent first (↑/↓)"},
 	}
@@ -527,10 +527,13 @@ func TestSparklineAndFormat(t *testing.T) {
 			t.Errorf("dur(%v) = %q, want %q", d, got, want)
 		}
 	}
-	for x, want := range map[float64]string{1.234: "1.23", -3: "-3.00", 2.5e7: "2.5e+07", math.Inf(1): "∞"} {
-		if got := num(x); got != want {
-			t.Errorf("num(%v) = %q, want %q", x, got, want)
+	for x, want := range map[float64]string{1.234: "1.23", -3: "-3", 2.5e7: "25M", 759375: "759k", -45_600_000: "-45.6M", 1e18: "1000P", 999: "999", math.Inf(1): "∞", math.NaN(): "-"} {
+		if got := rate(x); got != want {
+			t.Errorf("rate(%v) = %q, want %q", x, got, want)
 		}
+	}
+	if got := money(1_500_000_000); got != "1.5G" {
+		t.Errorf("money(1.5e9) = %q", got)
 	}
 }
 
@@ -538,7 +541,7 @@ func TestScrollKeepsSelectionVisible(t *testing.T) {
 	s := testSnapshot()
 	s.Wallets = nil
 	for i := range 30 {
-		s.Wallets = append(s.Wallets, WalletRow{Agent: fmt.Sprintf("agent%02d", i), Balance: float64(100 + i), BurnRate: 1})
+		s.Wallets = append(s.Wallets, WalletRow{Agent: fmt.Sprintf("agent%02d", i), Balance: units.Credits(100 + i), BurnRate: 1})
 	}
 	m := New(t.Context(), nil, nil, Options{Renderer: asciiRenderer()})
 	m = update(t, m, SnapshotMsg{s})

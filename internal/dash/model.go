@@ -1,6 +1,9 @@
 package dash
 
 import (
+	"github.com/maxwellhq/maxwell/internal/life"
+	"github.com/maxwellhq/maxwell/internal/units"
+
 	"cmp"
 	"context"
 	"errors"
@@ -33,6 +36,9 @@ type Options struct {
 	// Width and Height are the size assumed until the terminal reports
 	// its own; 0 means 80×24.
 	Width, Height int
+	// LogPath, if set, is where the program's log goes while the
+	// dashboard owns the terminal; the status line shows it.
+	LogPath string
 }
 
 // Minimum terminal size the dashboard draws in.
@@ -296,20 +302,20 @@ func (m Model) action(key string) (tea.Model, tea.Cmd) {
 		m.setStatus(false, "select an agent first (↑/↓)")
 		return m, nil
 	}
-	if w.State == Dead {
+	if w.State == life.Dead {
 		m.setStatus(false, "%s is dead", agent)
 		return m, nil
 	}
 	switch key {
 	case "p":
-		if w.State != Running {
+		if w.State != life.Running {
 			m.setStatus(false, "%s is %s, not running", agent, w.State)
 			return m, nil
 		}
 		cmd := m.act("pause "+agent, func(ctx context.Context) error { return m.actions.Pause(ctx, agent) })
 		return m, cmd
 	case "r":
-		if w.State == Running {
+		if w.State == life.Running {
 			m.setStatus(false, "%s is already running", agent)
 			return m, nil
 		}
@@ -325,12 +331,13 @@ func (m Model) action(key string) (tea.Model, tea.Cmd) {
 
 func (m Model) fund() (tea.Model, tea.Cmd) {
 	agent := m.selected
-	amount, err := strconv.ParseFloat(strings.TrimSpace(m.input), 64)
-	if err != nil || math.IsNaN(amount) || math.IsInf(amount, 0) || amount <= 0 {
-		m.setStatus(false, "fund %s: %q is not a positive amount", agent, m.input)
+	n, err := strconv.ParseInt(strings.ReplaceAll(strings.TrimSpace(m.input), "_", ""), 10, 64)
+	if err != nil || n <= 0 {
+		m.setStatus(false, "fund %s: %q is not a whole positive number of credits", agent, m.input)
 		return m, nil
 	}
-	what := fmt.Sprintf("fund %s %s", agent, num(amount))
+	amount := units.Credits(n)
+	what := fmt.Sprintf("fund %s %s", agent, money(amount))
 	cmd := m.act(what, func(ctx context.Context) error { return m.actions.Fund(ctx, agent, amount) })
 	return m, cmd
 }
@@ -426,7 +433,7 @@ func (m Model) walletRows() []WalletRow {
 		case 0:
 			c = cmp.Compare(a.Agent, b.Agent)
 		case 1:
-			c = cmp.Compare(a.State, b.State)
+			c = cmp.Compare(a.State.Rank(), b.State.Rank())
 		case 2:
 			c = cmp.Compare(a.Balance, b.Balance)
 		case 3:
@@ -493,12 +500,12 @@ func timeLeft(w WalletRow) float64 {
 	if w.BurnRate <= 0 {
 		return math.Inf(1)
 	}
-	return math.Max(w.Balance, 0) / w.BurnRate
+	return math.Max(float64(w.Balance), 0) / w.BurnRate
 }
 
 // low reports whether w deserves a low-balance warning.
 func (m Model) low(w WalletRow) bool {
-	if w.State == Dead {
+	if w.State == life.Dead {
 		return false
 	}
 	return w.Balance <= 0 || timeLeft(w) < m.opts.LowBalance.Seconds()

@@ -1,6 +1,11 @@
 package dash
 
 import (
+	"github.com/maxwellhq/maxwell/internal/event"
+
+	"github.com/maxwellhq/maxwell/internal/life"
+	"github.com/maxwellhq/maxwell/internal/units"
+
 	"context"
 	"time"
 )
@@ -49,61 +54,37 @@ type Thermal struct {
 	History []float64
 }
 
-// PricePoint is one tick's prices, in the engine's currency per slot.
+// PricePoint is one tick's prices per slot.
 type PricePoint struct {
 	Tick    uint64
-	Reserve float64
-	// Clearing is NaN on a tick that sold nothing.
-	Clearing float64
+	Reserve units.Credits
+	// Clearing is meaningful only when Sold: a tick may sell nothing.
+	Clearing units.Credits
+	Sold     bool
 }
 
 // BidRow is one bidder on this tick's auction board.
 type BidRow struct {
 	Agent string
-	Bid   float64
+	Bid   units.Credits
 	Won   bool
 	// Slot is the slot won, counting from 1; 0 when the bid lost.
 	Slot int
 	// Weight is the won slot's share of the CPU, in [0, 1].
 	Weight float64
 	// Payment is what the agent pays for the slot this tick.
-	Payment float64
-}
-
-// State is an agent's life state.
-type State int
-
-// The states.
-const (
-	Running State = iota
-	Paused
-	Hibernating
-	Dead
-)
-
-func (s State) String() string {
-	switch s {
-	case Running:
-		return "running"
-	case Paused:
-		return "paused"
-	case Hibernating:
-		return "hibernating"
-	case Dead:
-		return "dead"
-	}
-	return "unknown"
+	Payment units.Credits
 }
 
 // WalletRow is one agent's wallet.
 type WalletRow struct {
 	Agent   string
-	Balance float64
-	// BurnRate is what the agent spends per second, recently.
+	Balance units.Credits
+	// BurnRate is what the agent spends per second, in credits, recently.
 	BurnRate float64
 	// TaxPaid is the memory tax paid since the agent started.
-	TaxPaid float64
-	State   State
+	TaxPaid units.Credits
+	State   life.State
 }
 
 // Event is something that happened: an apoptosis, a fail-safe, a sensor
@@ -111,7 +92,7 @@ type WalletRow struct {
 type Event struct {
 	// At is the daemon's uptime when it happened.
 	At     time.Duration
-	Kind   string
+	Kind   event.Kind
 	Agent  string
 	Detail string
 }
@@ -129,8 +110,8 @@ type Actions interface {
 	Pause(ctx context.Context, agent string) error
 	Resume(ctx context.Context, agent string) error
 	Kill(ctx context.Context, agent string) error
-	// Fund adds amount (> 0, in the engine's currency) to agent's wallet.
-	Fund(ctx context.Context, agent string, amount float64) error
+	// Fund adds amount (> 0) to agent's wallet.
+	Fund(ctx context.Context, agent string, amount units.Credits) error
 }
 
 // SnapshotMsg delivers a Snapshot to the model.

@@ -1,6 +1,11 @@
 package dash
 
 import (
+	"github.com/maxwellhq/maxwell/internal/event"
+
+	"github.com/maxwellhq/maxwell/internal/life"
+	"github.com/maxwellhq/maxwell/internal/units"
+
 	"fmt"
 	"math"
 	"strings"
@@ -132,7 +137,7 @@ func orUnknown(s string) string {
 // price renders the price panel's lines.
 func (m Model) price(width int) []string {
 	ps := m.snap.Prices
-	lines := []string{m.st.heading.Render("PRICE") + m.st.dim.Render(" per slot")}
+	lines := []string{m.st.heading.Render("PRICE") + m.st.dim.Render(" credits/slot, 1 credit = 1 µJ")}
 	if len(ps) == 0 {
 		return append(lines, m.st.dim.Render("no auction yet"))
 	}
@@ -140,15 +145,18 @@ func (m Model) price(width int) []string {
 	reserve := make([]float64, len(ps))
 	clearing := make([]float64, len(ps))
 	for i, p := range ps {
-		reserve[i], clearing[i] = p.Reserve, p.Clearing
+		reserve[i], clearing[i] = float64(p.Reserve), math.NaN()
+		if p.Sold {
+			clearing[i] = float64(p.Clearing)
+		}
 	}
 	cl := "unsold"
-	if !math.IsNaN(last.Clearing) {
-		cl = num(last.Clearing)
+	if last.Sold {
+		cl = money(last.Clearing)
 	}
 	const label = 18
 	return append(lines,
-		fmt.Sprintf("reserve  %-9s", num(last.Reserve))+sparkline(reserve, width-label),
+		fmt.Sprintf("reserve  %-9s", money(last.Reserve))+sparkline(reserve, width-label),
 		fmt.Sprintf("clearing %-9s", cl)+sparkline(clearing, width-label),
 		m.st.dim.Render(fmt.Sprintf("tick %d, %d ticks shown", last.Tick, len(ps))),
 	)
@@ -179,15 +187,20 @@ func (m Model) tables(width, height int) []string {
 	if len(evs) == 0 {
 		lines = append(lines, m.st.dim.Render("  none yet"))
 	}
-	for _, e := range evs[len(evs)-nEv:] {
-		s := fmt.Sprintf("  %6s %-10s", dur(e.At), e.Kind)
+	shown := evs[len(evs)-nEv:]
+	kw := 0
+	for _, e := range shown {
+		kw = max(kw, min(len(e.Kind), 18))
+	}
+	for _, e := range shown {
+		s := fmt.Sprintf("  %6s %-*s", dur(e.At), kw, e.Kind)
 		if e.Agent != "" {
 			s += " " + e.Agent + ":"
 		}
 		if e.Detail != "" {
 			s += " " + e.Detail
 		}
-		if e.Kind == "apoptosis" || e.Kind == "fail-safe" {
+		if e.Kind == event.Apoptosis || e.Kind == event.FailSafe || e.Kind == event.LedgerUnavailable {
 			s = m.st.bad.Render(s)
 		}
 		lines = append(lines, s)
@@ -259,8 +272,8 @@ func (m Model) walletTable(rows []WalletRow, n, width int) []string {
 			left = dur(time.Duration(tl * float64(time.Second)))
 		}
 		s := fmt.Sprintf("%s %-*s %-11s %9s %8s %8s %7s", warn, aw, ansi.Truncate(w.Agent, aw, "…"), w.State,
-			num(w.Balance), num(w.BurnRate), num(w.TaxPaid), left)
-		lines = append(lines, m.rowStyle(w.Agent, m.focus == WalletsTable, m.low(w), w.State == Dead).Render(s))
+			money(w.Balance), rate(w.BurnRate), money(w.TaxPaid), left)
+		lines = append(lines, m.rowStyle(w.Agent, m.focus == WalletsTable, m.low(w), w.State == life.Dead).Render(s))
 	}
 	return lines
 }
@@ -288,10 +301,10 @@ func (m Model) auctionTable(rows []BidRow, n, width int) []string {
 		if b.Won {
 			won, slot = "yes", fmt.Sprint(b.Slot)
 			weight = fmt.Sprintf("%.0f%%", 100*b.Weight)
-			pay = num(b.Payment)
+			pay = money(b.Payment)
 		}
 		s := fmt.Sprintf("%s  %-*s %9s %-4s %4s %7s %9s", m.marker(b.Agent, AuctionTable), aw, ansi.Truncate(b.Agent, aw, "…"),
-			num(b.Bid), won, slot, weight, pay)
+			money(b.Bid), won, slot, weight, pay)
 		lines = append(lines, m.rowStyle(b.Agent, m.focus == AuctionTable, false, false).Render(s))
 	}
 	return lines
@@ -348,7 +361,10 @@ func (m Model) footer(width int) string {
 	if !m.opts.ReadOnly {
 		keys += "  p r x f act"
 	}
-	return m.st.dim.Render(keys)
+	if m.opts.LogPath != "" {
+		keys += "  log " + m.opts.LogPath
+	}
+	return m.st.dim.Render(ansi.Truncate(keys, width, "…"))
 }
 
 var helpText = [][2]string{
@@ -448,17 +464,35 @@ func sparkline(vs []float64, width int) string {
 	return b.String()
 }
 
-// num formats an amount compactly.
-func num(x float64) string {
+// money formats credits compactly with an SI prefix: 759k is 759,000
+// credits (0.759 J), 45.6M is 45.6 J.
+func money(c units.Credits) string { return rate(float64(c)) }
+
+// rate formats an amount of credits (per second, say) compactly.
+func rate(x float64) string {
 	switch {
 	case math.IsNaN(x):
 		return "-"
 	case math.IsInf(x, 0):
 		return "∞"
-	case math.Abs(x) >= 1e6:
-		return fmt.Sprintf("%.3g", x)
 	}
-	return fmt.Sprintf("%.2f", x)
+	a := math.Abs(x)
+	for _, p := range []struct {
+		div    float64
+		prefix string
+	}{{1e15, "P"}, {1e12, "T"}, {1e9, "G"}, {1e6, "M"}, {1e3, "k"}} {
+		if a >= p.div {
+			v := x / p.div
+			if math.Abs(v) >= 100 {
+				return fmt.Sprintf("%.0f%s", v, p.prefix)
+			}
+			return fmt.Sprintf("%.3g%s", v, p.prefix)
+		}
+	}
+	if a >= 100 || x == math.Trunc(x) {
+		return fmt.Sprintf("%.0f", x)
+	}
+	return fmt.Sprintf("%.3g", x)
 }
 
 // dur formats a duration to the second: 45s, 3m05s, 2h03m.

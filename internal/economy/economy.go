@@ -1,117 +1,402 @@
-// Package economy assembles Maxwell's economy from its parts: it turns the
-// configuration into an engine configuration and adapts the ledger, the
-// Landauer meter and the agent hub to the small interfaces the engine
-// defines. `maxwell demo`, `maxwell compare` and `maxwell daemon` share it.
+// Package economy is Maxwell's economy, assembled once: telemetry, the cell
+// backends, the ledger, the Landauer meter, the agent hub, the engine's core
+// and driver. It offers the operations an operator has — spawn, fund, kill,
+// pause, resume, state and a stream of events — and nothing else acts on
+// it. `maxwell daemon` serves an Economy on its sockets (package daemon);
+// `maxwell demo`, `baseline` and `compare` run the same Economy in their own
+// process and drive it through the same operations (package experiment),
+// so the figures they report come from the code path users deploy.
+//
+// One tick (engine.Driver) reads the thermometer and the host's energy
+// counter once, measures every cell and attributes the tick's energy to
+// them; the economy keeps what the decision carries (prices, wallets, each
+// cell's energy, CPU time and freed bytes, the history) and serves it. No
+// operation reads a sensor: on a host without sensors a second reading
+// would advance the thermal twin, so what an observer looks at would change
+// the physics it reports.
 package economy
 
 import (
+	"github.com/maxwellhq/maxwell/internal/meter"
+
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
 	"time"
 
+	"github.com/maxwellhq/maxwell/agent/proto"
+	"github.com/maxwellhq/maxwell/internal/cell"
+	"github.com/maxwellhq/maxwell/internal/cell/oci"
+	"github.com/maxwellhq/maxwell/internal/clock"
 	"github.com/maxwellhq/maxwell/internal/config"
-	"github.com/maxwellhq/maxwell/internal/control"
 	"github.com/maxwellhq/maxwell/internal/engine"
+	"github.com/maxwellhq/maxwell/internal/event"
+	"github.com/maxwellhq/maxwell/internal/hub"
 	"github.com/maxwellhq/maxwell/internal/ledger"
-	"github.com/maxwellhq/maxwell/internal/market"
+	"github.com/maxwellhq/maxwell/internal/model"
+	"github.com/maxwellhq/maxwell/internal/sensors"
+	"github.com/maxwellhq/maxwell/internal/telemetry"
 	"github.com/maxwellhq/maxwell/internal/units"
 )
 
-// SlotEnergy is the expected energy of one busy CPU over one tick: the
-// power model's full-load watts per hardware thread of its reference
-// server, times the tick. It is the reserve price at multiplier 1. It comes
-// from the model even on hosts with a power sensor, which measures the whole
-// package and cannot say what one more busy CPU costs before it runs.
-func SlotEnergy(cfg config.Config) units.Energy {
-	ref := cfg.PowerModel.Reference
-	perCPU := units.Power(ref.MaxWatts / float64(ref.HardwareThreads))
-	return perCPU.Over(cfg.Engine.Tick)
+// Options configure an Economy.
+type Options struct {
+	Config config.Config
+	// Roots are where sysfs, procfs and /dev are (sensors.HostRoots on a
+	// real host; fixture trees in tests).
+	Roots sensors.Roots
+	// CgroupRoot is where the cgroup hierarchies are mounted.
+	CgroupRoot string
+	// CellParent is the cgroup that holds the cells; "" means the cell
+	// package's default. Open sweeps it: two economies must never share
+	// one.
+	CellParent string
+	// AgentSocket is where agents connect (the agent protocol).
+	AgentSocket string
+	// LedgerPath is the ledger database; its directory is created.
+	LedgerPath string
+	// StateDir holds what the cell backends keep on disk (OCI bundles and
+	// runtime state); "" means the agent socket's directory.
+	StateDir string
+	// LogDir, if set, receives each cell's standard output and error, in
+	// NAME.log; "" discards them.
+	LogDir string
+	// CPUs are the CPUs whose time the economy sells; cells are pinned to
+	// them unless a spawn says otherwise.
+	CPUs []int
+	// Policy decides who runs: engine.PolicyMaxwell (the default) or
+	// engine.PolicyCFS (nothing is governed: the baseline).
+	Policy engine.Policy
+	// JournalPath, if set, is where the engine journal is written, for
+	// exact replay (engine.Replay).
+	JournalPath string
+	// Clock is the economy's time; nil means the real clock.
+	Clock clock.Clock
+	Log   *slog.Logger
 }
 
-// EngineConfig builds the engine's configuration for a host selling slots
-// CPUs per tick.
-func EngineConfig(cfg config.Config, slots int) (engine.Config, error) {
-	rule, err := market.ParseRule(cfg.Engine.Rule)
+// Economy is a running economy. Its methods are safe for concurrent use.
+type Economy struct {
+	opts     Options
+	log      *slog.Logger
+	clock    clock.Clock
+	started  time.Time
+	tel      *telemetry.Telemetry
+	mgr      *cell.Manager
+	ledger   *ledger.Ledger
+	lg       Ledger
+	hub      *hub.Hub
+	meter    *Meter
+	driver   *engine.Driver
+	econf    engine.Config
+	journal  *engine.JournalWriter
+	stateDir string
+
+	mu       sync.Mutex
+	cells    map[string]*managed
+	order    []string
+	ocis     map[string]*oci.Manager // by root file system
+	acct     accounts
+	events   []event.Event
+	watchers map[chan event.Event]struct{}
+	fundSeq  uint64
+	spawning map[string]bool // names being spawned
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// managed is what the economy keeps about one cell.
+type managed struct {
+	c        cell.Cell
+	argv     []string
+	standing bool
+	logFile  *os.File
+	acct     cellAccount
+}
+
+// Sources says where the economy's figures come from.
+type Sources struct {
+	Energy, Temperature sensors.Source
+	// IdlePower is the host's idle power where the power model gives it,
+	// else 0.
+	IdlePower units.Power
+	// Meter is the Landauer meter's source: eBPF, or the kernel's memory
+	// accounting (approximate).
+	Meter meter.Source
+}
+
+// Open assembles an economy: it sweeps the cells a dead predecessor left
+// under the cell parent, settles their wallets in the ledger, continues the
+// ledger's tick numbering and listens for agents. Run it with Run; if Run
+// is never called, Close releases what Open made.
+func Open(ctx context.Context, opts Options) (*Economy, error) {
+	switch {
+	case len(opts.CPUs) == 0:
+		return nil, errors.New("economy: no CPUs to sell")
+	case opts.AgentSocket == "":
+		return nil, errors.New("economy: no agent socket")
+	case opts.LedgerPath == "":
+		return nil, errors.New("economy: no ledger")
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.System()
+	}
+	if opts.Policy == "" {
+		opts.Policy = engine.PolicyMaxwell
+	}
+	e := &Economy{opts: opts, log: opts.Log, clock: opts.Clock, started: opts.Clock.Now(),
+		cells: map[string]*managed{}, watchers: map[chan event.Event]struct{}{}, spawning: map[string]bool{},
+		stateDir: opts.StateDir}
+	if e.stateDir == "" {
+		e.stateDir = filepath.Dir(opts.AgentSocket)
+	}
+	if err := e.open(ctx); err != nil {
+		return nil, errors.Join(err, e.Close())
+	}
+	return e, nil
+}
+
+func (e *Economy) open(ctx context.Context) error {
+	o := e.opts
+	var err error
+	if e.econf, err = EngineConfig(o.Config, len(o.CPUs), o.Policy); err != nil {
+		return err
+	}
+	if e.tel, err = telemetry.Open(o.Roots, o.Config, e.clock); err != nil {
+		return err
+	}
+	util, err := model.NewCPUSampler(o.Roots.Proc, o.CPUs...)
 	if err != nil {
-		return engine.Config{}, err
+		return err
 	}
-	e := cfg.Engine
-	return engine.Config{
-		Tick:       e.Tick,
-		Slots:      slots,
-		SlotEnergy: SlotEnergy(cfg),
-		Rule:       rule,
-		Controller: control.Config{
-			Gains:    control.Gains{Kp: e.Gains.Kp, Ki: e.Gains.Ki, Kd: e.Gains.Kd},
-			OutMin:   1,
-			OutMax:   e.PriceCeiling,
-			Setpoint: units.Celsius(e.SetpointCelsius),
-			Critical: units.Celsius(e.CriticalCelsius),
-		},
-		TaxPicojoulesPerByte:        e.TaxPicojoulesPerByte,
-		RentPicojoulesPerByteSecond: e.RentPicojoulesPerByteSecond,
-		Insolvency:                  engine.Insolvency(e.Insolvency),
-		LowBalancePercent:           e.LowBalancePercent,
-	}, nil
-}
-
-// DemoEndowment is each demo agent's endowment: the configured figure, or,
-// when that is 0, enough to buy every slot at twice the base price for the
-// whole run.
-func DemoEndowment(cfg config.Config, slots int, d time.Duration) int64 {
-	if cfg.Demo.EndowmentCredits > 0 {
-		return cfg.Demo.EndowmentCredits
+	copts := cell.DefaultOptions()
+	copts.CgroupRoot, copts.ProcRoot, copts.Logger = o.CgroupRoot, o.Roots.Proc, e.log
+	if o.CellParent != "" {
+		copts.Parent = o.CellParent
 	}
-	ticks := int64(d / cfg.Engine.Tick)
-	return 2 * int64(slots) * int64(SlotEnergy(cfg)) * ticks
-}
-
-// Ledger adapts a *ledger.Ledger to engine.Ledger: each tick's postings
-// become ledger transactions applied in one database transaction.
-type Ledger struct{ L *ledger.Ledger }
-
-// Post implements engine.Ledger.
-func (l Ledger) Post(ctx context.Context, postings []engine.Posting) error {
-	if len(postings) == 0 {
-		return nil
+	if e.mgr, err = cell.NewManager(copts); err != nil {
+		return err
 	}
-	txs := make([]ledger.Tx, 0, len(postings))
-	for _, p := range postings {
-		tx := ledger.Tx{Key: p.Key, Tick: p.Tick, Wallet: p.Cell}
-		amount := ledger.Credits(p.Amount)
-		switch p.Kind {
-		case "payment", "tax", "rent":
-			tx.Kind = map[string]ledger.Kind{"payment": ledger.KindPayment, "tax": ledger.KindTax, "rent": ledger.KindRent}[p.Kind]
-			tx.Entries = []ledger.Entry{{Account: p.Cell, Amount: -amount}, {Account: ledger.Burn, Amount: amount}}
-		case "tap":
-			// The engine computes tap income (a negative debit); the
-			// ledger records it as money minted for the wallet.
-			tx.Kind, tx.Memo = ledger.KindMint, "tap"
-			tx.Entries = []ledger.Entry{{Account: ledger.Mint, Amount: amount}, {Account: p.Cell, Amount: -amount}}
-		case "close":
-			tx.Kind = ledger.KindClose
-		default:
-			return fmt.Errorf("economy: posting %q of unknown kind %q", p.Key, p.Kind)
+	if swept, err := e.mgr.Sweep(ctx); err != nil {
+		e.log.Warn("sweep leftover cells", "err", err)
+	} else if len(swept) > 0 {
+		e.log.Info("swept cells a previous economy left", "cells", swept)
+	}
+	if err := os.MkdirAll(filepath.Dir(o.LedgerPath), 0o750); err != nil {
+		return fmt.Errorf("economy: ledger directory: %w", err)
+	}
+	if e.ledger, err = ledger.Open(ctx, o.LedgerPath, ledger.Options{Logger: e.log}); err != nil {
+		return err
+	}
+	e.lg = Ledger{L: e.ledger}
+	lastTick, err := e.settleLeftovers(ctx)
+	if err != nil {
+		return err
+	}
+	core, err := engine.NewCore(e.econf)
+	if err != nil {
+		return err
+	}
+	if err := core.StartAt(lastTick); err != nil {
+		return err
+	}
+	if o.LogDir != "" {
+		if err := os.MkdirAll(o.LogDir, 0o750); err != nil {
+			return fmt.Errorf("economy: cell log directory: %w", err)
 		}
-		txs = append(txs, tx)
 	}
-	_, err := l.L.Apply(ctx, txs...)
-	return err
+	if o.JournalPath != "" {
+		if e.journal, err = engine.CreateJournal(o.JournalPath); err != nil {
+			return err
+		}
+	}
+	e.meter = OpenMeter(o.Roots.Sys, o.CgroupRoot, e.log)
+	if err := os.MkdirAll(filepath.Dir(o.AgentSocket), 0o755); err != nil {
+		return fmt.Errorf("economy: agent socket directory: %w", err)
+	}
+	if e.hub, err = hub.Listen(o.AgentSocket, e, hub.Options{
+		Now:     e.clock.Now,
+		OnEvent: e.agentEvent,
+		// A cell the economy has frozen cannot talk: it must not lose its
+		// connection for its silence. Hung peers still cannot block the
+		// host: every write and the handshake keep their deadlines.
+		IdleTimeout: 24 * time.Hour,
+		Auctions:    o.Policy == engine.PolicyMaxwell,
+	}); err != nil {
+		return err
+	}
+	e.driver = &engine.Driver{
+		Core: core, Temp: e.tel.Temp, Energy: e.tel.Energy, Util: util, Meter: e.meter, Ledger: e.lg,
+		Clock: e.clock, Log: e.log, Note: e.note, OnDecision: e.decided,
+	}
+	if o.Policy == engine.PolicyMaxwell {
+		e.driver.Auction = Auctioneer{H: e.hub, Log: e.log}
+	}
+	if e.journal != nil {
+		e.driver.Journal = e.journal.Write
+	}
+	en, te := e.tel.Sources()
+	e.note(event.Event{Kind: event.Started, Detail: fmt.Sprintf("policy %s on CPUs %v; energy %s, temperature %s; Landauer meter %s",
+		o.Policy, o.CPUs, en, te, e.meter.Source())})
+	return nil
 }
 
-// OpenWallet opens a cell's wallet in the ledger with its endowment, once:
-// the key makes a repeated call (a restarted daemon) a no-op.
-func (l Ledger) OpenWallet(ctx context.Context, name string, w engine.Wallet) error {
-	_, err := l.L.Apply(ctx, ledger.Tx{
-		Key:  "open/cell:" + name,
-		Kind: ledger.KindEndow,
-		Open: &ledger.WalletSpec{Name: name, Endowment: ledger.Credits(w.Endowment), TapRate: ledger.Credits(w.TapRate), TapCap: ledger.Credits(w.TapCap)},
+// settleLeftovers closes the wallets of cells a previous economy left (they
+// were swept: none of them runs) and returns the last tick in the ledger.
+func (e *Economy) settleLeftovers(ctx context.Context) (uint64, error) {
+	accts, err := e.ledger.Accounts(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, a := range accts {
+		if a.Kind != "wallet" || a.State == "closed" {
+			continue
+		}
+		if _, err := e.ledger.CloseWallet(ctx, "settle/cell:"+a.Name, 0, a.Name); err != nil {
+			return 0, fmt.Errorf("economy: settle the wallet of %s: %w", a.Name, err)
+		}
+		e.note(event.Event{Kind: event.Settled, Cell: a.Name, Detail: "its cell did not survive the previous economy; wallet closed"})
+	}
+	return e.ledger.LastTick(ctx)
+}
+
+// Run runs the economy until ctx ends: the engine ticks and the hub serves
+// agents. Then it kills every cell, settles its wallet and closes
+// everything Open made. Whatever happens, no cell is left frozen.
+func (e *Economy) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	run := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				errc <- fmt.Errorf("%s: %w", name, err)
+				cancel()
+			}
+		}()
+	}
+	run("agent hub", e.hub.Serve)
+	run("engine", e.driver.Run)
+	<-ctx.Done()
+	wg.Wait()
+	e.shutdown()
+	close(errc)
+	errs := []error{}
+	for err := range errc {
+		errs = append(errs, err)
+	}
+	return errors.Join(append(errs, e.Close())...)
+}
+
+// shutdown kills every cell and settles its wallet.
+func (e *Economy) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e.mu.Lock()
+	cells := make([]*managed, 0, len(e.order))
+	for _, name := range e.order {
+		cells = append(cells, e.cells[name])
+	}
+	names := append([]string(nil), e.order...)
+	e.mu.Unlock()
+	for i, m := range cells {
+		if err := m.c.Close(); err != nil {
+			e.log.Warn("close cell", "cell", names[i], "err", err)
+		}
+		if _, err := e.ledger.CloseWallet(ctx, "stop/cell:"+names[i], 0, names[i]); err != nil && !errors.Is(err, ledger.ErrInvalid) && !errors.Is(err, ledger.ErrClosed) {
+			e.log.Warn("settle wallet", "cell", names[i], "err", err)
+		}
+	}
+}
+
+// Close releases what Open made. Run calls it; call it yourself only when
+// Run never ran.
+func (e *Economy) Close() error {
+	e.closeOnce.Do(func() {
+		var errs []error
+		e.mu.Lock()
+		ocis := e.ocis
+		e.ocis = nil
+		cells := e.cells
+		e.mu.Unlock()
+		for _, m := range ocis {
+			errs = append(errs, m.Close())
+		}
+		for _, m := range cells {
+			if m.logFile != nil {
+				errs = append(errs, m.logFile.Close())
+			}
+		}
+		if e.hub != nil {
+			errs = append(errs, e.hub.Close())
+		}
+		if e.meter != nil {
+			errs = append(errs, e.meter.Close())
+		}
+		if e.journal != nil {
+			errs = append(errs, e.journal.Close())
+		}
+		if e.ledger != nil {
+			errs = append(errs, e.ledger.Close())
+		}
+		if e.mgr != nil {
+			errs = append(errs, e.mgr.Close())
+		}
+		e.mu.Lock()
+		for w := range e.watchers {
+			close(w)
+			delete(e.watchers, w)
+		}
+		e.mu.Unlock()
+		e.closeErr = errors.Join(errs...)
 	})
-	return err
+	return e.closeErr
 }
 
-// Fund mints amount credits into a wallet at an operator's request.
-func (l Ledger) Fund(ctx context.Context, key, name string, amount int64) error {
-	_, err := l.L.Fund(ctx, key, 0, name, ledger.Credits(amount))
-	return err
+// Sources says where the economy's energy and temperature come from.
+func (e *Economy) Sources() Sources {
+	en, te := e.tel.Sources()
+	return Sources{Energy: en, Temperature: te, IdlePower: e.tel.IdlePower, Meter: e.meter.Source()}
+}
+
+// AgentSocket returns the agent socket's path.
+func (e *Economy) AgentSocket() string { return e.opts.AgentSocket }
+
+// CellForPID implements hub.Resolver: the peer's cell, from its PID.
+func (e *Economy) CellForPID(pid int) (string, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, name := range e.order {
+		if e.cells[name].c.Contains(pid) {
+			return name, true
+		}
+	}
+	return "", false
+}
+
+// agentEvent turns a hub event into the economy's.
+func (e *Economy) agentEvent(h hub.Event) {
+	if h.Code == proto.CodeOutOfTurn {
+		return // a bid that raced a tick: harmless, and many
+	}
+	kinds := map[hub.EventKind]event.Kind{
+		hub.EventConnected: event.AgentConnected, hub.EventDisconnected: event.AgentDisconnected,
+		hub.EventRefused: event.AgentRefused, hub.EventProtocolError: event.AgentProtocolError,
+	}
+	k, ok := kinds[h.Kind]
+	if !ok {
+		return
+	}
+	e.note(event.Event{Kind: k, Cell: h.Cell, Detail: h.Detail})
 }

@@ -9,11 +9,13 @@ import (
 	"github.com/maxwellhq/maxwell/internal/config"
 	"github.com/maxwellhq/maxwell/internal/engine"
 	"github.com/maxwellhq/maxwell/internal/ledger"
+	"github.com/maxwellhq/maxwell/internal/life"
+	"github.com/maxwellhq/maxwell/internal/units"
 )
 
 func TestEngineConfigFromDefaults(t *testing.T) {
 	cfg := config.Default()
-	ec, err := EngineConfig(cfg, 2)
+	ec, err := EngineConfig(cfg, 2, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +41,7 @@ func TestLedgerPostsATick(t *testing.T) {
 	}
 	defer l.Close()
 	cfg := config.Default()
-	ec, _ := EngineConfig(cfg, 2)
+	ec, _ := EngineConfig(cfg, 2, "")
 	core, err := engine.NewCore(ec)
 	if err != nil {
 		t.Fatal(err)
@@ -59,8 +61,8 @@ func TestLedgerPostsATick(t *testing.T) {
 	}
 	for tick := uint64(1); tick <= 20; tick++ {
 		d, err := core.Decide(engine.Input{Tick: tick, Dt: ec.Tick, Temperature: 40, Cells: []engine.CellInput{
-			{Name: "scientist", Bid: engine.Bid{Price: 2 * uint64(ec.SlotEnergy), Units: 2}},
-			{Name: "miner", Bid: engine.Bid{Price: 6 * uint64(ec.SlotEnergy), Units: 2}, FreedBytes: 64 << 20},
+			{Name: "scientist", Bid: engine.Bid{Price: 2 * units.Credits(ec.SlotEnergy), Units: 2}},
+			{Name: "miner", Bid: engine.Bid{Price: 6 * units.Credits(ec.SlotEnergy), Units: 2}, FreedBytes: 64 << 20},
 		}})
 		if err != nil {
 			t.Fatal(err)
@@ -85,10 +87,10 @@ func TestLedgerPostsATick(t *testing.T) {
 		_, w, _ := core.Cell(name)
 		st, _, _ := core.Cell(name)
 		want := w.Balance
-		if st == engine.Dead {
+		if st == life.Dead {
 			want = 0 // the close wrote the balance off
 		}
-		if int64(acct.Balance) != want {
+		if acct.Balance != want {
 			t.Errorf("%s: ledger balance %d, engine %d (%s)", name, acct.Balance, w.Balance, st)
 		}
 	}

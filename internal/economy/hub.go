@@ -22,7 +22,7 @@ func (a Auctioneer) Open(tick uint64, quotes map[string]engine.Quote) {
 			return hub.TickInfo{}, false
 		}
 		return hub.TickInfo{Reserve: q.Reserve, Multiplier: q.Multiplier, SlotEnergy: q.SlotEnergy,
-			Balance: q.Balance, Won: q.Won, Paid: uint64(max(q.Paid, 0))}, true
+			Balance: q.Balance, Won: q.Won, Paid: q.Paid}, true
 	})
 	if err != nil && a.Log != nil {
 		a.Log.Warn("open auction", "tick", tick, "err", err)

@@ -3,6 +3,8 @@ package engine
 import (
 	"strconv"
 	"testing"
+
+	"github.com/maxwellhq/maxwell/internal/units"
 )
 
 // BenchmarkDecide measures one tick of the decision core: price, auction,
@@ -24,7 +26,7 @@ func BenchmarkDecide(b *testing.B) {
 						b.Fatal(err)
 					}
 					in.Cells = append(in.Cells, CellInput{Name: name, FreedBytes: uint64(i) << 12,
-						Bid: Bid{Price: uint64(1000 + i%97*37), Units: 1 + i%3}})
+						Bid: Bid{Price: units.Credits(1000 + i%97*37), Units: 1 + i%3}})
 				}
 				b.ReportAllocs()
 				for b.Loop() {

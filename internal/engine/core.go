@@ -13,17 +13,35 @@
 package engine
 
 import (
+	"github.com/maxwellhq/maxwell/internal/event"
+	"github.com/maxwellhq/maxwell/internal/ledger"
+	"github.com/maxwellhq/maxwell/internal/life"
+
 	"errors"
 	"fmt"
 	"math"
 	"math/bits"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/maxwellhq/maxwell/internal/control"
 	"github.com/maxwellhq/maxwell/internal/market"
 	"github.com/maxwellhq/maxwell/internal/units"
+)
+
+// Policy says how the core decides who runs.
+type Policy string
+
+// The policies.
+const (
+	// PolicyMaxwell is Maxwell's economy: an auction every tick under a
+	// thermal reserve price, payments, Landauer's tax, insolvency.
+	PolicyMaxwell Policy = "maxwell"
+	// PolicyCFS governs nothing: every living cell runs as Linux's fair
+	// scheduler lets it, nobody bids, pays or dies of insolvency. It is the
+	// baseline that experiments compare the economy with, measured by the
+	// same engine.
+	PolicyCFS Policy = "cfs"
 )
 
 // Insolvency says what happens to a cell that cannot pay.
@@ -43,6 +61,8 @@ const MaxUnits = 64
 // Config configures a Core. Money is in credits: one credit is one µJ of
 // host energy, and every amount is an integer.
 type Config struct {
+	// Policy decides who runs; "" means PolicyMaxwell.
+	Policy Policy `json:"policy,omitempty"`
 	// Tick is the length of one auction period.
 	Tick time.Duration
 	// Slots is the number of CPU slots sold each tick (one CPU each).
@@ -81,6 +101,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: low-balance warning at %d%%, want 0..100", ErrConfig, c.LowBalancePercent)
 	case c.Controller.OutMin < 1:
 		return fmt.Errorf("%w: the price multiplier's floor %v must be at least 1", ErrConfig, c.Controller.OutMin)
+	case c.Policy != "" && c.Policy != PolicyMaxwell && c.Policy != PolicyCFS:
+		return fmt.Errorf("%w: policy %q, want %q or %q", ErrConfig, c.Policy, PolicyMaxwell, PolicyCFS)
 	}
 	return nil
 }
@@ -95,30 +117,19 @@ var (
 	ErrStaleInput = errors.New("tick input out of order")
 )
 
-// State is where a cell is in its life.
-type State string
-
-// The states.
-const (
-	Running     State = "running"
-	Paused      State = "paused"
-	Hibernating State = "hibernating"
-	Dead        State = "dead"
-)
-
 // Wallet is a cell's money: its balance and its income.
 type Wallet struct {
-	Balance   int64 // credits
-	Endowment int64 // credits at admission
+	Balance   units.Credits
+	Endowment units.Credits // at admission
 	// TapRate is income in credits per second, paid while the balance is
 	// below TapCap; 0 means no tap.
-	TapRate int64
-	TapCap  int64
+	TapRate units.Credits
+	TapCap  units.Credits
 }
 
 // Bid is a cell's bid for one tick: Units slots at Price credits each.
 type Bid struct {
-	Price uint64
+	Price units.Credits
 	Units int
 }
 
@@ -134,6 +145,14 @@ type CellInput struct {
 	FreedBytes uint64
 	// ResidentBytes is the cell's memory at the end of the tick.
 	ResidentBytes uint64
+	// CPUTime is the cell's cumulative CPU time at the end of the tick.
+	CPUTime time.Duration
+	// Energy is the host energy attributed to the cell over the tick (see
+	// model.Attribute), and Share its CPU time over the capacity of the
+	// CPUs sold. The core does not price them: they travel with the
+	// decision, so that nobody measures them twice.
+	Energy units.Energy
+	Share  float64
 	// Bid is the cell's bid for this tick's auction; zero Units means none.
 	Bid Bid
 }
@@ -147,6 +166,15 @@ type Input struct {
 	// be read (then the price goes to its ceiling: fail-safe).
 	Temperature units.Celsius
 	TempErr     error
+	// Power is the host's mean power over the tick, and Energy its energy
+	// counter's reading at the end of it (cumulative, from an arbitrary
+	// origin). They are the power the decision was made beside: carried,
+	// not priced.
+	Power  units.Power
+	Energy units.Energy
+	// Utilisation is the busy fraction of the CPUs sold over the tick, in
+	// [0, 1] (carried, not priced).
+	Utilisation float64
 	Cells       []CellInput
 }
 
@@ -173,62 +201,74 @@ type Posting struct {
 	Key    string // idempotency key: "tick:N/cell:NAME/KIND"
 	Tick   uint64
 	Cell   string
-	Kind   string // "payment", "tax", "rent", "tap", "close"
-	Amount int64
+	Kind   ledger.Kind // KindPayment, KindTax, KindRent, KindTap or KindClose
+	Amount units.Credits
 }
 
-// Event is something that happened, for people.
-type Event struct {
-	Kind   string // "apoptosis", "hibernate", "low_balance", "fail_safe", "sensor_recovered", "exited"
-	Cell   string
-	Detail string
-}
-
-// CellReport is one cell's line of the tick's ledger.
+// CellReport is one cell's line of the tick: its wallet, what it bid, won
+// and paid, and what was measured of it.
 type CellReport struct {
 	Name      string
-	State     State
-	Balance   int64
+	State     life.State
+	Balance   units.Credits
 	Won       int
-	Payment   int64
-	Tax       int64
-	Rent      int64
-	Tap       int64
-	BidPrice  uint64
+	Payment   units.Credits
+	Tax       units.Credits
+	Rent      units.Credits
+	Tap       units.Credits
+	BidPrice  units.Credits
 	BidUnits  int
-	TaxTotal  int64
-	PaidTotal int64
+	TaxTotal  units.Credits
+	PaidTotal units.Credits
+	// FreedBytes, MemoryBytes (resident), CPUTime, Energy and Share are
+	// the tick's measurements (see CellInput).
+	FreedBytes  uint64
+	MemoryBytes uint64
+	CPUTime     time.Duration
+	Energy      units.Energy
+	Share       float64
 }
 
 // Decision is what a tick decided. Nothing in it has happened yet: the
 // driver posts Postings to the ledger and, if that succeeds, calls
 // Core.Commit and carries out Actions.
 type Decision struct {
-	Tick       uint64
-	Multiplier float64
+	Tick uint64
+	// Temperature is the reading the price came from; TempErr says why
+	// there was none. Power and Energy are the input's.
+	Temperature units.Celsius
+	TempErr     string       `json:",omitempty"`
+	Power       units.Power  `json:",omitempty"`
+	Energy      units.Energy `json:",omitempty"`
+	// Dt is the tick's length and Utilisation the input's.
+	Dt          time.Duration `json:",omitempty"`
+	Utilisation float64       `json:",omitempty"`
+	Multiplier  float64
 	// Reserve is the reserve price, credits per slot.
-	Reserve uint64
+	Reserve units.Credits
 	// Clearing is the auction's clearing price, credits per slot.
-	Clearing uint64
-	Revenue  uint64
+	Clearing units.Credits
+	Revenue  units.Credits
 	FailSafe bool
 	Actions  []Action
 	Postings []Posting
-	Events   []Event
-	Cells    []CellReport
+	// Events are what people should hear of: Tick, Kind, Cell and Detail
+	// are set; the driver stamps Time.
+	Events []event.Event
+	Cells  []CellReport
 
 	next map[string]cellState // the state Commit installs
 }
 
 type cellState struct {
 	wallet   Wallet
-	state    State
+	state    life.State
 	warned   bool
 	taxRemPJ uint64 // sub-credit remainder of tax, pJ
 	rentRem  uint64 // sub-credit remainder of rent, pJ·µs/s
 	tapRem   int64  // sub-credit remainder of tap, credit·ns
-	taxTotal int64
-	paid     int64
+	taxTotal units.Credits
+	paid     units.Credits
 }
 
 // Core is the engine's decision core. It is not safe for concurrent use.
@@ -268,33 +308,33 @@ func (c *Core) Admit(name string, w Wallet) error {
 	if w.Balance < 0 || w.Endowment < 0 || w.TapRate < 0 || w.TapCap < 0 {
 		return fmt.Errorf("%w: wallet of %s has a negative figure", ErrBadAmount, name)
 	}
-	c.cells[name] = cellState{wallet: w, state: Paused}
+	c.cells[name] = cellState{wallet: w, state: life.Paused}
 	c.order = append(c.order, name)
 	return nil
 }
 
 // Fund credits amount to a cell's wallet (the ledger posts it as a mint).
 // A hibernating cell whose balance becomes non-negative wakes up paused.
-func (c *Core) Fund(name string, amount int64) error {
+func (c *Core) Fund(name string, amount units.Credits) error {
 	cs, ok := c.cells[name]
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrUnknown, name)
 	}
-	if cs.state == Dead {
+	if cs.state == life.Dead {
 		return fmt.Errorf("%w: %s", ErrDead, name)
 	}
 	if amount <= 0 {
 		return ErrBadAmount
 	}
-	b, ok := addInt64(cs.wallet.Balance, amount)
+	b, ok := cs.wallet.Balance.Add(amount)
 	if !ok {
 		return fmt.Errorf("%w: balance would overflow", ErrBadAmount)
 	}
 	cs.wallet.Balance = b
-	if cs.state == Hibernating && b >= 0 {
-		cs.state = Paused
+	if cs.state == life.Hibernating && b >= 0 {
+		cs.state = life.Paused
 	}
-	if cs.wallet.Endowment > 0 && b*100 >= cs.wallet.Endowment*c.cfg.LowBalancePercent {
+	if cs.wallet.Endowment > 0 && int64(b)*100 >= int64(cs.wallet.Endowment)*c.cfg.LowBalancePercent {
 		cs.warned = false
 	}
 	c.cells[name] = cs
@@ -307,13 +347,13 @@ func (c *Core) Kill(name string) error {
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrUnknown, name)
 	}
-	cs.state = Dead
+	cs.state = life.Dead
 	c.cells[name] = cs
 	return nil
 }
 
 // Cell returns a cell's state and wallet.
-func (c *Core) Cell(name string) (State, Wallet, bool) {
+func (c *Core) Cell(name string) (life.State, Wallet, bool) {
 	cs, ok := c.cells[name]
 	return cs.state, cs.wallet, ok
 }
@@ -346,7 +386,11 @@ func (c *Core) Decide(in Input) (Decision, error) {
 	if in.Dt <= 0 {
 		return Decision{}, fmt.Errorf("%w: tick %d has dt %v", ErrStaleInput, in.Tick, in.Dt)
 	}
-	d := Decision{Tick: in.Tick, next: make(map[string]cellState, len(c.cells))}
+	d := Decision{Tick: in.Tick, Temperature: in.Temperature, Power: in.Power, Energy: in.Energy, Dt: in.Dt,
+		Utilisation: in.Utilisation, next: make(map[string]cellState, len(c.cells))}
+	if in.TempErr != nil {
+		d.TempErr = in.TempErr.Error()
+	}
 
 	// 1. Price the heat. A failed or implausible reading puts the price at
 	// its ceiling (fail-safe); the thermostat says why once, and again
@@ -354,11 +398,11 @@ func (c *Core) Decide(in Input) (Decision, error) {
 	td := c.therm.Step(in.Dt, in.Temperature, in.TempErr)
 	d.Multiplier, d.FailSafe = td.Multiplier, td.FailSafe
 	if td.Reason != "" {
-		kind := "sensor_recovered"
+		kind := event.SensorRecovered
 		if td.FailSafe {
-			kind = "fail_safe"
+			kind = event.FailSafe
 		}
-		d.Events = append(d.Events, Event{Kind: kind, Detail: td.Reason})
+		d.note(kind, "", td.Reason)
 	}
 	d.Reserve = control.ReservePrice(c.cfg.SlotEnergy, d.Multiplier)
 
@@ -371,10 +415,10 @@ func (c *Core) Decide(in Input) (Decision, error) {
 	for _, name := range c.order {
 		cs := c.cells[name]
 		ci := inputs[name]
-		if cs.state != Dead && ci.Exited {
-			cs.state = Dead
-			d.Events = append(d.Events, Event{Kind: "exited", Cell: name, Detail: fmt.Sprintf("%s; final balance %d credits", ci.ExitCause, cs.wallet.Balance)})
-			d.Postings = append(d.Postings, Posting{Key: key(in.Tick, name, "close"), Tick: in.Tick, Cell: name, Kind: "close"})
+		if cs.state != life.Dead && ci.Exited {
+			cs.state = life.Dead
+			d.note(event.Exited, name, fmt.Sprintf("%s; final balance %d credits", ci.ExitCause, cs.wallet.Balance))
+			d.post(name, ledger.KindClose, 0)
 		}
 		d.next[name] = cs
 	}
@@ -382,11 +426,16 @@ func (c *Core) Decide(in Input) (Decision, error) {
 	// 3. The auction: every living cell with money bids its units. A bid
 	// is a promise to pay, not capped by the balance: a cell that bids
 	// beyond its means goes into debt and dies at the end of the tick.
+	// Under PolicyCFS there is no auction: every living cell runs.
+	if c.cfg.Policy == PolicyCFS {
+		c.decideCFS(&d, inputs)
+		return d, nil
+	}
 	c.bids, c.owners = c.bids[:0], c.owners[:0]
 	for i, name := range c.order {
 		cs := d.next[name]
 		b := inputs[name].Bid
-		if cs.state == Dead || cs.state == Hibernating || b.Units <= 0 || cs.wallet.Balance <= 0 {
+		if cs.state == life.Dead || cs.state == life.Hibernating || b.Units <= 0 || b.Price < 0 || cs.wallet.Balance <= 0 {
 			continue
 		}
 		units := min(b.Units, MaxUnits, c.cfg.Slots)
@@ -401,31 +450,31 @@ func (c *Core) Decide(in Input) (Decision, error) {
 	}
 	d.Clearing, d.Revenue = res.ClearingPrice, res.Revenue
 	won := make([]int, len(c.order))
-	paid := make([]int64, len(c.order))
+	paid := make([]units.Credits, len(c.order))
 	for _, a := range res.Allocations {
 		i := a.Bidder / MaxUnits
 		won[i]++
-		paid[i] += int64(min(a.Payment, math.MaxInt64/2))
+		paid[i] += min(a.Payment, math.MaxInt64/MaxUnits)
 	}
 
 	// 4. Charges, insolvency, actions.
 	for i, name := range c.order {
 		cs := d.next[name]
 		ci := inputs[name]
-		rep := CellReport{Name: name, BidPrice: ci.Bid.Price, BidUnits: ci.Bid.Units}
-		if cs.state == Dead {
-			if c.cells[name].state != Dead {
+		rep := report(name, ci)
+		if cs.state == life.Dead {
+			if c.cells[name].state != life.Dead {
 				d.Actions = append(d.Actions, Action{Cell: name, Kind: ActKill})
 			}
-			rep.State, rep.Balance = Dead, cs.wallet.Balance
+			rep.State, rep.Balance = life.Dead, cs.wallet.Balance
 			rep.TaxTotal, rep.PaidTotal = cs.taxTotal, cs.paid
 			d.Cells = append(d.Cells, rep)
 			continue
 		}
-		var tap int64
+		var tap units.Credits
 		if cs.wallet.TapRate > 0 && cs.wallet.Balance < cs.wallet.TapCap {
-			ns := cs.tapRem + cs.wallet.TapRate*int64(in.Dt)
-			tap = min(ns/int64(time.Second), cs.wallet.TapCap-cs.wallet.Balance)
+			ns := cs.tapRem + int64(cs.wallet.TapRate)*int64(in.Dt)
+			tap = min(units.Credits(ns/int64(time.Second)), cs.wallet.TapCap-cs.wallet.Balance)
 			cs.tapRem = ns % int64(time.Second)
 		}
 		// Tax: bytes × pJ/B, 10⁶ pJ to the credit. Rent: bytes × µs ×
@@ -437,37 +486,33 @@ func (c *Core) Decide(in Input) (Decision, error) {
 		cs.wallet.Balance = bal
 		cs.taxTotal += tax
 		cs.paid += paid[i]
-		for _, p := range []struct {
-			kind   string
-			amount int64
-		}{{"tap", -tap}, {"payment", paid[i]}, {"tax", tax}, {"rent", rent}} {
-			if p.amount != 0 {
-				d.Postings = append(d.Postings, Posting{Key: key(in.Tick, name, p.kind), Tick: in.Tick, Cell: name, Kind: p.kind, Amount: p.amount})
-			}
-		}
+		d.post(name, ledger.KindTap, -tap)
+		d.post(name, ledger.KindPayment, paid[i])
+		d.post(name, ledger.KindTax, tax)
+		d.post(name, ledger.KindRent, rent)
 		switch {
 		case bal < 0 && c.cfg.Insolvency == Apoptosis:
-			cs.state = Dead
+			cs.state = life.Dead
 			d.Actions = append(d.Actions, Action{Cell: name, Kind: ActKill})
-			d.Postings = append(d.Postings, Posting{Key: key(in.Tick, name, "close"), Tick: in.Tick, Cell: name, Kind: "close"})
-			d.Events = append(d.Events, Event{Kind: "apoptosis", Cell: name, Detail: fmt.Sprintf("balance %d credits after paying %d for %d slot(s), %d Landauer tax on %d freed bytes and %d rent; total paid %d, total tax %d",
-				bal, paid[i], won[i], tax, ci.FreedBytes, rent, cs.paid, cs.taxTotal)})
+			d.post(name, ledger.KindClose, 0)
+			d.note(event.Apoptosis, name, fmt.Sprintf("balance %d credits after paying %d for %d slot(s), %d Landauer tax on %d freed bytes and %d rent; total paid %d, total tax %d",
+				bal, paid[i], won[i], tax, ci.FreedBytes, rent, cs.paid, cs.taxTotal))
 		case bal < 0:
-			if cs.state != Hibernating {
-				d.Events = append(d.Events, Event{Kind: "hibernate", Cell: name, Detail: fmt.Sprintf("balance %d credits: frozen until funded", bal)})
+			if cs.state != life.Hibernating {
+				d.note(event.Hibernate, name, fmt.Sprintf("balance %d credits: frozen until funded", bal))
 			}
-			cs.state = Hibernating
+			cs.state = life.Hibernating
 			d.Actions = append(d.Actions, Action{Cell: name, Kind: ActPause})
 		case won[i] > 0:
-			cs.state = Running
+			cs.state = life.Running
 			d.Actions = append(d.Actions, Action{Cell: name, Kind: ActRun, Cores: won[i]})
 		default:
-			cs.state = Paused
+			cs.state = life.Paused
 			d.Actions = append(d.Actions, Action{Cell: name, Kind: ActPause})
 		}
-		if cs.state != Dead && !cs.warned && cs.wallet.Endowment > 0 && bal >= 0 && bal*100 < cs.wallet.Endowment*c.cfg.LowBalancePercent {
+		if cs.state != life.Dead && !cs.warned && cs.wallet.Endowment > 0 && bal >= 0 && int64(bal)*100 < int64(cs.wallet.Endowment)*c.cfg.LowBalancePercent {
 			cs.warned = true
-			d.Events = append(d.Events, Event{Kind: "low_balance", Cell: name, Detail: fmt.Sprintf("balance %d credits is below %d%% of the %d endowment", bal, c.cfg.LowBalancePercent, cs.wallet.Endowment)})
+			d.note(event.LowBalance, name, fmt.Sprintf("balance %d credits is below %d%% of the %d endowment", bal, c.cfg.LowBalancePercent, cs.wallet.Endowment))
 		}
 		rep.State, rep.Balance, rep.Won, rep.Payment, rep.Tax, rep.Rent, rep.Tap = cs.state, bal, won[i], paid[i], tax, rent, tap
 		rep.TaxTotal, rep.PaidTotal = cs.taxTotal, cs.paid
@@ -495,17 +540,52 @@ func (c *Core) Abandon(d Decision) {
 	c.tick = d.Tick
 }
 
+// decideCFS is the tick under PolicyCFS: every living cell runs, unlimited,
+// and nobody is charged.
+func (c *Core) decideCFS(d *Decision, inputs map[string]CellInput) {
+	for _, name := range c.order {
+		cs := d.next[name]
+		rep := report(name, inputs[name])
+		rep.State, rep.Balance = cs.state, cs.wallet.Balance
+		switch {
+		case cs.state == life.Dead && c.cells[name].state != life.Dead:
+			d.Actions = append(d.Actions, Action{Cell: name, Kind: ActKill})
+		case cs.state != life.Dead:
+			cs.state, rep.State = life.Running, life.Running
+			d.Actions = append(d.Actions, Action{Cell: name, Kind: ActRun})
+		}
+		d.Cells = append(d.Cells, rep)
+		d.next[name] = cs
+	}
+}
+
+// report starts a cell's line of the tick from what was measured of it.
+func report(name string, ci CellInput) CellReport {
+	return CellReport{Name: name, BidPrice: ci.Bid.Price, BidUnits: ci.Bid.Units,
+		FreedBytes: ci.FreedBytes, MemoryBytes: ci.ResidentBytes, CPUTime: ci.CPUTime, Energy: ci.Energy, Share: ci.Share}
+}
+
+// note adds an event for people.
+func (d *Decision) note(k event.Kind, cell, detail string) {
+	d.Events = append(d.Events, event.Event{Tick: d.Tick, Kind: k, Cell: cell, Detail: detail})
+}
+
+// post adds a posting of amount (a close carries none); zero amounts of
+// other kinds are left out.
+func (d *Decision) post(cell string, k ledger.Kind, amount units.Credits) {
+	if amount == 0 && k != ledger.KindClose {
+		return
+	}
+	d.Postings = append(d.Postings, Posting{Key: ledger.Key(d.Tick, cell, string(k)), Tick: d.Tick, Cell: cell, Kind: k, Amount: amount})
+}
+
 // Names returns the admitted cells in admission order.
 func (c *Core) Names() []string { return slices.Clone(c.order) }
-
-func key(tick uint64, cell, kind string) string {
-	return "tick:" + strconv.FormatUint(tick, 10) + "/cell:" + cell + "/" + kind
-}
 
 // fracCharge returns the whole credits of n × rate / div, carrying the
 // remainder in rem so that nothing is lost or charged twice across ticks.
 // Absurd figures saturate at a charge no wallet survives.
-func fracCharge(n, rate, div uint64, rem *uint64) int64 {
+func fracCharge(n, rate, div uint64, rem *uint64) units.Credits {
 	const ceiling = math.MaxInt64 / 4
 	if n == 0 || rate == 0 {
 		return 0
@@ -519,7 +599,7 @@ func fracCharge(n, rate, div uint64, rem *uint64) int64 {
 	}
 	q, r := bits.Div64(hi, lo, div)
 	*rem = r
-	return int64(min(q, ceiling))
+	return units.Credits(min(q, ceiling))
 }
 
 // satMul multiplies, saturating at the largest uint64.
@@ -529,12 +609,4 @@ func satMul(a, b uint64) uint64 {
 		return math.MaxUint64
 	}
 	return lo
-}
-
-func addInt64(a, b int64) (int64, bool) {
-	s := a + b
-	if (b > 0 && s < a) || (b < 0 && s > a) {
-		return 0, false
-	}
-	return s, true
 }

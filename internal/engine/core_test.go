@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/maxwellhq/maxwell/internal/control"
+	"github.com/maxwellhq/maxwell/internal/event"
+	"github.com/maxwellhq/maxwell/internal/life"
 	"github.com/maxwellhq/maxwell/internal/market"
 	"github.com/maxwellhq/maxwell/internal/units"
 )
@@ -54,7 +56,7 @@ func action(d Decision, cell string) Action {
 	return Action{}
 }
 
-func report(d Decision, cell string) CellReport {
+func reportOf(d Decision, cell string) CellReport {
 	for _, r := range d.Cells {
 		if r.Name == cell {
 			return r
@@ -63,7 +65,7 @@ func report(d Decision, cell string) CellReport {
 	return CellReport{}
 }
 
-func hasEvent(d Decision, kind, cell string) bool {
+func hasEvent(d Decision, kind event.Kind, cell string) bool {
 	for _, e := range d.Events {
 		if e.Kind == kind && e.Cell == cell {
 			return true
@@ -95,7 +97,7 @@ func TestGreedyMinerOutbidsAndPaysGSP(t *testing.T) {
 	if a := action(d, "scientist"); a.Kind != ActPause {
 		t.Errorf("scientist action %+v, want pause", a)
 	}
-	m := report(d, "miner")
+	m := reportOf(d, "miner")
 	// Tax: 10⁷ B × 600 pJ = 6·10⁹ pJ = 6000 µJ = 6000 credits.
 	if m.Payment != 8000 || m.Tax != 6000 || m.Balance != 100000-14000 {
 		t.Errorf("miner report %+v: want payment 8000, tax 6000, balance 86000", m)
@@ -105,10 +107,10 @@ func TestGreedyMinerOutbidsAndPaysGSP(t *testing.T) {
 		t.Errorf("Decide changed the wallet to %d", w.Balance)
 	}
 	c.Commit(d)
-	if st, w, _ := c.Cell("miner"); w.Balance != 86000 || st != Running {
+	if st, w, _ := c.Cell("miner"); w.Balance != 86000 || st != life.Running {
 		t.Errorf("after Commit: %s, %d", st, w.Balance)
 	}
-	keys := map[string]int64{}
+	keys := map[string]units.Credits{}
 	for _, p := range d.Postings {
 		keys[p.Key] = p.Amount
 	}
@@ -131,7 +133,7 @@ func TestApoptosisOfTheBroke(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if hasEvent(d, "apoptosis", "miner") {
+		if hasEvent(d, event.Apoptosis, "miner") {
 			died = tick
 			if a := action(d, "miner"); a.Kind != ActKill {
 				t.Errorf("apoptosis without a kill action: %+v", a)
@@ -150,7 +152,7 @@ func TestApoptosisOfTheBroke(t *testing.T) {
 	if died != 2 {
 		t.Fatalf("miner died at tick %d, want 2", died)
 	}
-	if st, w, _ := c.Cell("miner"); st != Dead || w.Balance != -4000 {
+	if st, w, _ := c.Cell("miner"); st != life.Dead || w.Balance != -4000 {
 		t.Errorf("miner %s with %d", st, w.Balance)
 	}
 	// With the miner gone the scientist wins both slots at the reserve.
@@ -158,7 +160,7 @@ func TestApoptosisOfTheBroke(t *testing.T) {
 	if a := action(d, "scientist"); a.Kind != ActRun || a.Cores != 2 {
 		t.Errorf("scientist after apoptosis: %+v", a)
 	}
-	if r := report(d, "scientist"); r.Payment != 2*slotE+slotE {
+	if r := reportOf(d, "scientist"); r.Payment != 2*slotE+slotE {
 		t.Errorf("scientist pays %d, want 3000 (own second unit's 2000 + reserve 1000)", r.Payment)
 	}
 	if a := action(d, "miner"); a.Kind != "" {
@@ -172,19 +174,19 @@ func TestHibernateAndFund(t *testing.T) {
 	// Alone, the miner pays the reserve, 1000, with 500 in its wallet.
 	c := newCore(t, cfg, map[string]Wallet{"miner": {Balance: 500, Endowment: 5000}})
 	d, _ := c.Decide(input(1, 40, CellInput{Name: "miner", Bid: Bid{Price: 6 * slotE, Units: 1}}))
-	if !hasEvent(d, "hibernate", "miner") || action(d, "miner").Kind != ActPause {
+	if !hasEvent(d, event.Hibernate, "miner") || action(d, "miner").Kind != ActPause {
 		t.Fatalf("broke miner not hibernated: %+v", d)
 	}
 	c.Commit(d)
 	d, _ = c.Decide(input(2, 40, CellInput{Name: "miner", Bid: Bid{Price: 6 * slotE, Units: 1}}))
-	if action(d, "miner").Kind != ActPause || report(d, "miner").Payment != 0 {
-		t.Errorf("hibernating cell took part in the auction: %+v", report(d, "miner"))
+	if action(d, "miner").Kind != ActPause || reportOf(d, "miner").Payment != 0 {
+		t.Errorf("hibernating cell took part in the auction: %+v", reportOf(d, "miner"))
 	}
 	c.Commit(d)
 	if err := c.Fund("miner", 20000); err != nil {
 		t.Fatal(err)
 	}
-	if st, w, _ := c.Cell("miner"); st != Paused || w.Balance != 19500 {
+	if st, w, _ := c.Cell("miner"); st != life.Paused || w.Balance != 19500 {
 		t.Errorf("after funding: %s %d", st, w.Balance)
 	}
 	if err := c.Fund("nobody", 1); !errors.Is(err, ErrUnknown) {
@@ -203,7 +205,7 @@ func TestFailSafeAndRecovery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !d.FailSafe || d.Multiplier != 10 || d.Reserve != 10*slotE || !hasEvent(d, "fail_safe", "") {
+	if !d.FailSafe || d.Multiplier != 10 || d.Reserve != 10*slotE || !hasEvent(d, event.FailSafe, "") {
 		t.Fatalf("sensor failure: %+v", d)
 	}
 	if !strings.Contains(d.Events[0].Detail, "no such device") {
@@ -212,12 +214,12 @@ func TestFailSafeAndRecovery(t *testing.T) {
 	c.Commit(d)
 	in.Tick = 2
 	d, _ = c.Decide(in)
-	if hasEvent(d, "fail_safe", "") {
+	if hasEvent(d, event.FailSafe, "") {
 		t.Error("fail-safe event repeated every tick")
 	}
 	c.Commit(d)
 	d, _ = c.Decide(input(3, 40))
-	if !hasEvent(d, "sensor_recovered", "") || d.FailSafe {
+	if !hasEvent(d, event.SensorRecovered, "") || d.FailSafe {
 		t.Errorf("no recovery: %+v", d.Events)
 	}
 	// NaN is a failure too.
@@ -250,10 +252,10 @@ func TestHeatRaisesThePrice(t *testing.T) {
 
 func TestTaxCarriesRemainders(t *testing.T) {
 	c := newCore(t, testConfig(), map[string]Wallet{"miner": {Balance: 1e9, Endowment: 1e9}})
-	var total int64
+	var total units.Credits
 	for tick := uint64(1); tick <= 1000; tick++ {
 		d, _ := c.Decide(input(tick, 40, CellInput{Name: "miner", FreedBytes: 999}))
-		total += report(d, "miner").Tax
+		total += reportOf(d, "miner").Tax
 		c.Commit(d)
 	}
 	// 1000 × 999 B × 600 pJ = 599.4 µJ: exactly 599 whole credits.
@@ -267,7 +269,7 @@ func TestRentTapAndLowBalance(t *testing.T) {
 	cfg.RentPicojoulesPerByteSecond = 1000
 	c := newCore(t, cfg, map[string]Wallet{"scientist": {Balance: 10000, Endowment: 50000, TapRate: 1000, TapCap: 10100}})
 	d, _ := c.Decide(input(1, 40, CellInput{Name: "scientist", ResidentBytes: 1 << 30}))
-	r := report(d, "scientist")
+	r := reportOf(d, "scientist")
 	// Rent: 2^30 B × 0.1 s × 1000 pJ/(B·s) = 107374182400 pJ → 107374 credits.
 	if r.Rent != 107374 {
 		t.Errorf("rent = %d, want 107374", r.Rent)
@@ -276,17 +278,17 @@ func TestRentTapAndLowBalance(t *testing.T) {
 	if r.Tap != 100 {
 		t.Errorf("tap = %d, want 100", r.Tap)
 	}
-	if !hasEvent(d, "apoptosis", "scientist") {
+	if !hasEvent(d, event.Apoptosis, "scientist") {
 		t.Errorf("rent beyond the balance did not kill: %+v", d.Events)
 	}
 	c2 := newCore(t, testConfig(), map[string]Wallet{"scientist": {Balance: 10500, Endowment: 50000}})
 	d, _ = c2.Decide(input(1, 40, CellInput{Name: "scientist", Bid: Bid{Price: 2 * slotE, Units: 1}}))
-	if !hasEvent(d, "low_balance", "scientist") {
+	if !hasEvent(d, event.LowBalance, "scientist") {
 		t.Errorf("balance 9500 of 50000 gave no warning: %+v", d.Events)
 	}
 	c2.Commit(d)
 	d, _ = c2.Decide(input(2, 40, CellInput{Name: "scientist", Bid: Bid{Price: 2 * slotE, Units: 1}}))
-	if hasEvent(d, "low_balance", "scientist") {
+	if hasEvent(d, event.LowBalance, "scientist") {
 		t.Error("low-balance warning repeated")
 	}
 }
@@ -295,7 +297,7 @@ func TestAbandonKeepsWallets(t *testing.T) {
 	c := newCore(t, testConfig(), map[string]Wallet{"miner": {Balance: 100000, Endowment: 100000}})
 	d, _ := c.Decide(input(1, 40, CellInput{Name: "miner", Bid: Bid{Price: 6 * slotE, Units: 1}}))
 	c.Abandon(d)
-	if st, w, _ := c.Cell("miner"); w.Balance != 100000 || st != Paused {
+	if st, w, _ := c.Cell("miner"); w.Balance != 100000 || st != life.Paused {
 		t.Errorf("after Abandon: %s %d", st, w.Balance)
 	}
 	if _, err := c.Decide(input(1, 40)); !errors.Is(err, ErrStaleInput) {

@@ -1,19 +1,20 @@
 package engine
 
 import (
-	"github.com/maxwellhq/maxwell/internal/clock"
-
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/maxwellhq/maxwell/internal/cell"
-	"github.com/maxwellhq/maxwell/internal/record"
+	"github.com/maxwellhq/maxwell/internal/clock"
+	"github.com/maxwellhq/maxwell/internal/event"
+	"github.com/maxwellhq/maxwell/internal/life"
+	"github.com/maxwellhq/maxwell/internal/model"
 	"github.com/maxwellhq/maxwell/internal/sensors"
+	"github.com/maxwellhq/maxwell/internal/units"
 )
 
 // Ledger records the economy's money. The driver posts each tick's
@@ -24,12 +25,12 @@ type Ledger interface {
 
 // Quote is what a cell is told before an auction.
 type Quote struct {
-	Reserve    uint64  // credits per slot
-	Multiplier float64 // thermal multiplier
-	SlotEnergy uint64  // credits per slot at multiplier 1
-	Balance    int64
-	Won        int   // slots won in the previous auction
-	Paid       int64 // credits paid in it
+	Reserve    units.Credits // per slot
+	Multiplier float64       // thermal multiplier
+	SlotEnergy units.Credits // per slot at multiplier 1
+	Balance    units.Credits
+	Won        int           // slots won in the previous auction
+	Paid       units.Credits // paid in it
 }
 
 // Auctioneer carries the auction to the agents: it announces each auction
@@ -46,25 +47,46 @@ type FreedMeter interface {
 	Freed(cells map[string]cell.Cell) (map[string]uint64, error)
 }
 
+// Utilisation gives the busy fraction of the CPUs sold since its previous
+// call. *model.CPUSampler is one.
+type Utilisation interface {
+	Sample() (float64, error)
+}
+
 // DefaultGrace is the Driver's default Grace.
 const DefaultGrace = 5 * time.Second
 
-// Driver runs a Core against real cells: the I/O half of the engine. It
-// implements experiment.Governor.
+// Driver runs a Core against real cells: the I/O half of the engine. Every
+// tick it reads the thermometer and the host's energy counter once, measures
+// every cell, attributes the tick's energy to the cells, has the core
+// decide, posts the decision to the ledger and carries it out. The decision
+// carries what it was made from (temperature, power, each cell's CPU time
+// and energy), so whoever watches the economy — an API, a dashboard, a
+// recorder — reads it from the decision and never reads a sensor again: on
+// a host without sensors, a second reading would advance the thermal twin.
+//
+// Set the fields, then call Run. Admit, Fund, Retire and Hold may be called
+// from other goroutines while Run runs.
 type Driver struct {
-	Core *Core
-	Temp sensors.Thermometer
+	Core   *Core
+	Temp   sensors.Thermometer
+	Energy sensors.EnergyCounter
+	// Util is the utilisation of the CPUs sold, for attributing energy
+	// (busy time that is no cell's keeps its share); nil counts the cells'
+	// CPU time alone as busy.
+	Util Utilisation
 	// Meter measures freed memory for Landauer's tax; nil taxes nothing.
 	Meter  FreedMeter
 	Ledger Ledger
-	// Auction collects bids from agents; nil means only Standing bids.
+	// Auction collects bids from agents; nil means only standing bids.
 	Auction Auctioneer
-	// Standing are bids by policy for cells that do not bid themselves
-	// (a budgeted agent: an operator's spend cap, set at spawn).
-	Standing map[string]Bid
-	Clock    clock.Clock
-	Log      *slog.Logger
-	// OnDecision, if set, sees every decision (dashboards, metrics).
+	Clock   clock.Clock
+	Log     *slog.Logger
+	// Note, if set, hears every event, stamped with the clock's time.
+	Note func(event.Event)
+	// OnDecision, if set, sees every decision after it is carried out
+	// (state for the API, metrics, dashboards and records). It is called
+	// from Run's goroutine and should not block.
 	OnDecision func(Decision)
 	// Journal, if set, receives every change to the core, in order, for
 	// exact replay (see Replay). It is called with the core locked.
@@ -76,44 +98,47 @@ type Driver struct {
 
 	mu   sync.Mutex // guards last
 	last Decision
-	// coreMu serialises the Core between the tick loop and Admit, Fund
-	// and Retire, which a daemon calls from its control API.
+
+	// coreMu serialises the Core and everything below between Run and
+	// Admit, Fund, Retire, Hold and Cell.
 	coreMu    sync.Mutex
-	cells     map[string]cell.Cell
-	standing  map[string]Bid
-	freed     map[string]uint64
-	frozen    map[string]bool
-	since     map[string]time.Time // when the driver first saw each cell
-	held      map[string]bool      // paused by an operator: no bids, frozen
-	hasBid    map[string]bool
-	limited   map[string]int
+	started   bool // Run has journalled the core: later changes are journalled as they come
+	cells     map[string]*driven
+	energy    units.Energy // the counter's last reading
+	haveE     bool
 	down      bool // the ledger is unavailable
 	meterDown bool
 }
 
-// Govern runs the economy on cells every Core tick until ctx ends, and
-// then resumes every cell it froze and lifts every CPU limit: whatever
-// happens, no cell stays frozen behind the driver.
-func (d *Driver) Govern(ctx context.Context, cells map[string]cell.Cell, note func(kind, cell, detail string)) error {
-	if d.Core == nil || d.Temp == nil || d.Ledger == nil || d.Clock == nil {
+// driven is what the driver keeps about one cell.
+type driven struct {
+	c        cell.Cell
+	standing Bid  // the bid that stands until replaced
+	hasBid   bool // it has bid at least once
+	held     bool // paused by an operator: no bids, frozen
+	frozen   bool
+	limited  int // the CPU limit set, in cores; 0 none
+	since    time.Time
+	freed    uint64        // the meter's last cumulative count
+	cpu      time.Duration // CPU time at the last tick
+	exited   string        // why it ended, once seen
+}
+
+// Run runs the economy every Core tick until ctx ends, and then resumes
+// every cell it froze and lifts every CPU limit: whatever happens, no cell
+// stays frozen behind the driver. It returns ctx's error.
+func (d *Driver) Run(ctx context.Context) error {
+	if d.Core == nil || d.Temp == nil || d.Energy == nil || d.Ledger == nil || d.Clock == nil {
 		return errors.New("engine: driver is missing a dependency")
 	}
 	if d.Log == nil {
-		d.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.Grace == 0 {
+		d.Grace = DefaultGrace
 	}
 	d.coreMu.Lock()
-	if d.standing == nil {
-		d.standing = map[string]Bid{}
-	}
-	for k, v := range d.Standing {
-		d.standing[k] = v
-	}
-	if d.cells == nil {
-		d.cells = make(map[string]cell.Cell, len(cells))
-	}
-	for name, c := range cells {
-		d.cells[name] = c
-	}
+	d.started = true
 	if d.Journal != nil {
 		cfg := d.Core.Config()
 		d.Journal(JournalEntry{Config: &cfg})
@@ -125,31 +150,26 @@ func (d *Driver) Govern(ctx context.Context, cells map[string]cell.Cell, note fu
 			d.Journal(JournalEntry{Admit: &JournalAdmit{Name: name, Wallet: w}})
 		}
 	}
-	d.freed, d.frozen, d.limited = map[string]uint64{}, map[string]bool{}, map[string]int{}
-	d.since, d.hasBid = map[string]time.Time{}, map[string]bool{}
-	if d.Grace == 0 {
-		d.Grace = DefaultGrace
+	if e, err := d.Energy.ReadEnergy(); err == nil {
+		d.energy, d.haveE = e, true
 	}
-	if d.Meter != nil {
-		if f, err := d.Meter.Freed(d.cells); err == nil {
-			d.freed = f
-		} else {
-			note("meter_error", "", err.Error())
-		}
+	if d.Util != nil {
+		d.Util.Sample() // the first interval starts now
+	}
+	var quotes map[string]Quote
+	if d.Auction != nil {
+		quotes = d.quotes(Decision{})
 	}
 	d.coreMu.Unlock()
 	defer func() {
 		d.coreMu.Lock()
 		defer d.coreMu.Unlock()
-		d.release(d.cells)
+		d.release()
 	}()
 
 	tick := d.Core.Tick() + 1
 	if d.Auction != nil {
-		d.coreMu.Lock()
-		q := d.quotes(Decision{})
-		d.coreMu.Unlock()
-		d.Auction.Open(tick, q)
+		d.Auction.Open(tick, quotes)
 	}
 	last := d.Clock.Now()
 	t := d.Clock.NewTicker(d.Core.cfg.Tick)
@@ -162,16 +182,18 @@ func (d *Driver) Govern(ctx context.Context, cells map[string]cell.Cell, note fu
 		}
 		now := d.Clock.Now()
 		d.coreMu.Lock()
-		dec, err := d.step(ctx, tick, now.Sub(last), d.cells, note)
-		var quotes map[string]Quote
+		dec, err := d.step(ctx, tick, now.Sub(last))
 		if err == nil && d.Auction != nil {
 			quotes = d.quotes(dec)
 		}
 		d.coreMu.Unlock()
 		last = now
 		if err != nil {
-			note("engine_error", "", err.Error())
+			d.note(event.Event{Kind: event.EngineError, Detail: err.Error()})
 			continue
+		}
+		if d.OnDecision != nil {
+			d.OnDecision(dec)
 		}
 		tick++
 		if d.Auction != nil {
@@ -180,58 +202,102 @@ func (d *Driver) Govern(ctx context.Context, cells map[string]cell.Cell, note fu
 	}
 }
 
-// step runs one tick: measure, decide, post, act.
-func (d *Driver) step(ctx context.Context, tick uint64, dt time.Duration, cells map[string]cell.Cell, note func(kind, cell, detail string)) (Decision, error) {
-	in := Input{Tick: tick, Dt: dt}
+// note stamps e with the time and the last tick and hands it on.
+func (d *Driver) note(e event.Event) {
+	if d.Note == nil {
+		return
+	}
+	e.Time = d.Clock.Now()
+	if e.Tick == 0 {
+		e.Tick = d.Core.Tick()
+	}
+	d.Note(e)
+}
+
+// measure reads the host and every cell for one tick of length dt.
+func (d *Driver) measure(ctx context.Context, in *Input) {
 	in.Temperature, in.TempErr = d.Temp.ReadTemperature()
+	var spent units.Energy
+	if e, err := d.Energy.ReadEnergy(); err == nil {
+		if d.haveE && e >= d.energy {
+			spent = e - d.energy
+		}
+		d.energy, d.haveE = e, true
+		in.Energy = e
+		in.Power = units.AveragePower(spent, in.Dt)
+	}
 	if d.Auction != nil {
-		for name, b := range d.Auction.Close(tick) {
-			d.standing[name] = b // a bid stands until replaced
+		for name, b := range d.Auction.Close(in.Tick) {
+			if dc, ok := d.cells[name]; ok {
+				dc.standing, dc.hasBid = b, dc.hasBid || b.Units > 0 // a bid stands until replaced
+			}
 		}
 	}
 	var freed map[string]uint64
 	if d.Meter != nil {
+		live := make(map[string]cell.Cell, len(d.cells))
+		for name, dc := range d.cells {
+			if dc.exited == "" {
+				live[name] = dc.c
+			}
+		}
 		var err error
-		if freed, err = d.Meter.Freed(cells); err != nil && !d.meterDown {
-			note("meter_error", "", err.Error()+"; no Landauer tax until it recovers")
+		if freed, err = d.Meter.Freed(live); err != nil && !d.meterDown {
+			d.note(event.Event{Kind: event.MeterError, Detail: err.Error() + "; no Landauer tax until it recovers"})
 		}
 		d.meterDown = err != nil
 	}
-	for _, name := range d.Core.Names() {
-		c, ok := cells[name]
+	iv := model.Interval{Elapsed: in.Dt, Energy: spent, NumCPU: d.Core.cfg.Slots}
+	if d.Util != nil {
+		iv.Utilisation, _ = d.Util.Sample()
+		in.Utilisation = iv.Utilisation
+	}
+	names := d.Core.Names()
+	for _, name := range names {
+		dc, ok := d.cells[name]
 		if !ok {
 			continue
 		}
-		ci := CellInput{Name: name, Bid: d.standing[name]}
-		if d.held[name] {
+		ci := CellInput{Name: name, Bid: dc.standing}
+		if dc.held {
 			ci.Bid = Bid{} // an operator's pause: it neither bids nor pays
 		}
-		if _, ok := d.since[name]; !ok {
-			d.since[name] = d.Clock.Now()
-		}
-		if ci.Bid.Units > 0 {
-			d.hasBid[name] = true
-		}
-		select {
-		case <-c.Done():
-			ci.Exited = true
-			ci.ExitCause = "process exited"
-			if err := c.Wait(ctx); err != nil {
-				ci.ExitCause = "process exited: " + err.Error()
+		if dc.exited == "" {
+			select {
+			case <-dc.c.Done():
+				dc.exited = "process exited"
+				if err := dc.c.Wait(ctx); err != nil {
+					dc.exited = "process exited: " + err.Error()
+				}
+			default:
 			}
-		default:
 		}
-		if st, err := c.Stats(); err == nil {
+		ci.Exited, ci.ExitCause = dc.exited != "", dc.exited
+		prev := dc.cpu
+		if st, err := dc.c.Stats(); err == nil {
 			ci.ResidentBytes = st.MemoryBytes
+			dc.cpu = max(st.CPUTime, dc.cpu)
 		}
+		ci.CPUTime = dc.cpu
+		iv.CellCPU = append(iv.CellCPU, dc.cpu-prev)
 		if f, ok := freed[name]; ok {
-			if f >= d.freed[name] {
-				ci.FreedBytes = f - d.freed[name]
+			if f >= dc.freed {
+				ci.FreedBytes = f - dc.freed
 			}
-			d.freed[name] = f
+			dc.freed = f
 		}
 		in.Cells = append(in.Cells, ci)
 	}
+	split := model.Attribute(iv)
+	for i := range in.Cells {
+		in.Cells[i].Energy, in.Cells[i].Share = split.Energy[i], split.Share[i]
+	}
+}
+
+// step runs one tick: measure, decide, post, act.
+func (d *Driver) step(ctx context.Context, tick uint64, dt time.Duration) (Decision, error) {
+	in := Input{Tick: tick, Dt: dt}
+	d.measure(ctx, &in)
 	dec, err := d.Core.Decide(in)
 	if err != nil {
 		return dec, err
@@ -240,108 +306,139 @@ func (d *Driver) step(ctx context.Context, tick uint64, dt time.Duration, cells 
 	if d.Journal != nil {
 		d.Journal(JournalEntry{Tick: &JournalTick{Input: in.Record(), Decision: dec, Committed: perr == nil}})
 	}
-	if err := perr; err != nil {
+	if perr != nil {
 		d.Core.Abandon(dec)
 		if !d.down {
-			note("ledger_unavailable", "", err.Error()+"; charging stopped and nobody is frozen until the ledger recovers")
+			d.note(event.Event{Tick: tick, Kind: event.LedgerUnavailable, Detail: perr.Error() + "; charging stopped and nobody is frozen until the ledger recovers"})
 		}
 		d.down = true
-		d.resumeAll(ctx, cells)
+		d.resumeAll(ctx)
+		// The wallets did not change: the cells keep their last lines,
+		// with this tick's measurements.
 		d.mu.Lock()
-		dec.Cells = d.last.Cells // the wallets did not change
+		prev := d.last.Cells
 		d.mu.Unlock()
+		dec = abandoned(dec, prev)
 	} else {
 		if d.down {
-			note("ledger_recovered", "", "charging resumed")
+			d.note(event.Event{Tick: tick, Kind: event.LedgerRecovered, Detail: "charging resumed"})
 		}
 		d.down = false
 		d.Core.Commit(dec)
-		d.apply(ctx, dec, cells, note)
+		d.apply(ctx, dec)
 	}
 	for _, e := range dec.Events {
-		note(e.Kind, e.Cell, e.Detail)
+		d.note(e)
 	}
 	d.mu.Lock()
 	d.last = dec
 	d.mu.Unlock()
-	if d.OnDecision != nil {
-		d.OnDecision(dec)
-	}
 	return dec, nil
 }
 
+// abandoned is a decision the ledger refused, as it stands: no actions, no
+// postings, and every cell's wallet as it was (prev), with this tick's
+// measurements.
+func abandoned(dec Decision, prev []CellReport) Decision {
+	was := make(map[string]CellReport, len(prev))
+	for _, r := range prev {
+		was[r.Name] = r
+	}
+	for i, r := range dec.Cells {
+		p, ok := was[r.Name]
+		if !ok {
+			p = CellReport{Name: r.Name, State: life.Paused}
+		}
+		p.FreedBytes, p.MemoryBytes, p.CPUTime, p.Energy, p.Share = r.FreedBytes, r.MemoryBytes, r.CPUTime, r.Energy, r.Share
+		p.BidPrice, p.BidUnits = r.BidPrice, r.BidUnits
+		p.Won, p.Payment, p.Tax, p.Rent, p.Tap = 0, 0, 0, 0, 0
+		if p.State != life.Dead {
+			p.State = life.Running // nobody is frozen while charging is down
+		}
+		dec.Cells[i] = p
+	}
+	dec.Actions, dec.Postings = nil, nil
+	return dec
+}
+
 // apply carries out a committed decision's actions.
-func (d *Driver) apply(ctx context.Context, dec Decision, cells map[string]cell.Cell, note func(kind, cell, detail string)) {
+func (d *Driver) apply(ctx context.Context, dec Decision) {
 	for _, a := range dec.Actions {
-		c, ok := cells[a.Cell]
+		dc, ok := d.cells[a.Cell]
 		if !ok {
 			continue
 		}
 		switch a.Kind {
 		case ActRun:
-			if d.held[a.Cell] {
+			if dc.held {
 				continue
 			}
-			if l, ok := c.(cell.CPULimiter); ok && d.limited[a.Cell] != a.Cores {
+			if l, ok := dc.c.(cell.CPULimiter); ok && dc.limited != a.Cores {
 				if err := l.LimitCPU(float64(a.Cores)); err != nil {
 					d.Log.Warn("limit cpu", "cell", a.Cell, "err", err)
 				}
-				d.limited[a.Cell] = a.Cores
+				dc.limited = a.Cores
 			}
-			if d.frozen[a.Cell] {
-				if err := c.Resume(ctx); err != nil {
-					note("resume_failed", a.Cell, err.Error())
+			if dc.frozen {
+				if err := dc.c.Resume(ctx); err != nil {
+					d.note(event.Event{Kind: event.ResumeFailed, Cell: a.Cell, Detail: err.Error()})
 					continue
 				}
-				d.frozen[a.Cell] = false
+				dc.frozen = false
 			}
 		case ActPause:
-			if !d.hasBid[a.Cell] && d.Clock.Now().Sub(d.since[a.Cell]) < d.Grace {
+			if !dc.hasBid && d.Clock.Now().Sub(dc.since) < d.Grace {
 				continue // still starting: let it connect and bid
 			}
-			if !d.frozen[a.Cell] {
-				if err := c.Pause(ctx); err != nil {
+			if !dc.frozen {
+				if err := dc.c.Pause(ctx); err != nil {
 					if !errors.Is(err, cell.ErrExited) {
-						note("pause_failed", a.Cell, err.Error())
+						d.note(event.Event{Kind: event.PauseFailed, Cell: a.Cell, Detail: err.Error()})
 					}
 					continue
 				}
-				d.frozen[a.Cell] = true
+				dc.frozen = true
 			}
 		case ActKill:
 			kctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err := c.Kill(kctx)
+			err := dc.c.Kill(kctx)
 			cancel()
 			if err != nil && !errors.Is(err, cell.ErrExited) {
-				note("kill_failed", a.Cell, err.Error())
+				d.note(event.Event{Kind: event.KillFailed, Cell: a.Cell, Detail: err.Error()})
 			}
-			d.frozen[a.Cell] = false
+			dc.frozen = false
 		}
 	}
 }
 
 // resumeAll thaws every cell the driver froze.
-func (d *Driver) resumeAll(ctx context.Context, cells map[string]cell.Cell) {
-	for name, frozen := range d.frozen {
-		if frozen {
-			if err := cells[name].Resume(ctx); err != nil && !errors.Is(err, cell.ErrExited) {
+func (d *Driver) resumeAll(ctx context.Context) {
+	for name, dc := range d.cells {
+		if dc.frozen && !dc.held {
+			if err := dc.c.Resume(ctx); err != nil && !errors.Is(err, cell.ErrExited) {
 				d.Log.Warn("resume", "cell", name, "err", err)
 			}
-			d.frozen[name] = false
+			dc.frozen = false
 		}
 	}
 }
 
 // release leaves the cells as the driver found them: thawed and unlimited.
-func (d *Driver) release(cells map[string]cell.Cell) {
+func (d *Driver) release() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	d.resumeAll(ctx, cells)
-	for name := range d.limited {
-		if l, ok := cells[name].(cell.CPULimiter); ok {
+	for name, dc := range d.cells {
+		if dc.frozen {
+			if err := dc.c.Resume(ctx); err != nil && !errors.Is(err, cell.ErrExited) {
+				d.Log.Warn("resume", "cell", name, "err", err)
+			}
+			dc.frozen = false
+		}
+		if l, ok := dc.c.(cell.CPULimiter); ok && dc.limited != 0 {
 			if err := l.LimitCPU(0); err != nil {
 				d.Log.Debug("unlimit cpu", "cell", name, "err", err)
 			}
+			dc.limited = 0
 		}
 	}
 }
@@ -351,20 +448,23 @@ func (d *Driver) release(cells map[string]cell.Cell) {
 // hub's write deadline cut it off, so it gets none; its standing bid speaks
 // for it, and it hears again from the tick after it wins.
 func (d *Driver) quotes(dec Decision) map[string]Quote {
+	reports := make(map[string]CellReport, len(dec.Cells))
+	for _, r := range dec.Cells {
+		reports[r.Name] = r
+	}
+	slot := units.Credits(d.Core.cfg.SlotEnergy)
 	q := map[string]Quote{}
 	for _, name := range d.Core.Names() {
 		st, w, _ := d.Core.Cell(name)
-		if st == Dead || d.frozen[name] {
+		if dc := d.cells[name]; st == life.Dead || dc == nil || dc.frozen {
 			continue
 		}
-		quote := Quote{Reserve: dec.Reserve, Multiplier: dec.Multiplier, SlotEnergy: uint64(d.Core.cfg.SlotEnergy), Balance: w.Balance}
+		quote := Quote{Reserve: dec.Reserve, Multiplier: dec.Multiplier, SlotEnergy: slot, Balance: w.Balance}
 		if quote.Reserve == 0 {
-			quote.Reserve, quote.Multiplier = uint64(d.Core.cfg.SlotEnergy), 1
+			quote.Reserve, quote.Multiplier = slot, 1
 		}
-		for _, r := range dec.Cells {
-			if r.Name == name {
-				quote.Won, quote.Paid = r.Won, r.Payment
-			}
+		if r, ok := reports[name]; ok {
+			quote.Won, quote.Paid = r.Won, r.Payment
 		}
 		q[name] = quote
 	}
@@ -373,26 +473,24 @@ func (d *Driver) quotes(dec Decision) map[string]Quote {
 
 // Admit puts a running cell under the economy with wallet w. standing, if
 // not nil, is the bid it makes by policy each tick (for programs that do not
-// speak the agent protocol). It may be called while Govern runs.
+// speak the agent protocol).
 func (d *Driver) Admit(name string, c cell.Cell, w Wallet, standing *Bid) error {
 	d.coreMu.Lock()
 	defer d.coreMu.Unlock()
 	if err := d.Core.Admit(name, w); err != nil {
 		return err
 	}
-	if d.Journal != nil {
+	if d.Journal != nil && d.started {
 		d.Journal(JournalEntry{Admit: &JournalAdmit{Name: name, Wallet: w}})
 	}
 	if d.cells == nil {
-		d.cells = map[string]cell.Cell{}
+		d.cells = map[string]*driven{}
 	}
-	d.cells[name] = c
+	dc := &driven{c: c, since: d.Clock.Now()}
 	if standing != nil {
-		if d.standing == nil {
-			d.standing = map[string]Bid{}
-		}
-		d.standing[name] = *standing
+		dc.standing, dc.hasBid = *standing, true
 	}
+	d.cells[name] = dc
 	return nil
 }
 
@@ -401,38 +499,32 @@ func (d *Driver) Admit(name string, c cell.Cell, w Wallet, standing *Bid) error 
 func (d *Driver) Hold(ctx context.Context, name string, hold bool) error {
 	d.coreMu.Lock()
 	defer d.coreMu.Unlock()
-	c, ok := d.cells[name]
+	dc, ok := d.cells[name]
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrUnknown, name)
 	}
-	if st, _, _ := d.Core.Cell(name); st == Dead {
+	if st, _, _ := d.Core.Cell(name); st == life.Dead {
 		return fmt.Errorf("%w: %s", ErrDead, name)
 	}
-	if d.held == nil {
-		d.held = map[string]bool{}
-	}
-	if d.frozen == nil {
-		d.frozen = map[string]bool{}
-	}
-	d.held[name] = hold
-	if hold && !d.frozen[name] {
-		if err := c.Pause(ctx); err != nil {
+	dc.held = hold
+	if hold && !dc.frozen {
+		if err := dc.c.Pause(ctx); err != nil {
 			return err
 		}
-		d.frozen[name] = true
+		dc.frozen = true
 	}
 	return nil
 }
 
 // Fund credits a cell's wallet (see Core.Fund). The caller posts the
 // credit to the ledger first.
-func (d *Driver) Fund(name string, amount int64) error {
+func (d *Driver) Fund(name string, amount units.Credits) error {
 	d.coreMu.Lock()
 	defer d.coreMu.Unlock()
 	if err := d.Core.Fund(name, amount); err != nil {
 		return err
 	}
-	if d.Journal != nil {
+	if d.Journal != nil && d.started {
 		d.Journal(JournalEntry{Fund: &JournalFund{Name: name, Amount: amount}})
 	}
 	return nil
@@ -441,21 +533,28 @@ func (d *Driver) Fund(name string, amount int64) error {
 // Retire marks a cell dead at an operator's request and kills it.
 func (d *Driver) Retire(ctx context.Context, name string) error {
 	d.coreMu.Lock()
-	c, ok := d.cells[name]
+	dc := d.cells[name]
 	err := d.Core.Kill(name)
-	if err == nil && d.Journal != nil {
+	if err == nil && d.Journal != nil && d.started {
 		d.Journal(JournalEntry{Kill: name})
 	}
 	d.coreMu.Unlock()
 	if err != nil {
 		return err
 	}
-	if ok {
-		if err := c.Kill(ctx); err != nil && !errors.Is(err, cell.ErrExited) {
+	if dc != nil {
+		if err := dc.c.Kill(ctx); err != nil && !errors.Is(err, cell.ErrExited) {
 			return err
 		}
 	}
 	return nil
+}
+
+// Cell returns a cell's state and wallet as the core has them now.
+func (d *Driver) Cell(name string) (life.State, Wallet, bool) {
+	d.coreMu.Lock()
+	defer d.coreMu.Unlock()
+	return d.Core.Cell(name)
 }
 
 // Last returns the last decision.
@@ -463,20 +562,4 @@ func (d *Driver) Last() Decision {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.last
-}
-
-// Snapshot implements experiment.Governor.
-func (d *Driver) Snapshot() (*record.MarketSample, []record.WalletSample) {
-	d.mu.Lock()
-	dec := d.last
-	d.mu.Unlock()
-	if dec.Tick == 0 {
-		return nil, nil
-	}
-	m := &record.MarketSample{Tick: dec.Tick, Multiplier: dec.Multiplier, Reserve: dec.Reserve, Clearing: dec.Clearing, FailSafe: dec.FailSafe}
-	var ws []record.WalletSample
-	for _, r := range dec.Cells {
-		ws = append(ws, record.WalletSample{Cell: r.Name, Balance: r.Balance, State: string(r.State), Paid: r.PaidTotal, Tax: r.TaxTotal})
-	}
-	return m, ws
 }

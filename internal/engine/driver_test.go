@@ -1,7 +1,11 @@
 package engine
 
 import (
-	"github.com/maxwellhq/maxwell/internal/clock"
+	"math"
+
+	"github.com/maxwellhq/maxwell/internal/clock/clocktest"
+	"github.com/maxwellhq/maxwell/internal/event"
+	"github.com/maxwellhq/maxwell/internal/life"
 
 	"bytes"
 	"context"
@@ -23,6 +27,7 @@ type fakeCell struct {
 	frozen    bool
 	killed    bool
 	limit     float64
+	cpu       time.Duration
 	done      chan struct{}
 }
 
@@ -52,7 +57,18 @@ func (f *fakeCell) Kill(context.Context) error {
 }
 func (f *fakeCell) Done() <-chan struct{}      { return f.done }
 func (f *fakeCell) Wait(context.Context) error { return nil }
-func (f *fakeCell) Stats() (cell.Stats, error) { return cell.Stats{MemoryBytes: 1 << 20}, nil }
+func (f *fakeCell) Stats() (cell.Stats, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return cell.Stats{MemoryBytes: 1 << 20, CPUTime: f.cpu}, nil
+}
+
+// burn adds CPU time to the cell, as if it had run.
+func (f *fakeCell) burn(d time.Duration) {
+	f.mu.Lock()
+	f.cpu += d
+	f.mu.Unlock()
+}
 func (f *fakeCell) LimitCPU(cores float64) error {
 	f.mu.Lock()
 	f.limit = cores
@@ -65,10 +81,43 @@ func (f *fakeCell) state() (bool, bool, float64) {
 	return f.frozen, f.killed, f.limit
 }
 
-type fixedTemp units.Celsius
+// countingTemp is a thermometer at a fixed temperature that counts its
+// readings.
+type countingTemp struct {
+	mu    sync.Mutex
+	c     units.Celsius
+	reads int
+}
 
-func (t fixedTemp) Source() sensors.Source                  { return sensors.Source{Name: "fixed"} }
-func (t fixedTemp) ReadTemperature() (units.Celsius, error) { return units.Celsius(t), nil }
+func fixedTemp(c units.Celsius) *countingTemp { return &countingTemp{c: c} }
+
+func (t *countingTemp) Source() sensors.Source { return sensors.Source{Name: "fixed"} }
+func (t *countingTemp) ReadTemperature() (units.Celsius, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.reads++
+	return t.c, nil
+}
+func (t *countingTemp) count() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.reads
+}
+
+// stepEnergy is an energy counter that advances by step at every reading.
+type stepEnergy struct {
+	mu   sync.Mutex
+	e    units.Energy
+	step units.Energy
+}
+
+func (s *stepEnergy) Source() sensors.Source { return sensors.Source{Name: "step"} }
+func (s *stepEnergy) ReadEnergy() (units.Energy, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.e += s.step
+	return s.e, nil
+}
 
 // flakyLedger fails while down is set.
 type flakyLedger struct {
@@ -87,77 +136,122 @@ func (l *flakyLedger) Post(_ context.Context, p []Posting) error {
 	return nil
 }
 
-type notes struct {
-	mu   sync.Mutex
-	seen map[string]int
-}
-
-func (n *notes) note(kind, cell, detail string) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.seen == nil {
-		n.seen = map[string]int{}
-	}
-	n.seen[kind+"/"+cell]++
-}
-
-func (n *notes) count(k string) int {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.seen[k]
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
+// run starts d.Run on a fake clock and returns a function that moves the
+// clock one tick on and returns that tick's decision, and one that stops
+// the driver and returns Run's error.
+func run(t *testing.T, d *Driver) (tick func() Decision, stop func() error) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func TestDriverGovernsAndReleases(t *testing.T) {
-	cfg := testConfig()
-	cfg.Tick = 10 * time.Millisecond
-	core := newCore(t, cfg, map[string]Wallet{
-		"scientist": {Balance: 1e6, Endowment: 1e6},
-		"miner":     {Balance: 30000, Endowment: 1e6},
-	})
-	sci, min := newFakeCell("scientist"), newFakeCell("miner")
-	ledger := &flakyLedger{}
-	var n notes
-	var journal bytes.Buffer
-	jw := NewJournalWriter(&journal)
-	d := &Driver{Core: core, Temp: fixedTemp(40), Ledger: ledger, Clock: clock.System(), Journal: jw.Write,
-		Standing: map[string]Bid{"scientist": {Price: 2 * slotE, Units: 2}, "miner": {Price: 6 * slotE, Units: 2}}}
+	fake := clocktest.New()
+	d.Clock = fake
+	decisions := make(chan Decision, 1)
+	d.OnDecision = func(dec Decision) { decisions <- dec }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() {
-		done <- d.Govern(ctx, map[string]cell.Cell{"scientist": sci, "miner": min}, n.note)
-	}()
+	go func() { done <- d.Run(ctx) }()
+	wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer wcancel()
+	if err := fake.BlockUntil(wctx, 1); err != nil {
+		t.Fatalf("the driver made no ticker: %v", err)
+	}
+	stopped := false
+	stop = func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(10 * time.Second):
+			t.Fatal("Run did not return after cancel")
+		}
+		return nil
+	}
+	t.Cleanup(func() { stop() })
+	tick = func() Decision {
+		t.Helper()
+		fake.Advance(d.Core.Config().Tick)
+		select {
+		case dec := <-decisions:
+			return dec
+		case <-time.After(5 * time.Second):
+			t.Fatal("no decision within 5 s of a tick")
+		}
+		return Decision{}
+	}
+	return tick, stop
+}
+
+func admit(t *testing.T, d *Driver, name string, c cell.Cell, w Wallet, standing *Bid) {
+	t.Helper()
+	if err := d.Admit(name, c, w, standing); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newDriver(t *testing.T, cfg Config) *Driver {
+	t.Helper()
+	core, err := NewCore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Driver{Core: core, Temp: fixedTemp(40), Energy: &stepEnergy{step: units.Joule}, Ledger: &flakyLedger{}, Clock: clocktest.New()}
+}
+
+func eventOf(d Decision, k event.Kind, cell string) bool { return hasEvent(d, k, cell) }
+
+func TestDriverGovernsAndReleases(t *testing.T) {
+	d := newDriver(t, testConfig())
+	ledger := d.Ledger.(*flakyLedger)
+	var journal bytes.Buffer
+	jw := NewJournalWriter(&journal)
+	d.Journal = jw.Write
+	var notes []event.Event
+	var notesMu sync.Mutex
+	d.Note = func(e event.Event) { notesMu.Lock(); notes = append(notes, e); notesMu.Unlock() }
+	sci, min := newFakeCell("scientist"), newFakeCell("miner")
+	admit(t, d, "scientist", sci, Wallet{Balance: 1e6, Endowment: 1e6}, &Bid{Price: 2 * slotE, Units: 2})
+	admit(t, d, "miner", min, Wallet{Balance: 30000, Endowment: 1e6}, &Bid{Price: 6 * slotE, Units: 2})
+	tick, stop := run(t, d)
 
 	// The greedy miner wins both CPUs and the scientist is frozen, until
-	// the miner's 30000 credits run out (8000 a tick) and it dies.
-	waitFor(t, "the miner's apoptosis", func() bool { return n.count("apoptosis/miner") == 1 })
+	// the miner's 30000 credits run out (8000 a tick) and it dies in the
+	// fourth tick.
+	for n := 1; n <= 3; n++ {
+		dec := tick()
+		if a := action(dec, "miner"); a.Kind != ActRun || a.Cores != 2 {
+			t.Fatalf("tick %d: miner %+v, want run on 2", n, a)
+		}
+		if f, _, _ := sci.state(); !f {
+			t.Fatalf("tick %d: the outbid scientist runs", n)
+		}
+	}
+	dec := tick()
+	if !eventOf(dec, event.Apoptosis, "miner") {
+		t.Fatalf("tick 4: no apoptosis: %+v", dec.Events)
+	}
 	if _, killed, _ := min.state(); !killed {
 		t.Error("apoptosis without a kill")
 	}
-	waitFor(t, "the scientist running on 2 CPUs", func() bool {
-		frozen, _, limit := sci.state()
-		return !frozen && limit == 2
-	})
+	tick()
+	if frozen, _, limit := sci.state(); frozen || limit != 2 {
+		t.Errorf("after the apoptosis the scientist is frozen=%v on %v CPUs, want running on 2", frozen, limit)
+	}
 
 	// The ledger fails: charging stops, and nobody is frozen.
 	ledger.mu.Lock()
 	ledger.down = true
 	ledger.mu.Unlock()
-	waitFor(t, "the ledger_unavailable event", func() bool { return n.count("ledger_unavailable/") == 1 })
-	_, w, _ := core.Cell("scientist")
-	time.Sleep(50 * time.Millisecond)
-	if _, w2, _ := core.Cell("scientist"); w2.Balance != w.Balance {
+	_, w, _ := d.Cell("scientist")
+	for range 3 {
+		dec = tick()
+	}
+	if _, w2, _ := d.Cell("scientist"); w2.Balance != w.Balance {
 		t.Errorf("charged while the ledger was down: %d → %d", w.Balance, w2.Balance)
+	}
+	if r := reportOf(dec, "scientist"); r.Balance != w.Balance || r.State != life.Running || r.Payment != 0 {
+		t.Errorf("the scientist's line while the ledger is down: %+v (balance was %d)", r, w.Balance)
 	}
 	if frozen, _, _ := sci.state(); frozen {
 		t.Error("a cell is frozen while the ledger is down")
@@ -165,19 +259,28 @@ func TestDriverGovernsAndReleases(t *testing.T) {
 	ledger.mu.Lock()
 	ledger.down = false
 	ledger.mu.Unlock()
-	waitFor(t, "the ledger_recovered event", func() bool { return n.count("ledger_recovered/") == 1 })
+	tick()
 
 	// Stop: every cell is left thawed and unlimited.
-	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Errorf("Govern = %v", err)
+	if err := stop(); !errors.Is(err, context.Canceled) {
+		t.Errorf("Run = %v", err)
 	}
 	if frozen, _, limit := sci.state(); frozen || limit != 0 {
-		t.Errorf("after Govern: scientist frozen=%v limit=%v", frozen, limit)
+		t.Errorf("after Run: scientist frozen=%v limit=%v", frozen, limit)
 	}
-	m, ws := d.Snapshot()
-	if m == nil || len(ws) != 2 || ws[1].State != string(Dead) {
-		t.Errorf("snapshot %+v %+v", m, ws)
+	notesMu.Lock()
+	var kinds []event.Kind
+	for _, e := range notes {
+		kinds = append(kinds, e.Kind)
+		if e.Time.IsZero() || e.Tick == 0 {
+			t.Errorf("event %+v not stamped", e)
+		}
+	}
+	notesMu.Unlock()
+	for _, k := range []event.Kind{event.Apoptosis, event.LedgerUnavailable, event.LedgerRecovered} {
+		if n := count(kinds, k); n != 1 {
+			t.Errorf("%d %s events, want 1 (%v)", n, k, kinds)
+		}
 	}
 
 	// The journal replays exactly: the same decisions, tick by tick,
@@ -189,8 +292,8 @@ func TestDriverGovernsAndReleases(t *testing.T) {
 	if err != nil {
 		t.Fatalf("replay: %v", err)
 	}
-	if ticks < 5 {
-		t.Errorf("replayed only %d ticks", ticks)
+	if ticks != 9 {
+		t.Errorf("replayed %d ticks, want 9", ticks)
 	}
 	// A tampered journal does not.
 	tampered := bytes.Replace(journal.Bytes(), []byte(`"temperature_celsius":40`), []byte(`"temperature_celsius":70`), 1)
@@ -199,22 +302,81 @@ func TestDriverGovernsAndReleases(t *testing.T) {
 	}
 }
 
+func count[T comparable](xs []T, x T) int {
+	n := 0
+	for _, y := range xs {
+		if y == x {
+			n++
+		}
+	}
+	return n
+}
+
+// TestDriverMeasuresOnce: every tick reads the thermometer and the energy
+// counter once, attributes the energy by CPU time, and the decision carries
+// what it was made from.
+func TestDriverMeasuresOnce(t *testing.T) {
+	d := newDriver(t, testConfig())
+	temp := d.Temp.(*countingTemp)
+	a, b := newFakeCell("a"), newFakeCell("b")
+	admit(t, d, "a", a, Wallet{Balance: 1e9, Endowment: 1e9}, &Bid{Price: 2 * slotE, Units: 1})
+	admit(t, d, "b", b, Wallet{Balance: 1e9, Endowment: 1e9}, &Bid{Price: 2 * slotE, Units: 1})
+	tick, _ := run(t, d)
+	reads := temp.count()
+	a.burn(150 * time.Millisecond)
+	b.burn(50 * time.Millisecond)
+	dec := tick()
+	if got := temp.count() - reads; got != 1 {
+		t.Errorf("%d thermometer readings in a tick, want 1", got)
+	}
+	if dec.Temperature != 40 || dec.TempErr != "" {
+		t.Errorf("decision temperature %v (%q), want 40", dec.Temperature, dec.TempErr)
+	}
+	// 1 J over a 100 ms tick is 10 W; the cells' 200 ms of CPU fill both
+	// CPUs, so they share the joule 3:1.
+	if dec.Power != 10 {
+		t.Errorf("decision power %v W, want 10", dec.Power)
+	}
+	ra, rb := reportOf(dec, "a"), reportOf(dec, "b")
+	if ra.Energy != 750_000 || rb.Energy != 250_000 || ra.CPUTime != 150*time.Millisecond || math.Abs(ra.Share-0.75) > 1e-9 {
+		t.Errorf("attribution a %+v, b %+v; want 0.75 J and 0.25 J", ra, rb)
+	}
+}
+
 func TestDriverReleasesFrozenCells(t *testing.T) {
-	cfg := testConfig()
-	cfg.Tick = 10 * time.Millisecond
-	core := newCore(t, cfg, map[string]Wallet{"scientist": {Balance: 1e6, Endowment: 1e6}})
+	d := newDriver(t, testConfig())
 	sci := newFakeCell("scientist")
 	// A bid under the reserve: the scientist waits, frozen.
-	d := &Driver{Core: core, Temp: fixedTemp(40), Ledger: &flakyLedger{}, Clock: clock.System(),
-		Standing: map[string]Bid{"scientist": {Price: slotE / 2, Units: 1}}}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Govern(ctx, map[string]cell.Cell{"scientist": sci}, (&notes{}).note) }()
-	waitFor(t, "the scientist frozen", func() bool { f, _, _ := sci.state(); return f })
-	cancel()
-	<-done
+	admit(t, d, "scientist", sci, Wallet{Balance: 1e6, Endowment: 1e6}, &Bid{Price: slotE / 2, Units: 1})
+	tick, stop := run(t, d)
+	tick()
+	if f, _, _ := sci.state(); !f {
+		t.Fatal("the underbidding scientist runs")
+	}
+	stop()
 	if f, _, _ := sci.state(); f {
-		t.Error("Govern returned with the cell frozen")
+		t.Error("Run returned with the cell frozen")
+	}
+}
+
+func TestDriverCFS(t *testing.T) {
+	cfg := testConfig()
+	cfg.Policy = PolicyCFS
+	d := newDriver(t, cfg)
+	a := newFakeCell("a")
+	admit(t, d, "a", a, Wallet{Balance: 1, Endowment: 1}, nil)
+	tick, _ := run(t, d)
+	for range 3 {
+		dec := tick()
+		if len(dec.Postings) != 0 || reportOf(dec, "a").State != life.Running {
+			t.Fatalf("cfs charged or stopped a cell: %+v", dec)
+		}
+	}
+	if f, killed, limit := a.state(); f || killed || limit != 0 {
+		t.Errorf("cfs acted on the cell: frozen %v killed %v limit %v", f, killed, limit)
+	}
+	if _, w, _ := d.Cell("a"); w.Balance != 1 {
+		t.Errorf("balance %d under cfs, want 1", w.Balance)
 	}
 }
 
@@ -238,37 +400,31 @@ func (r *recordingAuction) Open(tick uint64, quotes map[string]Quote) {
 
 func (r *recordingAuction) Close(uint64) map[string]Bid { return r.bids }
 
-func (r *recordingAuction) lastTold() []string {
+func (r *recordingAuction) toldAt(tick uint64) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var last uint64
-	for t := range r.told {
-		last = max(last, t)
-	}
-	return r.told[last]
+	return r.told[tick]
 }
 
 // TestFrozenCellsHearNothing: a frozen agent cannot read, so the driver
 // sends it no tick messages (they would fill its socket and get it cut
 // off); its standing bid speaks for it.
 func TestFrozenCellsHearNothing(t *testing.T) {
-	cfg := testConfig()
-	cfg.Tick = 10 * time.Millisecond
-	core := newCore(t, cfg, map[string]Wallet{
-		"scientist": {Balance: 1e9, Endowment: 1e9},
-		"miner":     {Balance: 1e9, Endowment: 1e9},
-	})
+	d := newDriver(t, testConfig())
 	sci, min := newFakeCell("scientist"), newFakeCell("miner")
 	auc := &recordingAuction{bids: map[string]Bid{"scientist": {Price: 2 * slotE, Units: 2}, "miner": {Price: 6 * slotE, Units: 2}}}
-	d := &Driver{Core: core, Temp: fixedTemp(40), Ledger: &flakyLedger{}, Clock: clock.System(), Auction: auc}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Govern(ctx, map[string]cell.Cell{"scientist": sci, "miner": min}, (&notes{}).note) }()
-	waitFor(t, "the outbid scientist frozen", func() bool { f, _, _ := sci.state(); return f })
-	waitFor(t, "an auction announced to the miner alone", func() bool {
-		told := auc.lastTold()
-		return len(told) == 1 && told[0] == "miner"
-	})
-	cancel()
-	<-done
+	d.Auction = auc
+	admit(t, d, "scientist", sci, Wallet{Balance: 1e9, Endowment: 1e9}, nil)
+	admit(t, d, "miner", min, Wallet{Balance: 1e9, Endowment: 1e9}, nil)
+	tick, _ := run(t, d)
+	if told := auc.toldAt(1); len(told) != 2 {
+		t.Errorf("auction 1 announced to %v, want both", told)
+	}
+	dec := tick()
+	if f, _, _ := sci.state(); !f {
+		t.Fatal("the outbid scientist runs")
+	}
+	if told := auc.toldAt(dec.Tick + 1); len(told) != 1 || told[0] != "miner" {
+		t.Errorf("auction %d announced to %v, want the miner alone", dec.Tick+1, told)
+	}
 }

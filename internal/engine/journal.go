@@ -39,8 +39,8 @@ type JournalAdmit struct {
 
 // JournalFund records Core.Fund.
 type JournalFund struct {
-	Name   string `json:"name"`
-	Amount int64  `json:"amount"`
+	Name   string        `json:"name"`
+	Amount units.Credits `json:"amount"`
 }
 
 // JournalTick records one Decide.
@@ -56,12 +56,15 @@ type RecordedInput struct {
 	Dt          time.Duration `json:"dt_ns"`
 	Temperature float64       `json:"temperature_celsius"`
 	TempErr     string        `json:"temperature_error,omitempty"`
+	Power       units.Power   `json:"power_watts,omitempty"`
+	Energy      units.Energy  `json:"energy_microjoules,omitempty"`
+	Utilisation float64       `json:"utilisation,omitempty"`
 	Cells       []CellInput   `json:"cells"`
 }
 
 // Record returns in as a RecordedInput.
 func (in Input) Record() RecordedInput {
-	r := RecordedInput{Tick: in.Tick, Dt: in.Dt, Temperature: float64(in.Temperature), Cells: in.Cells}
+	r := RecordedInput{Tick: in.Tick, Dt: in.Dt, Temperature: float64(in.Temperature), Power: in.Power, Energy: in.Energy, Utilisation: in.Utilisation, Cells: in.Cells}
 	if in.TempErr != nil {
 		r.TempErr = in.TempErr.Error()
 	}
@@ -70,7 +73,7 @@ func (in Input) Record() RecordedInput {
 
 // Input returns the Input r records.
 func (r RecordedInput) Input() Input {
-	in := Input{Tick: r.Tick, Dt: r.Dt, Temperature: units.Celsius(r.Temperature), Cells: r.Cells}
+	in := Input{Tick: r.Tick, Dt: r.Dt, Temperature: units.Celsius(r.Temperature), Power: r.Power, Energy: r.Energy, Utilisation: r.Utilisation, Cells: r.Cells}
 	if r.TempErr != "" {
 		in.TempErr = errors.New(r.TempErr)
 	}

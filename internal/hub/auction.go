@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/maxwellhq/maxwell/agent/proto"
+	"github.com/maxwellhq/maxwell/internal/units"
 )
 
 // ErrTickOrder is returned by OpenAuction for a tick that is 0 or not after
@@ -17,18 +18,18 @@ var ErrTickOrder = errors.New("hub: auction tick must be positive and increasing
 // Money is in credits (1 credit is 1 µJ of host energy); a full slot is one
 // CPU for one tick.
 type TickInfo struct {
-	Reserve    uint64  // reserve price, credits per full slot
-	Multiplier float64 // thermal multiplier of the reserve, ≥ 1
-	SlotEnergy uint64  // expected energy of one slot for one tick at multiplier 1, µJ
-	Balance    int64   // the cell's wallet balance, credits
-	Won        int     // units the cell won in the previous auction
-	Paid       uint64  // credits the cell paid in the previous auction
+	Reserve    units.Credits // reserve price per full slot
+	Multiplier float64       // thermal multiplier of the reserve, ≥ 1
+	SlotEnergy units.Credits // expected energy of one slot for one tick at multiplier 1
+	Balance    units.Credits // the cell's wallet balance
+	Won        int           // units the cell won in the previous auction
+	Paid       units.Credits // what the cell paid in the previous auction
 }
 
 // Bid is one cell's bid in an auction: Units slots at up to Price credits
 // per full slot each.
 type Bid struct {
-	Price uint64
+	Price units.Credits
 	Units int
 }
 
@@ -81,12 +82,12 @@ func (h *Hub) OpenAuction(tick uint64, info func(cell string) (TickInfo, bool)) 
 		}
 		line, err := proto.Encode(&proto.Tick{
 			Tick:       tick,
-			Reserve:    ti.Reserve,
+			Reserve:    uint64(max(ti.Reserve, 0)),
 			Multiplier: ti.Multiplier,
-			SlotEnergy: ti.SlotEnergy,
-			Balance:    ti.Balance,
+			SlotEnergy: uint64(max(ti.SlotEnergy, 0)),
+			Balance:    int64(ti.Balance),
 			Won:        ti.Won,
-			Paid:       ti.Paid,
+			Paid:       uint64(max(ti.Paid, 0)),
 		})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("hub: tick for cell %s: %w", t.cell, err))
@@ -137,7 +138,7 @@ func (h *Hub) placeBid(s *session, b *proto.Bid) *proto.Error {
 	if !a.open || b.Tick != a.tick {
 		return &proto.Error{Code: proto.CodeOutOfTurn, Message: turnMessage(a, b.Tick)}
 	}
-	a.bids[s.cell] = Bid{Price: b.Price, Units: b.Units}
+	a.bids[s.cell] = Bid{Price: units.Credits(b.Price), Units: b.Units}
 	return nil
 }
 

@@ -230,6 +230,14 @@ func (h *Hub) Serve(ctx context.Context) error {
 	return err
 }
 
+// Close closes the listener and every connection and removes the socket
+// file Listen created, whether or not Serve ran; a Serve in progress
+// returns. It is idempotent.
+func (h *Hub) Close() error {
+	h.shutdown()
+	return nil
+}
+
 // shutdown closes the listener and every tracked connection. It is
 // idempotent.
 func (h *Hub) shutdown() {

@@ -61,7 +61,7 @@ func BenchmarkApplyBatch(b *testing.B) {
 					case 1:
 						txs[i] = Tx{Key: Key(tick, c, "energy"), Kind: KindEnergy, Tick: tick, Wallet: c, Entries: []Entry{{c, -7}, {Burn, 7}}}
 					default:
-						txs[i] = Tx{Key: Key(tick, c, "tap"), Kind: KindTap, Tick: tick, Wallet: c, Elapsed: 100_000_000}
+						txs[i] = Tx{Key: Key(tick, c, "tap"), Kind: KindTap, Tick: tick, Wallet: c, Entries: []Entry{{Mint, -100}, {c, 100}}}
 					}
 				}
 				if _, err := l.Apply(b.Context(), txs...); err != nil {

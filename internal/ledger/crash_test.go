@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/maxwellhq/maxwell/internal/units"
 )
 
 // crashEnv, when set in the environment, makes the test binary a crash
@@ -39,10 +42,10 @@ func crashBatch(seed uint64, n int) []Tx {
 	w := func(j int) string { return "w" + strconv.Itoa(j) }
 	tick := uint64(n)
 	txs := []Tx{{Key: fmt.Sprintf("b%d/open", n), Kind: KindEndow, Tick: tick,
-		Open: &WalletSpec{Name: w(n), Endowment: Credits(1 + r.IntN(100_000)), TapRate: Credits(r.IntN(5000)), TapCap: Credits(r.IntN(200_000))}}}
+		Open: &WalletSpec{Name: w(n), Endowment: units.Credits(1 + r.IntN(100_000)), TapRate: units.Credits(1 + r.IntN(5000)), TapCap: math.MaxInt64}}}
 	for j := max(0, n-crashLife+1); j < n; j++ {
 		key := func(what string) string { return fmt.Sprintf("b%d/%s/%s", n, w(j), what) }
-		a := Credits(1 + r.IntN(40_000))
+		a := units.Credits(1 + r.IntN(40_000))
 		switch r.IntN(6) {
 		case 0:
 			txs = append(txs, Tx{Key: key("pay"), Kind: KindPayment, Tick: tick, Wallet: w(j), Entries: []Entry{{w(j), -a}, {Burn, a}}})
@@ -51,7 +54,7 @@ func crashBatch(seed uint64, n int) []Tx {
 		case 2:
 			txs = append(txs, Tx{Key: key("refund"), Kind: KindRefund, Tick: tick, Wallet: w(j), Entries: []Entry{{Burn, -a / 4}, {w(j), a / 4}}})
 		case 3:
-			txs = append(txs, Tx{Key: key("tap"), Kind: KindTap, Tick: tick, Wallet: w(j), Elapsed: time.Duration(r.IntN(3000)) * time.Millisecond})
+			txs = append(txs, Tx{Key: key("tap"), Kind: KindTap, Tick: tick, Wallet: w(j), Entries: []Entry{{Mint, -a}, {w(j), a}}})
 		case 4:
 			txs = append(txs, Tx{Key: key("fund"), Kind: KindFund, Tick: tick, Wallet: w(j), Entries: []Entry{{Mint, -a}, {w(j), a}}})
 		default:
@@ -97,7 +100,7 @@ func crashChild(arg string) int {
 			fmt.Fprintln(os.Stderr, "crash child:", err)
 			return 2
 		}
-		var minted, burned Credits
+		var minted, burned units.Credits
 		dups := 0
 		for _, r := range rs {
 			for _, e := range r.Entries {
@@ -118,7 +121,7 @@ func crashChild(arg string) int {
 
 // ack is what a child reported for one committed batch.
 type ack struct {
-	minted, burned Credits
+	minted, burned units.Credits
 	dups           int
 }
 
@@ -143,7 +146,7 @@ func TestKill9(t *testing.T) {
 	acked := map[int]ack{}    // batch → its acknowledgement
 	inflight := map[int]ack{} // batch → its figures, for a batch in flight found committed
 	next := 0                 // first batch not known to be committed
-	var sumMinted, sumBurned Credits
+	var sumMinted, sumBurned units.Credits
 	killedMidBatch, foundCommitted := 0, 0
 
 	for round := range rounds {
@@ -263,7 +266,7 @@ func TestKill9(t *testing.T) {
 		// Batch next may be in the ledger: if this child tried it, or if an
 		// earlier child committed it and this one was killed before it could
 		// replay it.
-		var minted, burned Credits
+		var minted, burned units.Credits
 		_, committedBefore := inflight[next]
 		if tried >= 0 {
 			killedMidBatch++

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/maxwellhq/maxwell/internal/units"
 	"golang.org/x/sys/unix"
 )
 
@@ -51,16 +52,16 @@ func TestFullDisk(t *testing.T) {
 	// Fill the rest with transactions. The memos are long so each commit
 	// takes pages and the disk fills in a few hundred.
 	var failed Tx
-	var charged Credits
+	var charged units.Credits
 	for i := 1; ; i++ {
 		if i > 100_000 {
 			t.Fatal("the disk never filled")
 		}
 		tx := Tx{Key: Key(uint64(i), "a", "energy"), Kind: KindEnergy, Tick: uint64(i), Wallet: "a",
-			Memo: fmt.Sprintf("%01000d", i), Entries: []Entry{{"a", -Credits(i)}, {Burn, Credits(i)}}}
+			Memo: fmt.Sprintf("%01000d", i), Entries: []Entry{{"a", -units.Credits(i)}, {Burn, units.Credits(i)}}}
 		_, err := l.Apply(ctx, tx)
 		if err == nil {
-			charged += Credits(i)
+			charged += units.Credits(i)
 			continue
 		}
 		if !errors.Is(err, ErrFull) {

@@ -3,7 +3,7 @@
 //
 // # Money
 //
-// Money is counted in Credits, integer µJ-credits: one unit pays for one
+// Money is counted in units.Credits, integer credits: one unit pays for one
 // microjoule of host energy. There are no floats anywhere in this package and
 // every sum is checked for overflow.
 //
@@ -14,7 +14,7 @@
 // −minted. Burn is the sink: auction payments, energy charges, taxes, rent and
 // the write-off of a closed wallet go into it, and refunds come back out of it.
 // Every cell has a wallet: an account with an endowment, an optional tap (an
-// income of so many µJ-credits per second up to a balance ceiling), and a
+// income of so many credits per second up to a balance ceiling), and a
 // state, open or closed. A wallet may overdraw; the engine, not the ledger,
 // decides what insolvency means.
 //
@@ -33,7 +33,7 @@
 //
 //	minted = Σ wallet balances + burned
 //
-// exactly, to the µJ-credit.
+// exactly, to the credit.
 //
 // # Storage
 //

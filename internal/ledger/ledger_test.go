@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/maxwellhq/maxwell/internal/units"
 )
@@ -28,7 +27,7 @@ func open(t testing.TB) *Ledger {
 }
 
 // balance returns the stored balance of name.
-func balance(t *testing.T, l *Ledger, name string) Credits {
+func balance(t *testing.T, l *Ledger, name string) units.Credits {
 	t.Helper()
 	a, err := l.Account(t.Context(), name)
 	if err != nil {
@@ -58,11 +57,11 @@ func TestOperations(t *testing.T) {
 		name    string
 		do      func() (Result, error)
 		err     error
-		amount  Credits
+		amount  units.Credits
 		dup     bool
-		wallet  Credits // balance of "a" after the step
-		minted  Credits
-		burned  Credits
+		wallet  units.Credits // balance of "a" after the step
+		minted  units.Credits
+		burned  units.Credits
 		entries int
 	}{
 		{"open", func() (Result, error) {
@@ -93,13 +92,13 @@ func TestOperations(t *testing.T) {
 			nil, 400, false, 250, 1400, 1150, 2},
 		{"endow", func() (Result, error) { return l.Endow(ctx, "n1", 4, "a", 10) },
 			nil, 10, false, 260, 1410, 1150, 2},
-		{"tap 2.5 s at 100/s", func() (Result, error) { return l.Tap(ctx, "t1", 5, "a", 2500*time.Millisecond) },
+		{"tap", func() (Result, error) { return l.Tap(ctx, "t1", 5, "a", 250) },
 			nil, 250, false, 510, 1660, 1150, 2},
-		{"tap up to the cap", func() (Result, error) { return l.Tap(ctx, "t2", 6, "a", time.Hour) },
+		{"tap up to the cap", func() (Result, error) { return l.Tap(ctx, "t2", 6, "a", 990) },
 			nil, 990, false, 1500, 2650, 1150, 2},
-		{"tap at the cap pays nothing", func() (Result, error) { return l.Tap(ctx, "t3", 7, "a", time.Hour) },
-			nil, 0, false, 1500, 2650, 1150, 0},
-		{"tap replayed", func() (Result, error) { return l.Tap(ctx, "t2", 6, "a", time.Hour) },
+		{"tap past the cap", func() (Result, error) { return l.Tap(ctx, "t3", 7, "a", 1) },
+			ErrInvalid, 0, false, 1500, 2650, 1150, 0},
+		{"tap replayed", func() (Result, error) { return l.Tap(ctx, "t2", 6, "a", 990) },
 			nil, 990, true, 1500, 2650, 1150, 2},
 		{"charge of unknown wallet", func() (Result, error) { return l.Charge(ctx, "c9", 7, "nobody", 1, KindRent) },
 			ErrNoAccount, 0, false, 1500, 2650, 1150, 0},
@@ -115,7 +114,7 @@ func TestOperations(t *testing.T) {
 			ErrClosed, 0, false, 0, 2650, 2650, 0},
 		{"charge a closed wallet", func() (Result, error) { return l.Charge(ctx, "c12", 9, "a", 1, KindTax) },
 			ErrClosed, 0, false, 0, 2650, 2650, 0},
-		{"tap a closed wallet", func() (Result, error) { return l.Tap(ctx, "t4", 9, "a", time.Second) },
+		{"tap a closed wallet", func() (Result, error) { return l.Tap(ctx, "t4", 9, "a", 1) },
 			ErrClosed, 0, false, 0, 2650, 2650, 0},
 		{"reopen a closed name", func() (Result, error) { return l.OpenWallet(ctx, "o/a3", 9, WalletSpec{Name: "a"}) },
 			ErrExists, 0, false, 0, 2650, 2650, 0},
@@ -186,8 +185,9 @@ func TestApplyBatchAtomic(t *testing.T) {
 		{Key: "o/b", Kind: KindEndow, Tick: 1, Open: &WalletSpec{Name: "b", Endowment: 500, TapRate: 10, TapCap: 1000}},
 		// A payment between wallets and burn in one transaction.
 		{Key: "p", Kind: KindPayment, Tick: 1, Entries: []Entry{{"a", -100}, {"b", -50}, {Burn, 150}}},
-		// The tap sees the payment made earlier in the same batch.
-		{Key: "t", Kind: KindTap, Tick: 1, Wallet: "b", Elapsed: time.Minute},
+		// The tap's cap sees the payment made earlier in the same batch:
+		// 450 + 550 is exactly the cap.
+		{Key: "t", Kind: KindTap, Tick: 1, Wallet: "b", Entries: []Entry{{Mint, -550}, {"b", 550}}},
 		{Key: "x", Kind: KindClose, Tick: 1, Wallet: "a"},
 	}
 	rs, err := l.Apply(ctx, good...)
@@ -195,7 +195,7 @@ func TestApplyBatchAtomic(t *testing.T) {
 		t.Fatal(err)
 	}
 	if rs[3].Amount != 550 || rs[4].Amount != 400 {
-		t.Errorf("tap paid %d (want 550 up to the cap), close wrote off %d (want 400)", rs[3].Amount, rs[4].Amount)
+		t.Errorf("tap paid %d (want 550, up to the cap), close wrote off %d (want 400)", rs[3].Amount, rs[4].Amount)
 	}
 	before := mustVerify(t, l)
 
@@ -253,9 +253,9 @@ func TestInvalid(t *testing.T) {
 		{"overflowing entries", Tx{Key: "k", Kind: KindRent, Entries: pay(Entry{"a", math.MaxInt64}, Entry{Burn, 1}, Entry{Burn, math.MinInt64})}, ErrInvalid},
 		{"payment minting", Tx{Key: "k", Kind: KindPayment, Entries: pay(Entry{Mint, -1}, Entry{"a", 1})}, ErrInvalid},
 		{"money back into the mint", Tx{Key: "k", Kind: KindMint, Entries: pay(Entry{"a", -1}, Entry{Mint, 1})}, ErrInvalid},
-		{"tap with entries", Tx{Key: "k", Kind: KindTap, Wallet: "a", Entries: pay(Entry{Mint, -1}, Entry{"a", 1})}, ErrInvalid},
-		{"tap without wallet", Tx{Key: "k", Kind: KindTap, Elapsed: time.Second}, ErrInvalid},
-		{"elapsed on a charge", Tx{Key: "k", Kind: KindRent, Elapsed: time.Second, Entries: pay(Entry{"a", -1}, Entry{Burn, 1})}, ErrInvalid},
+		{"tap without entries", Tx{Key: "k", Kind: KindTap, Wallet: "a"}, ErrInvalid},
+		{"tap without wallet", Tx{Key: "k", Kind: KindTap, Entries: pay(Entry{Mint, -1}, Entry{"a", 1})}, ErrInvalid},
+		{"tap taking money", Tx{Key: "k", Kind: KindTap, Wallet: "a", Entries: pay(Entry{"a", -1}, Entry{Burn, 1})}, ErrInvalid},
 		{"open as a mint", Tx{Key: "k", Kind: KindMint, Open: &WalletSpec{Name: "b"}}, ErrInvalid},
 		{"open reserved name", Tx{Key: "k", Kind: KindEndow, Open: &WalletSpec{Name: Burn}}, ErrInvalid},
 		{"open control character", Tx{Key: "k", Kind: KindEndow, Open: &WalletSpec{Name: "a\nb"}}, ErrInvalid},
@@ -423,7 +423,7 @@ func TestRecentAndAccounts(t *testing.T) {
 	if _, err := l.OpenWallet(ctx, "o/a", 1, WalletSpec{Name: "a", Endowment: 20, TapRate: 3, TapCap: 30}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.Tap(ctx, "t/a", 2, "a", 0); err != nil { // pays nothing: no entries
+	if _, err := l.Tap(ctx, "t/a", 2, "a", 5); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := l.Charge(ctx, "c/b", 3, "b", 4, KindRent); err != nil {
@@ -437,7 +437,7 @@ func TestRecentAndAccounts(t *testing.T) {
 	for _, a := range as {
 		names = append(names, a.Name)
 	}
-	if !slices.Equal(names, []string{Mint, Burn, "a", "b"}) || as[0].Balance != -30 || as[1].Balance != 4 || as[2].TapRate != 3 || as[3].Balance != 6 {
+	if !slices.Equal(names, []string{Mint, Burn, "a", "b"}) || as[0].Balance != -35 || as[1].Balance != 4 || as[2].TapRate != 3 || as[3].Balance != 6 {
 		t.Errorf("accounts %+v", as)
 	}
 	ps, err := l.Recent(ctx, 3)
@@ -445,60 +445,43 @@ func TestRecentAndAccounts(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(ps) != 3 || ps[0].Key != "c/b" || ps[0].Kind != KindRent || ps[0].Tick != 3 ||
-		!slices.Equal(ps[0].Entries, []Entry{{"b", -4}, {Burn, 4}}) || ps[1].Key != "t/a" || len(ps[1].Entries) != 0 || ps[2].Key != "o/a" {
+		!slices.Equal(ps[0].Entries, []Entry{{"b", -4}, {Burn, 4}}) || ps[1].Key != "t/a" || !slices.Equal(ps[1].Entries, []Entry{{Mint, -5}, {"a", 5}}) || ps[2].Key != "o/a" {
 		t.Errorf("recent %+v", ps)
 	}
 }
 
-func TestTapIncome(t *testing.T) {
+func TestTap(t *testing.T) {
+	ctx := t.Context()
+	l := open(t)
+	if _, err := l.OpenWallet(ctx, "o/t", 1, WalletSpec{Name: "t", Endowment: 100, TapRate: 10, TapCap: 150}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.OpenWallet(ctx, "o/n", 1, WalletSpec{Name: "n", Endowment: 100}); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
-		rate, ceiling, balance Credits
-		elapsed                time.Duration
-		want                   Credits
+		key    string
+		wallet string
+		amount units.Credits
+		ok     bool
 	}{
-		{100, 1000, 0, time.Second, 100},
-		{100, 1000, 0, 1500 * time.Millisecond, 150},
-		{3, 1000, 0, 999 * time.Millisecond, 2}, // truncated
-		{100, 1000, 950, time.Second, 50},
-		{100, 1000, 1000, time.Second, 0},
-		{100, 1000, 2000, time.Second, 0},
-		{100, 0, -30, time.Second, 30},
-		{0, 1000, 0, time.Hour, 0},
-		{100, 1000, 0, -time.Second, 0},
-		{math.MaxInt64, math.MaxInt64, 0, math.MaxInt64, math.MaxInt64},
-		{math.MaxInt64, math.MaxInt64, math.MinInt64, time.Second, math.MaxInt64},
+		{"t1", "t", 30, true},  // 130
+		{"t2", "t", 21, false}, // 151: past the cap
+		{"t3", "t", 20, true},  // 150: at the cap
+		{"t4", "t", 1, false},  // at the cap already
+		{"t5", "n", 1, false},  // no tap
+		{"t6", "t", 0, false},  // nothing
+		{"t7", "t", -5, false}, // a tap never takes
 	} {
-		if got := tapIncome(tc.rate, tc.ceiling, tc.balance, tc.elapsed); got != tc.want {
-			t.Errorf("tapIncome(%d, %d, %d, %v) = %d, want %d", tc.rate, tc.ceiling, tc.balance, tc.elapsed, got, tc.want)
+		_, err := l.Tap(ctx, tc.key, 2, tc.wallet, tc.amount)
+		if tc.ok != (err == nil) || (err != nil && !errors.Is(err, ErrInvalid)) {
+			t.Errorf("Tap(%s, %d) = %v, want ok %v (or ErrInvalid)", tc.wallet, tc.amount, err, tc.ok)
 		}
 	}
-}
-
-func TestArithmetic(t *testing.T) {
-	for _, tc := range []struct {
-		a, b     Credits
-		sum, dif Credits
-		sok, dok bool
-	}{
-		{1, 2, 3, -1, true, true},
-		{math.MaxInt64, 1, 0, math.MaxInt64 - 1, false, true},
-		{math.MinInt64, -1, 0, math.MinInt64 + 1, false, true},
-		{0, math.MinInt64, math.MinInt64, 0, true, false},
-		{-1, math.MinInt64, 0, math.MaxInt64, false, true},
-	} {
-		if s, ok := add(tc.a, tc.b); ok != tc.sok || (ok && s != tc.sum) {
-			t.Errorf("add(%d, %d) = %d, %t", tc.a, tc.b, s, ok)
-		}
-		if d, ok := sub(tc.a, tc.b); ok != tc.dok || (ok && d != tc.dif) {
-			t.Errorf("sub(%d, %d) = %d, %t", tc.a, tc.b, d, ok)
-		}
+	if a, err := l.Account(ctx, "t"); err != nil || a.Balance != 150 {
+		t.Errorf("balance after taps = %+v, %v; want 150", a, err)
 	}
-	if c, err := FromEnergy(3 * units.Joule); err != nil || c != 3_000_000 {
-		t.Errorf("FromEnergy(3 J) = %d, %v", c, err)
-	}
-	if _, err := FromEnergy(math.MaxUint64); !errors.Is(err, ErrOverflow) {
-		t.Errorf("FromEnergy(max) err = %v", err)
-	}
+	mustVerify(t, l)
 }
 
 func TestKeyAndDefaultPath(t *testing.T) {
@@ -553,7 +536,7 @@ func TestConcurrent(t *testing.T) {
 			for i := range each {
 				// Every charge is posted twice: the second is a duplicate.
 				for range 2 {
-					if _, err := l.Charge(ctx, fmt.Sprintf("c/%d/%d", w, i), uint64(i), fmt.Sprint("w", w), Credits(i+1), KindEnergy); err != nil {
+					if _, err := l.Charge(ctx, fmt.Sprintf("c/%d/%d", w, i), uint64(i), fmt.Sprint("w", w), units.Credits(i+1), KindEnergy); err != nil {
 						errs <- err
 						return
 					}
@@ -586,7 +569,7 @@ func TestConcurrent(t *testing.T) {
 		t.Error(err)
 	}
 	rep := mustVerify(t, l)
-	if want := Credits(workers * each * (each + 1) / 2); rep.Burned != want || rep.Txs != workers+workers*each {
+	if want := units.Credits(workers * each * (each + 1) / 2); rep.Burned != want || rep.Txs != workers+workers*each {
 		t.Errorf("burned %d in %d txs, want %d in %d", rep.Burned, rep.Txs, want, workers+workers*each)
 	}
 }

@@ -3,7 +3,8 @@ package ledger
 import (
 	"context"
 	"fmt"
-	"time"
+
+	"github.com/maxwellhq/maxwell/internal/units"
 )
 
 // apply1 applies a single transaction.
@@ -22,18 +23,18 @@ func (l *Ledger) OpenWallet(ctx context.Context, key string, tick uint64, w Wall
 	return l.apply1(ctx, Tx{Key: key, Kind: KindEndow, Tick: tick, Open: &w})
 }
 
-// Endow pays an open wallet a further endowment of amount µJ-credits from
+// Endow pays an open wallet a further endowment of amount credits from
 // the mint.
-func (l *Ledger) Endow(ctx context.Context, key string, tick uint64, wallet string, amount Credits) (Result, error) {
+func (l *Ledger) Endow(ctx context.Context, key string, tick uint64, wallet string, amount units.Credits) (Result, error) {
 	return l.issue(ctx, KindEndow, key, tick, wallet, amount)
 }
 
-// Fund is an operator's top-up of wallet by amount µJ-credits, minted.
-func (l *Ledger) Fund(ctx context.Context, key string, tick uint64, wallet string, amount Credits) (Result, error) {
+// Fund is an operator's top-up of wallet by amount credits, minted.
+func (l *Ledger) Fund(ctx context.Context, key string, tick uint64, wallet string, amount units.Credits) (Result, error) {
 	return l.issue(ctx, KindFund, key, tick, wallet, amount)
 }
 
-func (l *Ledger) issue(ctx context.Context, k Kind, key string, tick uint64, wallet string, amount Credits) (Result, error) {
+func (l *Ledger) issue(ctx context.Context, k Kind, key string, tick uint64, wallet string, amount units.Credits) (Result, error) {
 	if amount <= 0 {
 		return Result{}, fmt.Errorf("ledger: %w: %q: %s of %d: amount must be positive", ErrInvalid, key, k, amount)
 	}
@@ -41,10 +42,10 @@ func (l *Ledger) issue(ctx context.Context, k Kind, key string, tick uint64, wal
 		Entries: []Entry{{Mint, -amount}, {wallet, amount}}})
 }
 
-// Charge moves amount µJ-credits from wallet to burn as a transaction of
+// Charge moves amount credits from wallet to burn as a transaction of
 // kind k (KindPayment, KindEnergy, KindTax or KindRent). The balance may go
 // negative.
-func (l *Ledger) Charge(ctx context.Context, key string, tick uint64, wallet string, amount Credits, k Kind) (Result, error) {
+func (l *Ledger) Charge(ctx context.Context, key string, tick uint64, wallet string, amount units.Credits, k Kind) (Result, error) {
 	switch k {
 	case KindPayment, KindEnergy, KindTax, KindRent:
 	default:
@@ -57,8 +58,8 @@ func (l *Ledger) Charge(ctx context.Context, key string, tick uint64, wallet str
 		Entries: []Entry{{wallet, -amount}, {Burn, amount}}})
 }
 
-// Refund moves amount µJ-credits from burn back to wallet.
-func (l *Ledger) Refund(ctx context.Context, key string, tick uint64, wallet string, amount Credits) (Result, error) {
+// Refund moves amount credits from burn back to wallet.
+func (l *Ledger) Refund(ctx context.Context, key string, tick uint64, wallet string, amount units.Credits) (Result, error) {
 	if amount <= 0 {
 		return Result{}, fmt.Errorf("ledger: %w: %q: refund of %d: amount must be positive", ErrInvalid, key, amount)
 	}
@@ -66,11 +67,15 @@ func (l *Ledger) Refund(ctx context.Context, key string, tick uint64, wallet str
 		Entries: []Entry{{Burn, -amount}, {wallet, amount}}})
 }
 
-// Tap pays wallet its tap income for elapsed: TapRate µJ-credits per second,
-// truncated to whole µJ-credits, but never lifting the balance above TapCap.
-// Result.Amount is what was paid (possibly 0; the key is still recorded).
-func (l *Ledger) Tap(ctx context.Context, key string, tick uint64, wallet string, elapsed time.Duration) (Result, error) {
-	return l.apply1(ctx, Tx{Key: key, Kind: KindTap, Tick: tick, Wallet: wallet, Elapsed: elapsed})
+// Tap pays wallet amount credits of tap income (the engine computes it
+// from the wallet's rate). It fails with ErrInvalid for a wallet without a
+// tap or an amount that would lift the balance above the tap cap.
+func (l *Ledger) Tap(ctx context.Context, key string, tick uint64, wallet string, amount units.Credits) (Result, error) {
+	if amount <= 0 {
+		return Result{}, fmt.Errorf("ledger: %w: %q: tap of %d: amount must be positive", ErrInvalid, key, amount)
+	}
+	return l.apply1(ctx, Tx{Key: key, Kind: KindTap, Tick: tick, Wallet: wallet,
+		Entries: []Entry{{Mint, -amount}, {wallet, amount}}})
 }
 
 // CloseWallet closes wallet at tick: its remaining balance, positive or

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+
+	"github.com/maxwellhq/maxwell/internal/units"
 )
 
 // Account is an account as stored.
@@ -14,16 +16,16 @@ type Account struct {
 	Kind string `json:"kind"`
 	// State is "open" or "closed".
 	State string `json:"state"`
-	// Balance in µJ-credits.
-	Balance   Credits `json:"balance"`
-	Endowment Credits `json:"endowment"`
-	// TapRate in µJ-credits per second, TapCap in µJ-credits.
-	TapRate    Credits `json:"tap_rate"`
-	TapCap     Credits `json:"tap_cap"`
-	OpenedTick uint64  `json:"opened_tick"`
-	ClosedTick *uint64 `json:"closed_tick,omitempty"`
+	// Balance in credits.
+	Balance   units.Credits `json:"balance"`
+	Endowment units.Credits `json:"endowment"`
+	// TapRate in credits per second, TapCap in credits.
+	TapRate    units.Credits `json:"tap_rate"`
+	TapCap     units.Credits `json:"tap_cap"`
+	OpenedTick uint64        `json:"opened_tick"`
+	ClosedTick *uint64       `json:"closed_tick,omitempty"`
 	// FinalBalance is what the wallet held when it closed, written off.
-	FinalBalance *Credits `json:"final_balance,omitempty"`
+	FinalBalance *units.Credits `json:"final_balance,omitempty"`
 }
 
 const accountCols = `name, kind, state, balance, endowment, tap_rate, tap_cap, opened_tick, closed_tick, final_balance`
@@ -42,7 +44,7 @@ func scanAccount(s interface{ Scan(...any) error }) (Account, error) {
 		a.ClosedTick = &t
 	}
 	if final.Valid {
-		f := Credits(final.Int64)
+		f := units.Credits(final.Int64)
 		a.FinalBalance = &f
 	}
 	return a, nil
@@ -125,7 +127,7 @@ func (l *Ledger) Recent(ctx context.Context, limit int) ([]Posted, error) {
 		}
 		if acc.Valid {
 			last := &ps[len(ps)-1]
-			last.Entries = append(last.Entries, Entry{acc.String, Credits(amt.Int64)})
+			last.Entries = append(last.Entries, Entry{acc.String, units.Credits(amt.Int64)})
 		}
 	}
 	if err := rows.Err(); err != nil {

@@ -10,9 +10,10 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/maxwellhq/maxwell/internal/units"
 )
 
 // Kind says what a transaction is for.
@@ -22,7 +23,7 @@ type Kind string
 const (
 	KindMint    Kind = "mint"    // money issued by the engine (mint → wallet)
 	KindEndow   Kind = "endow"   // a wallet's endowment (mint → wallet); with Tx.Open, the wallet is created
-	KindTap     Kind = "tap"     // tap income (mint → wallet), computed by the ledger
+	KindTap     Kind = "tap"     // tap income (mint → wallet), never above the wallet's tap cap
 	KindFund    Kind = "fund"    // an operator's top-up (mint → wallet)
 	KindPayment Kind = "payment" // an auction payment (wallet → burn)
 	KindEnergy  Kind = "energy"  // an energy charge (wallet → burn)
@@ -46,22 +47,22 @@ func Key(tick uint64, cell, what string) string {
 	return "tick:" + strconv.FormatUint(tick, 10) + "/cell:" + cell + "/" + what
 }
 
-// Entry is one leg of a transaction: Amount µJ-credits added to Account's
+// Entry is one leg of a transaction: Amount credits added to Account's
 // balance (negative: taken from it).
 type Entry struct {
-	Account string  `json:"account"`
-	Amount  Credits `json:"amount"`
+	Account string        `json:"account"`
+	Amount  units.Credits `json:"amount"`
 }
 
 // WalletSpec describes a wallet to open.
 type WalletSpec struct {
 	Name string `json:"name"`
-	// Endowment is paid from the mint when the wallet opens, in µJ-credits.
-	Endowment Credits `json:"endowment"`
-	// TapRate is the tap's income in µJ-credits per second; 0: no tap.
-	TapRate Credits `json:"tap_rate"`
-	// TapCap is the balance, in µJ-credits, above which the tap pays nothing.
-	TapCap Credits `json:"tap_cap"`
+	// Endowment is paid from the mint when the wallet opens, in credits.
+	Endowment units.Credits `json:"endowment"`
+	// TapRate is the tap's income in credits per second; 0: no tap.
+	TapRate units.Credits `json:"tap_rate"`
+	// TapCap is the balance, in credits, above which the tap pays nothing.
+	TapCap units.Credits `json:"tap_cap"`
 }
 
 // Tx is a transaction to apply. Two transactions with the same Key must have
@@ -79,8 +80,6 @@ type Tx struct {
 	// Wallet names the wallet the transaction is about: the one a KindTap
 	// pays or a KindClose closes, and the one that Result.Amount reports on.
 	Wallet string `json:"wallet,omitempty"`
-	// Elapsed is how long the tap ran (KindTap only).
-	Elapsed time.Duration `json:"elapsed,omitempty"`
 	// Open, with KindEndow, creates the wallet and pays its endowment.
 	Open *WalletSpec `json:"open,omitempty"`
 }
@@ -98,7 +97,7 @@ type Result struct {
 	Entries []Entry `json:"entries"`
 	// Amount is the change in Tx.Wallet's balance, except for KindClose,
 	// where it is the wallet's final balance, written off to burn.
-	Amount Credits `json:"amount"`
+	Amount units.Credits `json:"amount"`
 }
 
 // validate checks what can be checked of t without the database and fills
@@ -115,9 +114,6 @@ func (t *Tx) validate() error {
 	}
 	if len(t.Memo) > 1024 || !utf8.ValidString(t.Memo) {
 		return errors.New("memo must be at most 1024 bytes of UTF-8")
-	}
-	if t.Elapsed != 0 && t.Kind != KindTap {
-		return errors.New("elapsed is for taps only")
 	}
 	if t.Open != nil {
 		if t.Kind != KindEndow {
@@ -136,23 +132,23 @@ func (t *Tx) validate() error {
 			return errors.New("endowment, tap rate and tap cap must not be negative")
 		}
 	}
-	computed := t.Kind == KindTap || t.Kind == KindClose || t.Open != nil
+	computed := t.Kind == KindClose || t.Open != nil
 	if computed {
 		if len(t.Entries) != 0 {
-			return errors.New("entries of a tap, close or open are computed by the ledger; leave them empty")
+			return errors.New("entries of a close or open are computed by the ledger; leave them empty")
 		}
 		if t.Wallet == "" {
 			return errors.New("no wallet")
 		}
-		if t.Kind == KindTap && t.Elapsed < 0 {
-			return errors.New("negative elapsed")
-		}
 		return nil
+	}
+	if t.Kind == KindTap && t.Wallet == "" {
+		return errors.New("a tap names the wallet it pays")
 	}
 	if len(t.Entries) < 2 {
 		return errors.New("need at least two entries")
 	}
-	var sum Credits
+	var sum units.Credits
 	named := t.Wallet == ""
 	for _, e := range t.Entries {
 		if e.Account == "" {
@@ -165,7 +161,7 @@ func (t *Tx) validate() error {
 			return fmt.Errorf("kind %q may not credit or debit the mint that way (%d)", t.Kind, e.Amount)
 		}
 		var ok bool
-		if sum, ok = add(sum, e.Amount); !ok {
+		if sum, ok = sum.Add(e.Amount); !ok {
 			return fmt.Errorf("entries: %w", ErrOverflow)
 		}
 		named = named || e.Account == t.Wallet
@@ -211,7 +207,6 @@ func (t *Tx) digest() []byte {
 		num(uint64(e.Amount))
 	}
 	str(t.Wallet)
-	num(uint64(t.Elapsed))
 	if o := t.Open; o != nil {
 		num(1)
 		str(o.Name)
@@ -229,12 +224,12 @@ type account struct {
 	name      string
 	kind      string
 	state     string
-	balance   Credits
-	tapRate   Credits
-	tapCap    Credits
+	balance   units.Credits
+	tapRate   units.Credits
+	tapCap    units.Credits
 	dirty     bool
 	closeTick *uint64
-	final     Credits
+	final     units.Credits
 }
 
 // batch is the state of one Apply.
@@ -391,12 +386,19 @@ func (b *batch) apply(t *Tx) (Result, error) {
 			entries = []Entry{{Mint, -o.Endowment}, {o.Name, o.Endowment}}
 		}
 	case t.Kind == KindTap:
+		// The engine computes tap income; the ledger holds it to the
+		// wallet's terms: a tap only pays a wallet that has one, and never
+		// lifts its balance above the cap.
 		w, err := b.wallet(t.Wallet)
 		if err != nil {
 			return r, err
 		}
-		if inc := tapIncome(w.tapRate, w.tapCap, w.balance, t.Elapsed); inc > 0 {
-			entries = []Entry{{Mint, -inc}, {w.name, inc}}
+		inc := amount(t, entries)
+		if w.tapRate <= 0 {
+			return r, fmt.Errorf("%w: %q: wallet %q has no tap", ErrInvalid, t.Key, w.name)
+		}
+		if nb, ok := w.balance.Add(inc); inc <= 0 || !ok || nb > w.tapCap {
+			return r, fmt.Errorf("%w: %q: a tap of %d would take %q from %d past its cap of %d", ErrInvalid, t.Key, inc, w.name, w.balance, w.tapCap)
 		}
 	case t.Kind == KindClose:
 		w, err := b.wallet(t.Wallet)
@@ -427,7 +429,7 @@ func (b *batch) apply(t *Tx) (Result, error) {
 		if a.state != "open" {
 			return r, fmt.Errorf("%w: %q", ErrClosed, a.name)
 		}
-		nb, ok := add(a.balance, e.Amount)
+		nb, ok := a.balance.Add(e.Amount)
 		if !ok {
 			return r, fmt.Errorf("%q: %d%+d: %w", a.name, a.balance, e.Amount, ErrOverflow)
 		}
@@ -452,8 +454,8 @@ func (b *batch) apply(t *Tx) (Result, error) {
 }
 
 // amount is Result.Amount for t posted as es.
-func amount(t *Tx, es []Entry) Credits {
-	var d Credits
+func amount(t *Tx, es []Entry) units.Credits {
+	var d units.Credits
 	for _, e := range es {
 		if e.Account == t.Wallet && t.Wallet != "" {
 			d += e.Amount // bounded: the entries were applied without overflow

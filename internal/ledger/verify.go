@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"math"
+
+	"github.com/maxwellhq/maxwell/internal/units"
 )
 
 // Report is what Verify found. Figures are derived from the entries, not from
@@ -12,17 +14,17 @@ import (
 type Report struct {
 	// OK: no problems; in particular Minted == Balances + Burned.
 	OK bool `json:"ok"`
-	// Minted is all money ever issued (−Σ entries of the mint), µJ-credits.
-	Minted Credits `json:"minted"`
-	// Burned is the net money in the burn account, µJ-credits.
-	Burned Credits `json:"burned"`
-	// Balances is Σ wallet balances, µJ-credits.
-	Balances      Credits `json:"balances"`
-	Wallets       int     `json:"wallets"`
-	OpenWallets   int     `json:"open_wallets"`
-	Txs           int64   `json:"txs"`
-	Entries       int64   `json:"entries"`
-	SchemaVersion int     `json:"schema_version"`
+	// Minted is all money ever issued (−Σ entries of the mint), credits.
+	Minted units.Credits `json:"minted"`
+	// Burned is the net money in the burn account, credits.
+	Burned units.Credits `json:"burned"`
+	// Balances is Σ wallet balances, credits.
+	Balances      units.Credits `json:"balances"`
+	Wallets       int           `json:"wallets"`
+	OpenWallets   int           `json:"open_wallets"`
+	Txs           int64         `json:"txs"`
+	Entries       int64         `json:"entries"`
+	SchemaVersion int           `json:"schema_version"`
 	// Problems says, one line each, what is wrong.
 	Problems []string `json:"problems,omitempty"`
 }
@@ -109,7 +111,7 @@ func (l *Ledger) Verify(ctx context.Context) (Report, error) {
 	var haveMint, haveBurn, overflow bool
 	for rows.Next() {
 		var name, kind, state string
-		var stored, derived Credits
+		var stored, derived units.Credits
 		if err := rows.Scan(&name, &kind, &state, &stored, &derived); err != nil {
 			rows.Close()
 			return rep, fmt.Errorf("ledger: verify balances: %w", err)
@@ -137,7 +139,7 @@ func (l *Ledger) Verify(ctx context.Context) (Report, error) {
 			} else if stored != 0 || derived != 0 {
 				problem("closed wallet %q holds %d (entries %d)", name, stored, derived)
 			}
-			rep.Balances, ok = add(rep.Balances, derived)
+			rep.Balances, ok = rep.Balances.Add(derived)
 		}
 		overflow = overflow || !ok
 	}
@@ -148,7 +150,7 @@ func (l *Ledger) Verify(ctx context.Context) (Report, error) {
 	if !haveMint || !haveBurn {
 		problem("system account missing (mint %t, burn %t)", haveMint, haveBurn)
 	}
-	if sum, ok := add(rep.Balances, rep.Burned); overflow || !ok {
+	if sum, ok := rep.Balances.Add(rep.Burned); overflow || !ok {
 		problem("sums overflow int64: %v", ErrOverflow)
 	} else if rep.Minted != sum {
 		problem("invariant broken: minted %d != balances %d + burned %d (off by %d)",

@@ -3,18 +3,17 @@
 // Each tick the host sells the CPU slots its thermal budget allows. A slot has
 // a Weight: its share of one core for one tick, in parts of FullSlot (one
 // million), so a whole core for the tick weighs 1,000,000 and a core next to a
-// hot one may weigh less. Money is an integer count of micro-credits (credits
-// are backed by host energy: one credit is one microjoule, see package
-// units). A bid's Price and the
-// reserve price are in micro-credits per FullSlot of weight, so a bidder that
-// is charged a per-unit price p for a slot of weight w pays
+// hot one may weigh less. Money is units.Credits (one credit is one
+// microjoule of host energy). A bid's Price and the reserve price are in
+// credits per FullSlot of weight, and never negative, so a bidder that is
+// charged a per-unit price p for a slot of weight w pays
 //
 //	floor(p × w / FullSlot)
 //
-// micro-credits. All arithmetic is on integers; products are formed in 128
-// bits (math/bits) and every total is divided by FullSlot exactly once,
-// rounding down (in the buyer's favour). A payment or revenue that does not
-// fit in a uint64 is reported as ErrOverflow, never wrapped.
+// credits. All arithmetic is on integers; products are formed in 128 bits
+// (math/bits) and every total is divided by FullSlot exactly once, rounding
+// down (in the buyer's favour). A payment or revenue that does not fit in
+// units.Credits is reported as ErrOverflow, never wrapped.
 //
 // The package is pure: no clock, no I/O, no goroutines. An Auction keeps
 // scratch buffers between calls, so clearing in the steady state does not
@@ -61,8 +60,11 @@ package market
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/bits"
 	"slices"
+
+	"github.com/maxwellhq/maxwell/internal/units"
 )
 
 // FullSlot is the weight of one whole core for one tick. Slot weights are in
@@ -75,7 +77,8 @@ var (
 	ErrZeroWeight      = errors.New("market: slot has zero weight")
 	ErrDuplicateSlot   = errors.New("market: duplicate slot id")
 	ErrDuplicateBidder = errors.New("market: duplicate bidder")
-	ErrOverflow        = errors.New("market: amount overflows uint64 micro-credits")
+	ErrOverflow        = errors.New("market: amount overflows the credits type")
+	ErrNegative        = errors.New("market: negative price, budget or reserve")
 	ErrUnknownRule     = errors.New("market: unknown auction rule")
 )
 
@@ -148,15 +151,15 @@ type Bid struct {
 	// Lower IDs win ties.
 	Bidder int
 	// Price is the most the bidder pays per FullSlot of weight, in
-	// micro-credits.
-	Price uint64
+	// credits; never negative.
+	Price units.Credits
 	// Budget, if not zero, caps what the bidder pays this tick, in
-	// micro-credits. It is enforced by lowering the bid's effective price
+	// credits. It is enforced by lowering the bid's effective price
 	// to floor(Budget × FullSlot / w₁), where w₁ is the largest slot
 	// weight on sale, so the bidder can pay for any slot it may win and no
 	// payment ever exceeds Budget. The effective price is what is ranked
 	// and what sets other winners' prices.
-	Budget uint64
+	Budget units.Credits
 }
 
 // Allocation is one slot sold to one bidder.
@@ -165,8 +168,8 @@ type Allocation struct {
 	Slot   int
 	// Weight is the slot's weight in parts of FullSlot.
 	Weight uint64
-	// Payment is what the bidder pays for the slot, in micro-credits.
-	Payment uint64
+	// Payment is what the bidder pays for the slot, in credits.
+	Payment units.Credits
 }
 
 // Result is the outcome of one auction.
@@ -174,12 +177,12 @@ type Result struct {
 	// Allocations lists the slots sold, best slot first. The slice belongs
 	// to the Auction that returned it and is overwritten by its next Clear.
 	Allocations []Allocation
-	// Revenue is the sum of all payments, in micro-credits.
-	Revenue uint64
+	// Revenue is the sum of all payments, in credits.
+	Revenue units.Credits
 	// ClearingPrice is the per-FullSlot price of the marginal unit of
 	// weight: the highest eligible bid that won nothing, or the reserve if
-	// that is higher or there is no such bid (micro-credits per FullSlot).
-	ClearingPrice uint64
+	// that is higher or there is no such bid (credits per FullSlot).
+	ClearingPrice units.Credits
 }
 
 // ranked is a bid reduced to what ranking needs.
@@ -213,7 +216,7 @@ type Auction struct {
 
 // Clear runs one auction with a fresh Auction under rule. It is a
 // convenience for one-off use; reuse an Auction to avoid allocating.
-func Clear(rule Rule, slots []Slot, bids []Bid, reserve uint64) (Result, error) {
+func Clear(rule Rule, slots []Slot, bids []Bid, reserve units.Credits) (Result, error) {
 	a := Auction{Rule: rule}
 	res, err := a.Clear(slots, bids, reserve)
 	if err != nil {
@@ -223,24 +226,28 @@ func Clear(rule Rule, slots []Slot, bids []Bid, reserve uint64) (Result, error) 
 	return res, nil
 }
 
-// Clear sells slots to bids at the reserve price (micro-credits per FullSlot
-// of weight) under a.Rule. It does not modify slots or bids. The returned
+// Clear sells slots to bids at the reserve price (credits per FullSlot of
+// weight) under a.Rule. It does not modify slots or bids. The returned
 // Allocations alias a's buffer and are valid until a's next Clear.
 //
 // Clear returns ErrZeroWeight, ErrDuplicateSlot, ErrDuplicateBidder,
-// ErrOverflow (a winner's Price × Weight, or the revenue, does not fit in a
-// uint64 once divided by FullSlot) or ErrUnknownRule, each wrapped.
-func (a *Auction) Clear(slots []Slot, bids []Bid, reserve uint64) (Result, error) {
+// ErrNegative, ErrOverflow (a winner's Price × Weight, or the revenue, does
+// not fit in units.Credits once divided by FullSlot) or ErrUnknownRule, each
+// wrapped.
+func (a *Auction) Clear(slots []Slot, bids []Bid, reserve units.Credits) (Result, error) {
 	if a.Rule != GSP && a.Rule != VCG {
 		return Result{}, fmt.Errorf("%w: %d", ErrUnknownRule, int(a.Rule))
+	}
+	if reserve < 0 {
+		return Result{}, fmt.Errorf("%w: reserve %d", ErrNegative, reserve)
 	}
 	if err := a.rankSlots(slots); err != nil {
 		return Result{}, err
 	}
-	if err := a.selectBids(bids, reserve); err != nil {
+	if err := a.selectBids(bids, uint64(reserve)); err != nil {
 		return Result{}, err
 	}
-	return a.pay(reserve)
+	return a.pay(uint64(reserve))
 }
 
 // rankSlots validates slots and copies them into a.slots, best first.
@@ -304,7 +311,10 @@ func (a *Auction) selectBids(bids []Bid, reserve uint64) error {
 		if a.bidders.add(b.Bidder) {
 			return fmt.Errorf("%w: %d", ErrDuplicateBidder, b.Bidder)
 		}
-		r := ranked{bidder: b.Bidder, price: b.EffectivePrice(wTop)}
+		if b.Price < 0 || b.Budget < 0 {
+			return fmt.Errorf("%w: bidder %d price %d budget %d", ErrNegative, b.Bidder, b.Price, b.Budget)
+		}
+		r := ranked{bidder: b.Bidder, price: uint64(b.EffectivePrice(wTop))}
 		if r.price < reserve {
 			continue
 		}
@@ -330,17 +340,21 @@ func (a *Auction) selectBids(bids []Bid, reserve uint64) error {
 
 // EffectivePrice returns the per-FullSlot price at which b is ranked and
 // charged when the largest slot on sale weighs maxWeight: b.Price, lowered
-// to floor(b.Budget × FullSlot / maxWeight) if b has a Budget.
-func (b Bid) EffectivePrice(maxWeight uint64) uint64 {
-	if b.Budget == 0 || maxWeight == 0 {
+// to floor(b.Budget × FullSlot / maxWeight) if b has a Budget. Negative
+// figures, which Clear refuses, give 0.
+func (b Bid) EffectivePrice(maxWeight uint64) units.Credits {
+	if b.Price <= 0 {
+		return 0
+	}
+	if b.Budget <= 0 || maxWeight == 0 {
 		return b.Price
 	}
-	hi, lo := bits.Mul64(b.Budget, FullSlot)
-	if hi >= maxWeight { // the cap does not fit in a uint64, so it cannot bind
+	hi, lo := bits.Mul64(uint64(b.Budget), FullSlot)
+	if hi >= maxWeight { // the cap does not fit in 64 bits, so it cannot bind
 		return b.Price
 	}
 	limit, _ := bits.Div64(hi, lo, maxWeight)
-	return min(b.Price, limit)
+	return units.Credits(min(uint64(b.Price), limit))
 }
 
 // The heap is a min-heap under better: h[0] is the worst bid kept.
@@ -402,7 +416,8 @@ func (a *Auction) pay(reserve uint64) (Result, error) {
 			if i+1 < m {
 				p = a.top[i+1].price // ≥ reserve, since it is eligible
 			}
-			a.allocs[i].Payment, _ = mulDiv(p, a.slots[i].Weight)
+			pay, _ := mulDiv(p, a.slots[i].Weight)
+			a.allocs[i].Payment = units.Credits(pay)
 		}
 	case VCG:
 		// Walk up from the last winner, accumulating the 128-bit
@@ -423,36 +438,43 @@ func (a *Auction) pay(reserve uint64) (Result, error) {
 			if hi >= FullSlot {
 				return Result{}, fmt.Errorf("%w: VCG payment of bidder %d", ErrOverflow, a.top[i].bidder)
 			}
-			a.allocs[i].Payment, _ = bits.Div64(hi, lo, FullSlot)
+			pay, _ := bits.Div64(hi, lo, FullSlot)
+			if pay > math.MaxInt64 {
+				return Result{}, fmt.Errorf("%w: VCG payment of bidder %d", ErrOverflow, a.top[i].bidder)
+			}
+			a.allocs[i].Payment = units.Credits(pay)
 		}
 	}
-	var revenue uint64
+	var revenue units.Credits
 	for _, al := range a.allocs {
-		var carry uint64
-		revenue, carry = bits.Add64(revenue, al.Payment, 0)
-		if carry != 0 {
+		var ok bool
+		if revenue, ok = revenue.Add(al.Payment); !ok {
 			return Result{}, fmt.Errorf("%w: revenue", ErrOverflow)
 		}
 	}
-	return Result{Allocations: a.allocs, Revenue: revenue, ClearingPrice: clearing}, nil
+	return Result{Allocations: a.allocs, Revenue: revenue, ClearingPrice: units.Credits(clearing)}, nil
 }
 
-// mulDiv returns floor(p × w / FullSlot) and whether it fits in a uint64.
+// mulDiv returns floor(p × w / FullSlot) and whether it fits in
+// units.Credits.
 func mulDiv(p, w uint64) (uint64, bool) {
 	hi, lo := bits.Mul64(p, w)
 	if hi >= FullSlot {
 		return 0, false
 	}
 	q, _ := bits.Div64(hi, lo, FullSlot)
-	return q, true
+	return q, q <= math.MaxInt64
 }
 
-// Value returns floor(price × weight / FullSlot), the worth in micro-credits
-// of weight at a per-FullSlot price, or ErrOverflow.
-func Value(price, weight uint64) (uint64, error) {
-	v, ok := mulDiv(price, weight)
+// Value returns floor(price × weight / FullSlot), the worth in credits of
+// weight at a per-FullSlot price, or ErrNegative or ErrOverflow.
+func Value(price units.Credits, weight uint64) (units.Credits, error) {
+	if price < 0 {
+		return 0, fmt.Errorf("%w: price %d", ErrNegative, price)
+	}
+	v, ok := mulDiv(uint64(price), weight)
 	if !ok {
 		return 0, fmt.Errorf("%w: %d × %d", ErrOverflow, price, weight)
 	}
-	return v, nil
+	return units.Credits(v), nil
 }

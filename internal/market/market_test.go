@@ -7,11 +7,13 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+
+	"github.com/maxwellhq/maxwell/internal/units"
 )
 
 const M = FullSlot // shorthand: a weight of M is one whole core-tick
 
-func bids(prices ...uint64) []Bid {
+func bids(prices ...units.Credits) []Bid {
 	out := make([]Bid, len(prices))
 	for i, p := range prices {
 		out[i] = Bid{Bidder: i, Price: p}
@@ -34,25 +36,25 @@ func TestClearHandComputed(t *testing.T) {
 		name     string
 		slots    []Slot
 		bids     []Bid
-		reserve  uint64
-		winners  []int    // bidder per sold slot, best slot first
-		gsp      []uint64 // payments
-		vcg      []uint64
-		clearing uint64
+		reserve  units.Credits
+		winners  []int           // bidder per sold slot, best slot first
+		gsp      []units.Credits // payments
+		vcg      []units.Credits
+		clearing units.Credits
 	}{
 		{
 			// GSP: 80×1, 50×0.6, 20×0.3. VCG from the bottom:
 			// 0.3×20=6; 6+(0.6−0.3)×50=21; 21+(1−0.6)×80=53.
 			name:  "unequal weights, no reserve",
 			slots: slotsOf(M, 600_000, 300_000), bids: bids(100, 80, 50, 20),
-			winners: []int{0, 1, 2}, gsp: []uint64{80, 30, 6}, vcg: []uint64{53, 21, 6},
+			winners: []int{0, 1, 2}, gsp: []units.Credits{80, 30, 6}, vcg: []units.Credits{53, 21, 6},
 			clearing: 20,
 		},
 		{
 			// A reserve under every bid changes nothing.
 			name:  "reserve not binding",
 			slots: slotsOf(M, 600_000, 300_000), bids: bids(100, 80, 50, 20), reserve: 10,
-			winners: []int{0, 1, 2}, gsp: []uint64{80, 30, 6}, vcg: []uint64{53, 21, 6},
+			winners: []int{0, 1, 2}, gsp: []units.Credits{80, 30, 6}, vcg: []units.Credits{53, 21, 6},
 			clearing: 20,
 		},
 		{
@@ -62,7 +64,7 @@ func TestClearHandComputed(t *testing.T) {
 			// 0.6×60=36, 36+0.4×80=68.
 			name:  "reserve binding, fewer bidders than slots",
 			slots: slotsOf(M, 600_000, 300_000), bids: bids(100, 80, 50), reserve: 60,
-			winners: []int{0, 1}, gsp: []uint64{80, 36}, vcg: []uint64{68, 36},
+			winners: []int{0, 1}, gsp: []units.Credits{80, 36}, vcg: []units.Credits{68, 36},
 			clearing: 60,
 		},
 		{
@@ -70,14 +72,14 @@ func TestClearHandComputed(t *testing.T) {
 			// the price of the only winner under both rules.
 			name:  "reserve binding over the next bid",
 			slots: slotsOf(M), bids: bids(100, 50), reserve: 60,
-			winners: []int{0}, gsp: []uint64{60}, vcg: []uint64{60},
+			winners: []int{0}, gsp: []units.Credits{60}, vcg: []units.Credits{60},
 			clearing: 60,
 		},
 		{
 			// A bid equal to the reserve is eligible.
 			name:  "bid equal to reserve",
 			slots: slotsOf(M, 500_000), bids: bids(100, 60), reserve: 60,
-			winners: []int{0, 1}, gsp: []uint64{60, 30}, vcg: []uint64{60, 30},
+			winners: []int{0, 1}, gsp: []units.Credits{60, 30}, vcg: []units.Credits{60, 30},
 			clearing: 60,
 		},
 		{
@@ -87,7 +89,7 @@ func TestClearHandComputed(t *testing.T) {
 			slots: []Slot{{ID: 7, Weight: M}, {ID: 3, Weight: M}},
 			bids:  []Bid{{Bidder: 5, Price: 70}, {Bidder: 9, Price: 70}, {Bidder: 2, Price: 70}},
 			// bidder 2 → slot 3, bidder 5 → slot 7, bidder 9 loses
-			winners: []int{2, 5}, gsp: []uint64{70, 70}, vcg: []uint64{70, 70},
+			winners: []int{2, 5}, gsp: []units.Credits{70, 70}, vcg: []units.Credits{70, 70},
 			clearing: 70,
 		},
 		{
@@ -108,7 +110,7 @@ func TestClearHandComputed(t *testing.T) {
 			// 4333334 → 4.
 			name:  "rounding down",
 			slots: slotsOf(M, 333_333), bids: bids(7, 5, 3),
-			winners: []int{0, 1}, gsp: []uint64{5, 0}, vcg: []uint64{4, 0},
+			winners: []int{0, 1}, gsp: []units.Credits{5, 0}, vcg: []units.Credits{4, 0},
 			clearing: 3,
 		},
 		{
@@ -118,7 +120,7 @@ func TestClearHandComputed(t *testing.T) {
 			name:    "budget caps the effective price",
 			slots:   slotsOf(M, 500_000),
 			bids:    []Bid{{Bidder: 0, Price: 100, Budget: 30}, {Bidder: 1, Price: 50}},
-			winners: []int{1, 0}, gsp: []uint64{30, 0}, vcg: []uint64{15, 0},
+			winners: []int{1, 0}, gsp: []units.Credits{30, 0}, vcg: []units.Credits{15, 0},
 			clearing: 0,
 		},
 	}
@@ -137,7 +139,7 @@ func TestClearHandComputed(t *testing.T) {
 				if len(res.Allocations) != len(tt.winners) {
 					t.Fatalf("got %d allocations %+v, want %d", len(res.Allocations), res.Allocations, len(tt.winners))
 				}
-				var revenue uint64
+				var revenue units.Credits
 				for i, al := range res.Allocations {
 					if al.Bidder != tt.winners[i] || al.Payment != want[i] {
 						t.Errorf("slot rank %d: got bidder %d paying %d, want bidder %d paying %d",
@@ -170,7 +172,7 @@ func TestEqualWeightsGSPvsVCG(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, want := range []uint64{80, 60, 40} {
+	for i, want := range []units.Credits{80, 60, 40} {
 		if got := gsp.Allocations[i].Payment; got != want {
 			t.Errorf("GSP slot %d pays %d, want %d (the next bid)", i, got, want)
 		}
@@ -194,12 +196,14 @@ func TestClearErrors(t *testing.T) {
 		{"zero weight", GSP, []Slot{{ID: 1, Weight: M}, {ID: 2}}, bids(1), ErrZeroWeight},
 		{"duplicate slot", GSP, []Slot{{ID: 1, Weight: M}, {ID: 1, Weight: 2}}, bids(1), ErrDuplicateSlot},
 		{"duplicate bidder", GSP, slotsOf(M), []Bid{{Bidder: 3, Price: 1}, {Bidder: 4}, {Bidder: 3, Price: 9}}, ErrDuplicateBidder},
-		{"price × weight overflows", GSP, slotsOf(2 * M), bids(math.MaxUint64), ErrOverflow},
-		{"price × weight overflows (VCG)", VCG, slotsOf(2 * M), bids(math.MaxUint64, 1), ErrOverflow},
-		{"revenue overflows", GSP, slotsOf(M, M), bids(math.MaxUint64, math.MaxUint64, math.MaxUint64), ErrOverflow},
+		{"price × weight overflows", GSP, slotsOf(2 * M), bids(math.MaxInt64), ErrOverflow},
+		{"price × weight overflows (VCG)", VCG, slotsOf(2 * M), bids(math.MaxInt64, 1), ErrOverflow},
+		{"revenue overflows", GSP, slotsOf(M, M), bids(math.MaxInt64, math.MaxInt64, math.MaxInt64), ErrOverflow},
 		{"duplicate bidder, sparse ids", GSP, slotsOf(M), []Bid{{Bidder: math.MinInt}, {Bidder: math.MaxInt}, {Bidder: math.MinInt}}, ErrDuplicateBidder},
 		{"duplicate slot, sparse ids", GSP, []Slot{{ID: math.MaxInt, Weight: 1}, {ID: -5, Weight: 1}, {ID: math.MaxInt, Weight: 2}}, nil, ErrDuplicateSlot},
 		{"unknown rule", Rule(7), slotsOf(M), bids(1), ErrUnknownRule},
+		{"negative price", GSP, slotsOf(M), bids(5, -1), ErrNegative},
+		{"negative budget", GSP, slotsOf(M), []Bid{{Bidder: 1, Price: 5, Budget: -1}}, ErrNegative},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -209,6 +213,9 @@ func TestClearErrors(t *testing.T) {
 			}
 		})
 	}
+	if _, err := Clear(GSP, slotsOf(M), bids(1), -1); !errors.Is(err, ErrNegative) {
+		t.Errorf("negative reserve: %v", err)
+	}
 	// Extreme but distinct IDs are fine.
 	res, err := Clear(GSP, []Slot{{ID: math.MinInt, Weight: 1}, {ID: math.MaxInt, Weight: 1}},
 		[]Bid{{Bidder: math.MaxInt, Price: 3}, {Bidder: math.MinInt, Price: 3}, {Bidder: 0, Price: 2}}, 0)
@@ -216,8 +223,8 @@ func TestClearErrors(t *testing.T) {
 		t.Fatalf("extreme ids: got %+v, %v", res, err)
 	}
 	// The largest amounts that do fit are accepted.
-	res, err = Clear(VCG, slotsOf(M), bids(math.MaxUint64, math.MaxUint64), 0)
-	if err != nil || res.Revenue != math.MaxUint64 {
+	res, err = Clear(VCG, slotsOf(M), bids(math.MaxInt64, math.MaxInt64), 0)
+	if err != nil || res.Revenue != math.MaxInt64 {
 		t.Fatalf("max price on a full slot: got %+v, %v", res, err)
 	}
 }
@@ -245,7 +252,7 @@ func TestRuleText(t *testing.T) {
 // by literally recomputing the others' welfare without each winner (the
 // seller valuing unsold weight at the reserve). Amounts must stay small
 // enough for uint64 numerators.
-func reference(rule Rule, slots []Slot, bs []Bid, reserve uint64) (winners []int, pay []uint64) {
+func reference(rule Rule, slots []Slot, bs []Bid, reserve units.Credits) (winners []int, pay []units.Credits) {
 	ss := slices.Clone(slots)
 	slices.SortStableFunc(ss, func(x, y Slot) int {
 		if x.Weight != y.Weight {
@@ -260,13 +267,14 @@ func reference(rule Rule, slots []Slot, bs []Bid, reserve uint64) (winners []int
 	if len(ss) > 0 {
 		wTop = ss[0].Weight
 	}
+	r := uint64(reserve)
 	var rb []ranked
 	for _, b := range bs {
-		p := b.Price
+		p := uint64(b.Price)
 		if b.Budget != 0 && wTop != 0 {
-			p = min(p, b.Budget*M/wTop)
+			p = min(p, uint64(b.Budget)*M/wTop)
 		}
-		if p >= reserve {
+		if p >= r {
 			rb = append(rb, ranked{b.Bidder, p})
 		}
 	}
@@ -283,7 +291,7 @@ func reference(rule Rule, slots []Slot, bs []Bid, reserve uint64) (winners []int
 			if i < len(list) {
 				w += list[i].price * s.Weight
 			} else {
-				w += reserve * s.Weight
+				w += r * s.Weight
 			}
 		}
 		return w
@@ -293,21 +301,21 @@ func reference(rule Rule, slots []Slot, bs []Bid, reserve uint64) (winners []int
 		winners = append(winners, rb[i].bidder)
 		switch rule {
 		case GSP:
-			p := reserve
+			p := r
 			if i+1 < len(rb) {
 				p = max(p, rb[i+1].price)
 			}
-			pay = append(pay, p*ss[i].Weight/M)
+			pay = append(pay, units.Credits(p*ss[i].Weight/M))
 		case VCG:
 			without := slices.Delete(slices.Clone(rb), i, i+1)
 			others := welfare(rb) - rb[i].price*ss[i].Weight
-			pay = append(pay, (welfare(without)-others)/M)
+			pay = append(pay, units.Credits((welfare(without)-others)/M))
 		}
 	}
 	return winners, pay
 }
 
-func randomInstance(rng *rand.Rand) ([]Slot, []Bid, uint64) {
+func randomInstance(rng *rand.Rand) ([]Slot, []Bid, units.Credits) {
 	slots := make([]Slot, rng.IntN(6))
 	for i := range slots {
 		// Few distinct weights, so ties happen.
@@ -315,14 +323,14 @@ func randomInstance(rng *rand.Rand) ([]Slot, []Bid, uint64) {
 	}
 	bs := make([]Bid, rng.IntN(10))
 	for i := range bs {
-		bs[i] = Bid{Bidder: rng.IntN(1000)*10 + i, Price: uint64(rng.IntN(20)) * 50}
+		bs[i] = Bid{Bidder: rng.IntN(1000)*10 + i, Price: units.Credits(rng.IntN(20)) * 50}
 		if rng.IntN(4) == 0 {
-			bs[i].Budget = uint64(1 + rng.IntN(1000))
+			bs[i].Budget = units.Credits(1 + rng.IntN(1000))
 		}
 	}
-	reserve := uint64(0)
+	reserve := units.Credits(0)
 	if rng.IntN(2) == 0 {
-		reserve = uint64(rng.IntN(10)) * 50
+		reserve = units.Credits(rng.IntN(10)) * 50
 	}
 	return slots, bs, reserve
 }
@@ -351,14 +359,14 @@ func TestClearProperties(t *testing.T) {
 			if len(winners) != len(c.res.Allocations) {
 				t.Fatalf("instance %d %v: %d winners, reference %d", n, c.rule, len(c.res.Allocations), len(winners))
 			}
-			var rev uint64
+			var rev units.Credits
 			for i, al := range c.res.Allocations {
 				if al.Bidder != winners[i] || al.Payment != pay[i] {
 					t.Fatalf("instance %d %v rank %d: got %+v, reference bidder %d pays %d\nslots %v bids %v reserve %d",
 						n, c.rule, i, al, winners[i], pay[i], slots, bs, reserve)
 				}
 				bid := bs[slices.IndexFunc(bs, func(b Bid) bool { return b.Bidder == al.Bidder })]
-				if al.Payment > bid.Price*al.Weight/M {
+				if al.Payment > bid.Price*units.Credits(al.Weight)/M {
 					t.Fatalf("instance %d: payment %d over bid × weight", n, al.Payment)
 				}
 				if bid.Budget != 0 && al.Payment > bid.Budget {
@@ -402,7 +410,7 @@ func TestClearSteadyStateDoesNotAllocate(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	bs := make([]Bid, 5000)
 	for i := range bs {
-		bs[i] = Bid{Bidder: i, Price: rng.Uint64N(1 << 40)}
+		bs[i] = Bid{Bidder: i, Price: units.Credits(rng.Uint64N(1 << 40))}
 	}
 	slots := make([]Slot, 64)
 	for i := range slots {
@@ -445,28 +453,29 @@ func FuzzClear(f *testing.F) {
 			if kind%2 == 0 {
 				slots = append(slots, Slot{ID: int(next() % 16), Weight: next()})
 			} else {
-				bs = append(bs, Bid{Bidder: int(next() % 32), Price: next(), Budget: next() % 4})
+				// Any 64-bit pattern, negative prices and budgets included.
+				bs = append(bs, Bid{Bidder: int(next() % 32), Price: units.Credits(next()), Budget: units.Credits(next()%4) - 1})
 			}
 		}
 		rule := GSP
 		if vcg {
 			rule = VCG
 		}
-		res, err := Clear(rule, slots, bs, reserve)
+		res, err := Clear(rule, slots, bs, units.Credits(reserve))
 		if err != nil {
 			return
 		}
 		if len(res.Allocations) > len(slots) || len(res.Allocations) > len(bs) {
 			t.Fatalf("%d allocations for %d slots and %d bids", len(res.Allocations), len(slots), len(bs))
 		}
-		if res.ClearingPrice < reserve {
+		if res.ClearingPrice < units.Credits(reserve) {
 			t.Fatalf("clearing price %d below reserve %d", res.ClearingPrice, reserve)
 		}
 		var wTop uint64
 		for _, s := range slots {
 			wTop = max(wTop, s.Weight)
 		}
-		var rev uint64
+		var rev units.Credits
 		seen := map[int]bool{}
 		for _, al := range res.Allocations {
 			if seen[al.Bidder] {
@@ -479,7 +488,7 @@ func FuzzClear(f *testing.F) {
 			if err != nil || al.Payment > v {
 				t.Fatalf("payment %d over bid value %d (%v)", al.Payment, v, err)
 			}
-			if bid.Budget != 0 && al.Payment > bid.Budget {
+			if bid.Budget > 0 && al.Payment > bid.Budget {
 				t.Fatalf("payment %d over budget %d", al.Payment, bid.Budget)
 			}
 			rev += al.Payment
@@ -489,7 +498,7 @@ func FuzzClear(f *testing.F) {
 		}
 		// The other rule allocates the same way, and GSP never charges
 		// less than VCG for a slot.
-		other, err := Clear(1-rule, slots, bs, reserve)
+		other, err := Clear(1-rule, slots, bs, units.Credits(reserve))
 		if err != nil {
 			t.Fatalf("%v cleared but %v failed: %v", rule, 1-rule, err)
 		}
@@ -510,7 +519,7 @@ func benchInstance(n, k int) ([]Slot, []Bid) {
 	rng := rand.New(rand.NewPCG(uint64(n), uint64(k)))
 	bs := make([]Bid, n)
 	for i := range bs {
-		bs[i] = Bid{Bidder: i, Price: rng.Uint64N(1 << 32)}
+		bs[i] = Bid{Bidder: i, Price: units.Credits(rng.Uint64N(1 << 32))}
 	}
 	slots := make([]Slot, k)
 	for i := range slots {

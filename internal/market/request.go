@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+
+	"github.com/maxwellhq/maxwell/internal/units"
 )
 
 // ErrBadRequest is returned, wrapped, for auction input that cannot be
@@ -22,14 +25,14 @@ const maxRequestBytes = 64 << 20
 //	 "bids":  [{"bidder": "alice", "price": 500, "budget": 0}]}
 //
 // "rule" is "gsp" (the default when absent) or "vcg"; "reserve", "price" and
-// "budget" are micro-credits per FullSlot of weight (budget: micro-credits),
+// "budget" are credits per FullSlot of weight (budget: credits),
 // "weight" is in parts of FullSlot; all are non-negative integers that fit
-// in 64 bits. "budget" is optional. Bidder names must be unique and not
+// in 63 bits. "budget" is optional. Bidder names must be unique and not
 // empty; each gets the Bidder ID of its position in "bids", so earlier bids
 // win ties.
 type Request struct {
 	Rule    Rule
-	Reserve uint64
+	Reserve units.Credits
 	Slots   []Slot
 	Bids    []Bid
 	// Names holds each bidder's name, indexed by Bid.Bidder.
@@ -80,7 +83,11 @@ func DecodeRequest(r io.Reader) (*Request, error) {
 	if in.Reserve == nil {
 		return nil, fmt.Errorf("%w: missing \"reserve\"", ErrBadRequest)
 	}
-	req := &Request{Reserve: *in.Reserve}
+	reserve, err := credits("reserve", *in.Reserve)
+	if err != nil {
+		return nil, err
+	}
+	req := &Request{Reserve: reserve}
 	if in.Rule != nil {
 		req.Rule = *in.Rule
 	}
@@ -105,7 +112,24 @@ func DecodeRequest(r io.Reader) (*Request, error) {
 		}
 		names[*b.Bidder] = true
 		req.Names = append(req.Names, *b.Bidder)
-		req.Bids = append(req.Bids, Bid{Bidder: i, Price: *b.Price, Budget: b.Budget})
+		price, err := credits("price", *b.Price)
+		if err != nil {
+			return nil, err
+		}
+		budget, err := credits("budget", b.Budget)
+		if err != nil {
+			return nil, err
+		}
+		req.Bids = append(req.Bids, Bid{Bidder: i, Price: price, Budget: budget})
 	}
 	return req, nil
+}
+
+// credits converts a decoded amount, refusing what units.Credits cannot
+// hold.
+func credits(field string, v uint64) (units.Credits, error) {
+	if v > math.MaxInt64 {
+		return 0, fmt.Errorf("%w: %q %d: at most %d credits", ErrBadRequest, field, v, int64(math.MaxInt64))
+	}
+	return units.Credits(v), nil
 }

@@ -6,19 +6,21 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/maxwellhq/maxwell/internal/units"
 )
 
 func TestDecodeRequest(t *testing.T) {
 	req, err := DecodeRequest(strings.NewReader(`{"rule":"vcg","reserve":5,
 		"slots":[{"id":2,"weight":1000000},{"id":-1,"weight":1}],
-		"bids":[{"bidder":"a","price":18446744073709551615},{"bidder":"b","price":0,"budget":7}]} `))
+		"bids":[{"bidder":"a","price":9223372036854775807},{"bidder":"b","price":0,"budget":7}]} `))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Request{
 		Rule: VCG, Reserve: 5,
 		Slots: []Slot{{ID: 2, Weight: 1_000_000}, {ID: -1, Weight: 1}},
-		Bids:  []Bid{{Bidder: 0, Price: 18446744073709551615}, {Bidder: 1, Budget: 7}},
+		Bids:  []Bid{{Bidder: 0, Price: 9223372036854775807}, {Bidder: 1, Budget: 7}},
 		Names: []string{"a", "b"},
 	}
 	if req.Rule != want.Rule || req.Reserve != want.Reserve || !slices.Equal(req.Slots, want.Slots) ||
@@ -48,6 +50,8 @@ func TestDecodeRequestRejects(t *testing.T) {
 		{"NaN price", `{"reserve":0,"slots":[],"bids":[{"bidder":"a","price":NaN}]}`},
 		{"string price", `{"reserve":0,"slots":[],"bids":[{"bidder":"a","price":"5"}]}`},
 		{"overflowing price", `{"reserve":0,"slots":[],"bids":[{"bidder":"a","price":18446744073709551616}]}`},
+		{"price beyond credits", `{"reserve":0,"slots":[],"bids":[{"bidder":"a","price":9223372036854775808}]}`},
+		{"reserve beyond credits", `{"reserve":9223372036854775808,"slots":[],"bids":[]}`},
 		{"overflowing slot id", `{"reserve":0,"slots":[{"id":99999999999999999999,"weight":1}],"bids":[]}`},
 		{"negative weight", `{"reserve":0,"slots":[{"id":0,"weight":-5}],"bids":[]}`},
 		{"missing weight", `{"reserve":0,"slots":[{"id":0}],"bids":[]}`},
@@ -91,14 +95,14 @@ func TestExample(t *testing.T) {
 	winners := []string{"scientist", "miner", "logger"}
 	for _, tt := range []struct {
 		rule     Rule
-		payments []uint64
-		revenue  uint64
+		payments []units.Credits
+		revenue  units.Credits
 	}{
 		// GSP: 800000×1, 300000×0.7, reserve 200000×0.4.
-		{GSP, []uint64{800_000, 210_000, 80_000}, 1_090_000},
+		{GSP, []units.Credits{800_000, 210_000, 80_000}, 1_090_000},
 		// VCG: 0.4×200000 = 80000; +0.3×300000 = 170000;
 		// +0.3×800000 = 410000.
-		{VCG, []uint64{410_000, 170_000, 80_000}, 660_000},
+		{VCG, []units.Credits{410_000, 170_000, 80_000}, 660_000},
 	} {
 		res, err := Clear(tt.rule, req.Slots, req.Bids, req.Reserve)
 		if err != nil {

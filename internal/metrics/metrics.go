@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/maxwellhq/maxwell/internal/api"
+	"github.com/maxwellhq/maxwell/internal/life"
 )
 
 // StateFunc returns the daemon's state; api.Backend's State is one.
@@ -153,16 +154,16 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	emit("maxwell_apoptosis_total", float64(st.Apoptoses))
 
-	counts := map[api.CellState]int{}
+	counts := map[life.State]int{}
 	for _, cell := range st.Cells {
 		counts[cell.State]++
 	}
-	for _, s := range api.CellStates() {
+	for _, s := range life.States() {
 		emit("maxwell_agents", float64(counts[s]), string(s))
 	}
 	for _, cell := range st.Cells {
 		n := cell.Name
-		for _, s := range api.CellStates() {
+		for _, s := range life.States() {
 			emit("maxwell_agent_state", b2f(cell.State == s), n, string(s))
 		}
 		emit("maxwell_agent_info", 1, n, cell.Backend)

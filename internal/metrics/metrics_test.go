@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/maxwellhq/maxwell/internal/api"
+	"github.com/maxwellhq/maxwell/internal/life"
 )
 
 func testState() api.State {
@@ -39,8 +40,8 @@ func testState() api.State {
 		FailSafe:    false,
 		Apoptoses:   3,
 		Cells: []api.Cell{
-			{Name: "scientist", State: api.Running, Backend: "hybrid", Balance: 900000, Endowment: 1000000, BurnRate: 2100.5, Paid: 99000, Tax: 1000, FreedBytes: 4096, Energy: 12.5, EnergyEstimated: true, CPUShare: 0.5, BidPrice: 2500, BidUnits: 1, Won: 1},
-			{Name: "miner", State: api.Dead, Backend: "signal", Balance: -40, Endowment: 500000, Paid: 480000, Tax: 20040, FreedBytes: 1 << 30, Energy: 30, BidPrice: 1800, BidUnits: 2},
+			{Name: "scientist", State: life.Running, Backend: "hybrid", Balance: 900000, Endowment: 1000000, BurnRate: 2100.5, Paid: 99000, Tax: 1000, FreedBytes: 4096, Energy: 12.5, EnergyEstimated: true, CPUShare: 0.5, BidPrice: 2500, BidUnits: 1, Won: 1},
+			{Name: "miner", State: life.Dead, Backend: "signal", Balance: -40, Endowment: 500000, Paid: 480000, Tax: 20040, FreedBytes: 1 << 30, Energy: 30, BidPrice: 1800, BidUnits: 2},
 		},
 	}
 }
@@ -191,7 +192,7 @@ func TestScrape(t *testing.T) {
 	// A state set: each agent is in exactly one state.
 	for _, agent := range []string{"scientist", "miner"} {
 		var sum float64
-		for _, s := range api.CellStates() {
+		for _, s := range life.States() {
 			v, _ := value(t, fams, "maxwell_agent_state", map[string]string{"agent": agent, "state": string(s)})
 			sum += v
 		}

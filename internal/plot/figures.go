@@ -1,6 +1,10 @@
 package plot
 
 import (
+	"slices"
+
+	"github.com/maxwellhq/maxwell/internal/event"
+
 	"fmt"
 	"image/color"
 	"math"
@@ -165,22 +169,23 @@ func AgentsFigure(d Data) (*Figure, error) {
 	return &Figure{Name: d.Name + "-agents.png", Panels: panels, Caption: caption}, nil
 }
 
-// EfficiencyFigure draws, for every run on one chart, the primes found so
-// far (the sum of every agent's "primes" counter) against the host energy
-// spent so far. Steeper is better: the slope is primes per joule.
-func EfficiencyFigure(runs []Data) (*Figure, error) {
+// EfficiencyFigure draws, for every run on one chart, the useful work done
+// so far in unit (the sum of the counters the agents declared as their
+// useful work in that unit) against the host energy spent so far. Steeper
+// is better: the slope is useful work per joule.
+func EfficiencyFigure(runs []Data, unit string) (*Figure, error) {
 	p := newPanel()
-	p.Title.Text = "primes found against host energy spent"
-	p.Y.Label.Text = "primes"
+	p.Title.Text = unit + " (useful work) against host energy spent"
+	p.Y.Label.Text = unit
 	p.Legend.Top = true
 	p.Legend.Left = true
 	anyEstimated := false
 	var caption []string
 	for i, d := range runs {
-		xys := efficiencySeries(d.Run)
+		xys := efficiencySeries(d.Run, unit)
 		src := d.Run.Meta.EnergySource
-		sum := record.Summarize(d.Run)
-		label := fmt.Sprintf("%s (%s): %.4g primes/J", d.Name, d.Run.Meta.Kind, sum.PrimesPerJoule)
+		u, _ := record.Summarize(d.Run).UsefulIn(unit)
+		label := fmt.Sprintf("%s (%s): %.4g %s/J", d.Name, d.Run.Meta.Kind, u.PerJoule, unit)
 		if src.Estimated() {
 			anyEstimated = true
 			label += ", energy estimated"
@@ -204,24 +209,46 @@ func EfficiencyFigure(runs []Data) (*Figure, error) {
 	return &Figure{Name: "efficiency.png", Panels: []*plot.Plot{p}, Caption: caption}, nil
 }
 
-// efficiencySeries returns (host energy in J, primes so far) at every
-// sample of r. A cell that stops appearing (it died) keeps its last count.
-func efficiencySeries(r record.Run) plotter.XYs {
+// efficiencySeries returns (host energy in J, useful work in unit so far)
+// at every sample of r. A cell that stops appearing (it died) keeps its
+// last count.
+func efficiencySeries(r record.Run, unit string) plotter.XYs {
 	var xys plotter.XYs
 	last := map[string]uint64{}
 	for _, s := range r.Samples {
 		for _, c := range s.Cells {
-			if v, ok := c.Counters["primes"]; ok {
+			u := c.UsefulUnit
+			if u == "" {
+				u = c.UsefulCounter
+			}
+			if c.UsefulCounter == "" || u != unit {
+				continue
+			}
+			if v, ok := c.Counters[c.UsefulCounter]; ok {
 				last[c.Cell] = v
 			}
 		}
-		var primes uint64
+		var work uint64
 		for _, v := range last {
-			primes += v
+			work += v
 		}
-		xys = append(xys, plotter.XY{X: s.Host.Energy.Joules(), Y: float64(primes)})
+		xys = append(xys, plotter.XY{X: s.Host.Energy.Joules(), Y: float64(work)})
 	}
 	return xys
+}
+
+// usefulUnits returns every unit of useful work in runs, in first-seen
+// order.
+func usefulUnits(runs []Data) []string {
+	var out []string
+	for _, d := range runs {
+		for _, u := range record.Summarize(d.Run).Useful {
+			if !slices.Contains(out, u.Unit) {
+				out = append(out, u.Unit)
+			}
+		}
+	}
+	return out
 }
 
 func newPanel() *plot.Plot {
@@ -301,11 +328,11 @@ var eventColors = []color.Color{
 
 func eventMarks(evs []record.Event) []*eventMark {
 	var out []*eventMark
-	byKind := map[string]*eventMark{}
+	byKind := map[event.Kind]*eventMark{}
 	for _, e := range evs {
 		m, ok := byKind[e.Kind]
 		if !ok {
-			m = &eventMark{kind: e.Kind, style: draw.LineStyle{
+			m = &eventMark{kind: string(e.Kind), style: draw.LineStyle{
 				Color:  eventColors[len(out)%len(eventColors)],
 				Width:  vg.Points(1),
 				Dashes: []vg.Length{vg.Points(4), vg.Points(3)},

@@ -6,7 +6,9 @@
 //     under the economy), with the run's events marked on every panel;
 //   - NAME-agents.png: each agent's CPU share and attributed energy over
 //     time, and its wallet balance where the run has a wallets.csv;
-//   - efficiency.png: cumulative primes against cumulative host energy for
+//   - efficiency.png: cumulative useful work (what the agents declared as
+//     such; one chart per unit, efficiency-UNIT.png after the first) against
+//     cumulative host energy for
 //     every run given, on one chart, so that a baseline and a Maxwell run
 //     compare at a glance.
 //
@@ -175,11 +177,17 @@ func Figures(runs []Data) ([]*Figure, error) {
 			figs = append(figs, f)
 		}
 	}
-	f, err := EfficiencyFigure(runs)
-	if err != nil {
-		return nil, err
+	for i, unit := range usefulUnits(runs) {
+		f, err := EfficiencyFigure(runs, unit)
+		if err != nil {
+			return nil, err
+		}
+		if i > 0 {
+			f.Name = "efficiency-" + sanitize(unit) + ".png"
+		}
+		figs = append(figs, f)
 	}
-	return append(figs, f), nil
+	return figs, nil
 }
 
 // uniqueNames makes the runs' names distinct and safe as file names.

@@ -19,6 +19,8 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/recorder"
 
+	"github.com/maxwellhq/maxwell/internal/event"
+	"github.com/maxwellhq/maxwell/internal/life"
 	"github.com/maxwellhq/maxwell/internal/record"
 	"github.com/maxwellhq/maxwell/internal/sensors"
 	"github.com/maxwellhq/maxwell/internal/units"
@@ -64,7 +66,7 @@ func writeRunRate(t *testing.T, dir, kind string, temp sensors.Source, rate uint
 			},
 			Cells: []record.CellSample{{
 				Cell: "scientist", CPUTime: time.Duration(i) * 800 * time.Millisecond, CPUShare: 0.4,
-				Energy: units.Energy(i) * 4 * units.Joule, Counters: map[string]uint64{"primes": uint64(i) * rate},
+				Energy: units.Energy(i) * 4 * units.Joule, Counters: map[string]uint64{"primes": uint64(i) * rate}, UsefulCounter: "primes", UsefulUnit: "primes",
 			}},
 		}
 		if i <= 6 {
@@ -74,11 +76,11 @@ func writeRunRate(t *testing.T, dir, kind string, temp sensors.Source, rate uint
 			})
 		}
 		if economy {
-			s.Market = &record.MarketSample{Tick: uint64(100 + i), Multiplier: 1, Reserve: uint64(1000 + 50*i),
-				Clearing: uint64(1500 + 100*i), FailSafe: i >= 8}
-			s.Wallets = append(s.Wallets, record.WalletSample{Cell: "scientist", Balance: int64(100000 - 3000*i), State: "running"})
+			s.Market = &record.MarketSample{Tick: uint64(100 + i), Multiplier: 1, Reserve: units.Credits(1000 + 50*i),
+				Clearing: units.Credits(1500 + 100*i), FailSafe: i >= 8}
+			s.Wallets = append(s.Wallets, record.WalletSample{Cell: "scientist", Balance: units.Credits(100000 - 3000*i), State: life.Running})
 			if i <= 6 {
-				s.Wallets = append(s.Wallets, record.WalletSample{Cell: "miner", Balance: int64(30000 - 5000*i), State: "running"})
+				s.Wallets = append(s.Wallets, record.WalletSample{Cell: "miner", Balance: units.Credits(30000 - 5000*i), State: life.Running})
 			}
 		}
 		if err := w.Write(s); err != nil {
@@ -86,8 +88,8 @@ func writeRunRate(t *testing.T, dir, kind string, temp sensors.Source, rate uint
 		}
 	}
 	for _, e := range []record.Event{
-		{Elapsed: record.Duration(3 * time.Second), Kind: "sensor", Detail: "thermal zone lost, using the model"},
-		{Elapsed: record.Duration(6500 * time.Millisecond), Kind: "apoptosis", Cell: "miner", Detail: "balance below zero"},
+		{Elapsed: record.Duration(3 * time.Second), Kind: event.FailSafe, Detail: "thermal zone lost, using the model"},
+		{Elapsed: record.Duration(6500 * time.Millisecond), Kind: event.Apoptosis, Cell: "miner", Detail: "balance below zero"},
 	} {
 		if err := w.Event(e); err != nil {
 			t.Fatal(err)
@@ -138,7 +140,7 @@ func TestThermalFigure(t *testing.T) {
 		want, absent []string
 	}{
 		{base, 2,
-			[]string{"base (baseline): host", "temperature", "power", "event: sensor", "event: apoptosis",
+			[]string{"base (baseline): host", "temperature", "power", "event: fail_safe", "event: apoptosis",
 				"temperature (°C, estimated)", "power (W, estimated)", "elapsed (s)",
 				"Temperature: estimated, model temperature \"rc-twin\", tier 3 (model) [model: RC tau=40s R=2.1K/W]",
 				"6.5s apoptosis miner: balance below zero"},
@@ -244,25 +246,26 @@ func TestEfficiencyFigure(t *testing.T) {
 		}
 		runs = append(runs, d)
 	}
-	// The miner died after 6 s with 7 primes: they still count.
-	xys := efficiencySeries(runs[0].Run)
+	// The miner's 7 "primes" are not its declared useful work: they do not
+	// count.
+	xys := efficiencySeries(runs[0].Run, "primes")
 	if len(xys) != 11 {
 		t.Fatalf("%d points, want 11", len(xys))
 	}
 	for i, xy := range xys {
-		if want := float64(100*i + 7); xy.Y != want || xy.X != float64(10*i) {
+		if want := float64(100 * i); xy.Y != want || xy.X != float64(10*i) {
 			t.Errorf("point %d = %+v, want (%d J, %v primes)", i, xy, 10*i, want)
 		}
 	}
-	f, err := EfficiencyFigure(runs)
+	f, err := EfficiencyFigure(runs, "primes")
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := texts(t, f)
-	// 1007 primes over 100 J.
+	// 1000 primes over 100 J.
 	for _, w := range []string{
-		"base (base): 10.07 primes/J, energy estimated",
-		"mx (mx): 10.07 primes/J, energy estimated",
+		"base (base): 10 primes/J, energy estimated",
+		"mx (mx): 10 primes/J, energy estimated",
 		"host energy (J, estimated for some runs)", "primes",
 		"base: energy estimated, model energy \"linear-utilisation\", tier 3 (model) [model: linear idle=2W max=15W]",
 	} {
@@ -409,7 +412,7 @@ func TestLoadErrors(t *testing.T) {
 		{"empty host", func(t *testing.T, dir string) {
 			writeFile(t, filepath.Join(dir, record.HostFile),
 				"elapsed_seconds,temperature_celsius,power_watts,energy_joules,utilisation\n")
-			writeFile(t, filepath.Join(dir, record.CellsFile), "elapsed_seconds,cell,cpu_seconds,cpu_share,energy_joules,memory_bytes\n")
+			writeFile(t, filepath.Join(dir, record.CellsFile), "elapsed_seconds,cell,cpu_seconds,cpu_share,energy_joules,memory_bytes,useful_counter,useful_unit\n")
 			writeFile(t, filepath.Join(dir, record.CountersFile), "elapsed_seconds,cell,counter,value\n")
 		}, record.HostFile, false},
 		{"bad events", func(t *testing.T, dir string) {
@@ -455,8 +458,8 @@ func TestRunEdgeCases(t *testing.T) {
 	if _, err := Run(nil, t.TempDir()); err == nil {
 		t.Error("no error for no run directories")
 	}
-	// A run with one sample and no cells: a thermal chart and an
-	// efficiency chart, no agents chart, no panic.
+	// A run with one sample and no cells: a thermal chart, no agents
+	// chart, no efficiency chart (no useful work was declared), no panic.
 	dir := filepath.Join(t.TempDir(), "tiny")
 	w, err := record.Create(dir, record.Meta{Kind: "baseline"})
 	if err != nil {
@@ -472,7 +475,7 @@ func TestRunEdgeCases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files) != 2 || filepath.Base(files[0]) != "tiny-thermal.png" || filepath.Base(files[1]) != "efficiency.png" {
+	if len(files) != 1 || filepath.Base(files[0]) != "tiny-thermal.png" {
 		t.Errorf("wrote %q", files)
 	}
 	for _, f := range files {

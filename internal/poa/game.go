@@ -3,7 +3,7 @@
 // their values.
 //
 // A Game is one position auction: bidders with private values per FullSlot
-// of weight (micro-credits), slots with weights, optional per-tick budgets
+// of weight (credits), slots with weights, optional per-tick budgets
 // and an optional reserve price. Every outcome is computed by market.Clear,
 // so the study measures the real auction, integer rounding, budget caps and
 // reserve included. Welfare is Σ value × weight over the allocated slots.
@@ -19,7 +19,7 @@
 // bidder whose current bid already is a best response keeps it (lazy
 // dynamics), so bids left over from the start, overbids included, survive
 // when they are equilibrium bids. A profile where no bidder wants to move is
-// a pure Nash equilibrium up to Tolerance (one micro-credit), because best
+// a pure Nash equilibrium up to Tolerance (one credit), because best
 // responses are found exactly (see BestResponse).
 package poa
 
@@ -31,15 +31,16 @@ import (
 	"slices"
 
 	"github.com/maxwellhq/maxwell/internal/market"
+	"github.com/maxwellhq/maxwell/internal/units"
 )
 
 // ErrBadGame is returned, wrapped, for a Game that cannot be played.
 var ErrBadGame = errors.New("poa: bad game")
 
-// Tolerance is the smallest utility gain, in micro-credits, that counts as
-// a gain. The auction rounds payments down to whole micro-credits, so
+// Tolerance is the smallest utility gain, in credits, that counts as
+// a gain. The auction rounds payments down to whole credits, so
 // smaller differences are rounding, not incentives; without this a bidder
-// could chase fractions of a micro-credit forever.
+// could chase fractions of a credit forever.
 const Tolerance = 1.0
 
 // OverbidFactor bounds bids when overbidding is allowed: a bidder may bid up
@@ -50,14 +51,14 @@ const OverbidFactor = 2
 type Game struct {
 	// Rule is the auction's payment rule.
 	Rule market.Rule
-	// Values holds each bidder's value, micro-credits per FullSlot.
+	// Values holds each bidder's value, credits per FullSlot.
 	Values []uint64
 	// Weights holds the slot weights in parts of market.FullSlot.
 	Weights []uint64
-	// Budgets holds each bidder's budget per tick (micro-credits), or is
+	// Budgets holds each bidder's budget per tick (credits), or is
 	// nil. A zero budget means none.
 	Budgets []uint64
-	// Reserve is the reserve price, micro-credits per FullSlot.
+	// Reserve is the reserve price, credits per FullSlot.
 	Reserve uint64
 	// Overbid allows bids above value (up to OverbidFactor × value).
 	Overbid bool
@@ -87,7 +88,7 @@ func (g *Game) init() error {
 	for i := range g.Values {
 		b := market.Bid{Bidder: i}
 		if g.Budgets != nil {
-			b.Budget = g.Budgets[i]
+			b.Budget = units.Credits(g.Budgets[i])
 		}
 		g.bids = append(g.bids, b)
 	}
@@ -112,14 +113,14 @@ func (g *Game) clear(bids []uint64) (market.Result, error) {
 		return market.Result{}, fmt.Errorf("%w: %d bids for %d bidders", ErrBadGame, len(bids), len(g.Values))
 	}
 	for i, b := range bids {
-		g.bids[i].Price = b
+		g.bids[i].Price = units.Credits(b)
 	}
-	return g.auction.Clear(g.slots, g.bids, g.Reserve)
+	return g.auction.Clear(g.slots, g.bids, units.Credits(g.Reserve))
 }
 
 // Utility returns bidder i's utility when everyone bids bids: the value of
 // the slot it wins (value × weight / FullSlot) less its payment, in
-// micro-credits.
+// credits.
 func (g *Game) Utility(i int, bids []uint64) (float64, error) {
 	res, err := g.clear(bids)
 	if err != nil {
@@ -134,7 +135,7 @@ func (g *Game) Utility(i int, bids []uint64) (float64, error) {
 }
 
 // Welfare returns Σ value × weight / FullSlot over the slots allocated when
-// everyone bids bids, in micro-credits.
+// everyone bids bids, in credits.
 func (g *Game) Welfare(bids []uint64) (float64, error) {
 	res, err := g.clear(bids)
 	if err != nil {
@@ -278,20 +279,20 @@ func (g *Game) price(res market.Result, k int, bids []uint64) uint64 {
 	if k+1 < len(res.Allocations) {
 		return max(g.effective(res.Allocations[k+1].Bidder, bids), g.Reserve)
 	}
-	return res.ClearingPrice
+	return uint64(res.ClearingPrice)
 }
 
 // effective returns bidder j's bid as the auction ranks it.
 func (g *Game) effective(j int, bids []uint64) uint64 {
-	b := market.Bid{Price: bids[j]}
+	b := market.Bid{Price: units.Credits(bids[j])}
 	if g.Budgets != nil {
-		b.Budget = g.Budgets[j]
+		b.Budget = units.Credits(g.Budgets[j])
 	}
 	var wTop uint64
 	for _, w := range g.Weights {
 		wTop = max(wTop, w)
 	}
-	return b.EffectivePrice(wTop)
+	return uint64(b.EffectivePrice(wTop))
 }
 
 // Dynamics runs lazy best-response dynamics from start (which it does not

@@ -124,7 +124,7 @@ func TestGSPIsNotTruthful(t *testing.T) {
 
 // TestVCGTruthfulOneShot: under VCG with truthful bids, no reserve and no
 // budgets, the allocation is efficient and no deviation gains more than the
-// auction's rounding (one micro-credit).
+// auction's rounding (one credit).
 func TestVCGTruthfulOneShot(t *testing.T) {
 	s := Setting{Rule: market.VCG}
 	for k := range 200 {

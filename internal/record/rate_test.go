@@ -16,7 +16,7 @@ func TestCounterRate(t *testing.T) {
 	if _, ok := CounterRate(r, "scientist", "primes", 3500*time.Millisecond, 4*time.Second); ok {
 		t.Error("a window with one sample gave a rate")
 	}
-	if _, ok := CounterRate(r, "miner", "primes", 0, 4*time.Second); ok {
+	if _, ok := CounterRate(r, "miner", "bogus", 0, 4*time.Second); ok {
 		t.Error("a counter the cell lacks gave a rate")
 	}
 }

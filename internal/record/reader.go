@@ -90,6 +90,7 @@ func ReadRun(dir string) (Run, error) {
 		if c.MemoryBytes, err = strconv.ParseUint(rec[5], 10, 64); err != nil {
 			return fmt.Errorf("column memory_bytes: %w", err)
 		}
+		c.UsefulCounter, c.UsefulUnit = rec[6], rec[7]
 		return nil
 	})
 	if err != nil {
@@ -195,10 +196,10 @@ func readEconomy(dir string, r *Run, byElapsed map[string]int) error {
 		if m.Multiplier, err = strconv.ParseFloat(rec[2], 64); err != nil || math.IsNaN(m.Multiplier) {
 			return fmt.Errorf("column multiplier: bad number %q", rec[2])
 		}
-		if m.Reserve, err = strconv.ParseUint(rec[3], 10, 64); err != nil {
+		if m.Reserve, err = parseCredits(rec[3]); err != nil {
 			return fmt.Errorf("column reserve_price: %w", err)
 		}
-		if m.Clearing, err = strconv.ParseUint(rec[4], 10, 64); err != nil {
+		if m.Clearing, err = parseCredits(rec[4]); err != nil {
 			return fmt.Errorf("column clearing_price: %w", err)
 		}
 		if m.FailSafe, err = strconv.ParseBool(rec[5]); err != nil {
@@ -215,12 +216,15 @@ func readEconomy(dir string, r *Run, byElapsed map[string]int) error {
 		if err != nil {
 			return err
 		}
-		w := WalletSample{Cell: rec[1], State: rec[3]}
-		for i, p := range []*int64{&w.Balance, nil, &w.Paid, &w.Tax} {
+		w := WalletSample{Cell: rec[1]}
+		if err := w.State.UnmarshalText([]byte(rec[3])); err != nil {
+			return fmt.Errorf("column state: %w", err)
+		}
+		for i, p := range []*units.Credits{&w.Balance, nil, &w.Paid, &w.Tax} {
 			if p == nil {
 				continue
 			}
-			if *p, err = strconv.ParseInt(rec[2+i], 10, 64); err != nil {
+			if *p, err = parseCredits(rec[2+i]); err != nil {
 				return fmt.Errorf("column %s: %w", walletsHeader[2+i], err)
 			}
 		}
@@ -251,6 +255,11 @@ func readEvents(path string) ([]Event, error) {
 		return evs, fmt.Errorf("%w: %s: %v", ErrCorrupt, EventsFile, err)
 	}
 	return evs, nil
+}
+
+func parseCredits(s string) (units.Credits, error) {
+	v, err := strconv.ParseInt(s, 10, 64)
+	return units.Credits(v), err
 }
 
 func parseSeconds(s string) (time.Duration, error) {

@@ -9,8 +9,11 @@
 //	              power_watts, energy_joules (cumulative), utilisation
 //	cells.csv     one row per cell per sample: elapsed_seconds, cell,
 //	              cpu_seconds (cumulative), cpu_share, energy_joules
-//	              (cumulative, attributed), memory_bytes, then one column per
-//	              work counter named counter_<name>
+//	              (cumulative, attributed), memory_bytes, useful_counter and
+//	              useful_unit (the useful-work counter the cell's agent
+//	              declared, empty if none)
+//	counters.csv  one row per cell per counter per sample: elapsed_seconds,
+//	              cell, counter, value (cumulative, as the agent reported)
 //	market.csv    runs under the economy only: elapsed_seconds, tick,
 //	              multiplier, reserve_price, clearing_price (credits per
 //	              slot), fail_safe
@@ -26,6 +29,9 @@
 package record
 
 import (
+	"github.com/maxwellhq/maxwell/internal/event"
+	"github.com/maxwellhq/maxwell/internal/life"
+
 	"time"
 
 	"github.com/maxwellhq/maxwell/internal/sensors"
@@ -74,18 +80,18 @@ type MarketSample struct {
 	Tick       uint64
 	Multiplier float64
 	// Reserve and Clearing are the last auction's prices per slot.
-	Reserve  uint64
-	Clearing uint64
+	Reserve  units.Credits
+	Clearing units.Credits
 	FailSafe bool
 }
 
 // WalletSample is one wallet at one instant.
 type WalletSample struct {
 	Cell    string
-	Balance int64
-	State   string // running, paused, hibernating, dead
-	Paid    int64  // auction payments so far
-	Tax     int64  // Landauer tax (and rent) so far
+	Balance units.Credits
+	State   life.State
+	Paid    units.Credits // auction payments so far
+	Tax     units.Credits // Landauer tax (and rent) so far
 }
 
 // HostSample is the host's state at one instant.
@@ -115,12 +121,16 @@ type CellSample struct {
 	// Counters are the agent's cumulative work counters as last reported
 	// to the host (e.g. "primes", "hashes").
 	Counters map[string]uint64
+	// UsefulCounter names the counter the agent declared its useful work,
+	// in UsefulUnit; "" if it declared none.
+	UsefulCounter string
+	UsefulUnit    string
 }
 
 // Event is something that happened during a run.
 type Event struct {
-	Elapsed Duration `json:"elapsed"`
-	Kind    string   `json:"kind"`
-	Cell    string   `json:"cell,omitempty"`
-	Detail  string   `json:"detail"`
+	Elapsed Duration   `json:"elapsed"`
+	Kind    event.Kind `json:"kind"`
+	Cell    string     `json:"cell,omitempty"`
+	Detail  string     `json:"detail"`
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/maxwellhq/maxwell/internal/event"
+	"github.com/maxwellhq/maxwell/internal/life"
 	"github.com/maxwellhq/maxwell/internal/sensors"
 	"github.com/maxwellhq/maxwell/internal/units"
 )
@@ -38,8 +40,12 @@ func testSamples() []Sample {
 				Utilisation: 0.9,
 			},
 			Cells: []CellSample{
-				{Cell: "scientist", CPUTime: time.Duration(i) * 900 * time.Millisecond, CPUShare: 0.45, Energy: units.Energy(i) * 4_500_001, MemoryBytes: 1 << 20, Counters: map[string]uint64{"primes": uint64(i) * 1000, "range_end": uint64(i) * 8000}},
-				{Cell: "miner", CPUTime: time.Duration(i) * 1100 * time.Millisecond, CPUShare: 0.55, Energy: units.Energy(i) * 5_499_999, MemoryBytes: 4 << 20, Counters: map[string]uint64{"hashes": uint64(i) * 1e6}},
+				{Cell: "scientist", CPUTime: time.Duration(i) * 900 * time.Millisecond, CPUShare: 0.45, Energy: units.Energy(i) * 4_500_001, MemoryBytes: 1 << 20,
+					Counters: map[string]uint64{"primes": uint64(i) * 1000, "range_end": uint64(i) * 8000}, UsefulCounter: "primes", UsefulUnit: "prime"},
+				// A "primes" counter the miner did not declare as its useful
+				// work counts for nothing.
+				{Cell: "miner", CPUTime: time.Duration(i) * 1100 * time.Millisecond, CPUShare: 0.55, Energy: units.Energy(i) * 5_499_999, MemoryBytes: 4 << 20,
+					Counters: map[string]uint64{"hashes": uint64(i) * 1e6, "primes": 77}},
 			},
 		})
 	}
@@ -57,10 +63,16 @@ func TestSummarize(t *testing.T) {
 	approx("duration", s.DurationSeconds, 4)
 	approx("energy", s.EnergyJoules, 40)
 	approx("mean power", s.MeanPowerWatts, 10)
-	if s.Primes != 4000 {
-		t.Errorf("primes = %d, want 4000", s.Primes)
+	if len(s.Useful) != 1 || s.Useful[0].Unit != "prime" || s.Useful[0].Work != 4000 || len(s.Useful[0].Agents) != 1 {
+		t.Fatalf("useful = %+v, want 4000 primes of the scientist's", s.Useful)
 	}
-	approx("primes/J", s.PrimesPerJoule, 100)
+	approx("primes/J", s.Useful[0].PerJoule, 100)
+	if a := s.Agents[0].Useful; a == nil || *a != (AgentUseful{Counter: "primes", Unit: "prime", Work: 4000}) {
+		t.Errorf("scientist's useful work %+v", a)
+	}
+	if s.Agents[1].Useful != nil {
+		t.Errorf("the miner declared nothing, yet did useful work %+v", s.Agents[1].Useful)
+	}
 	approx("mean temperature", s.TemperatureMeanCelsius, 32.5)
 	approx("max temperature", s.TemperatureMaxCelsius, 35)
 	if s.EnergySource != "estimated" || s.TemperatureSource != "measured" {
@@ -70,7 +82,7 @@ func TestSummarize(t *testing.T) {
 		t.Fatal("dynamic energy missing though idle power is known")
 	}
 	approx("dynamic energy", *s.DynamicEnergyJoules, 40-2*4)
-	approx("primes per dynamic J", *s.PrimesPerDynamicJoule, 4000.0/32)
+	approx("primes per dynamic J", *s.Useful[0].PerDynamicJoule, 4000.0/32)
 	if len(s.Agents) != 2 || s.Agents[0].Name != "scientist" || s.Agents[1].Name != "miner" {
 		t.Fatalf("agents = %+v", s.Agents)
 	}
@@ -106,7 +118,7 @@ func TestWriteReadRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := w.Event(Event{Elapsed: Duration(2 * time.Second), Kind: "agent_exit", Cell: "miner", Detail: "exit status 1"}); err != nil {
+	if err := w.Event(Event{Elapsed: Duration(2 * time.Second), Kind: event.Exited, Cell: "miner", Detail: "exit status 1"}); err != nil {
 		t.Fatal(err)
 	}
 	sum, err := w.Close()
@@ -141,7 +153,7 @@ func TestWriteReadRoundTrip(t *testing.T) {
 	if err := json.Unmarshal(b, &fields); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"duration_seconds", "energy_joules", "energy_source", "primes", "primes_per_joule", "temperature_mean_celsius", "temperature_max_celsius", "agents"} {
+	for _, k := range []string{"duration_seconds", "energy_joules", "energy_source", "useful", "temperature_mean_celsius", "temperature_max_celsius", "agents"} {
 		if _, ok := fields[k]; !ok {
 			t.Errorf("summary.json lacks %q", k)
 		}
@@ -162,16 +174,16 @@ func TestEconomyRoundTrip(t *testing.T) {
 	}
 	samples := testSamples()
 	for i := range samples {
-		samples[i].Market = &MarketSample{Tick: uint64(i * 10), Multiplier: 1 + float64(i)/3, Reserve: 759500 + uint64(i), Clearing: 800000, FailSafe: i == 3}
+		samples[i].Market = &MarketSample{Tick: uint64(i * 10), Multiplier: 1 + float64(i)/3, Reserve: 759500 + units.Credits(i), Clearing: 800000, FailSafe: i == 3}
 		samples[i].Wallets = []WalletSample{
-			{Cell: "scientist", Balance: int64(1000 - i), State: "paused", Paid: int64(i), Tax: 0},
-			{Cell: "miner", Balance: int64(-i), State: map[bool]string{true: "dead", false: "running"}[i == 4], Paid: 7, Tax: int64(i * 3)},
+			{Cell: "scientist", Balance: units.Credits(1000 - i), State: life.Paused, Paid: units.Credits(i), Tax: 0},
+			{Cell: "miner", Balance: units.Credits(-i), State: map[bool]life.State{true: life.Dead, false: life.Running}[i == 4], Paid: 7, Tax: units.Credits(i * 3)},
 		}
 		if err := w.Write(samples[i]); err != nil {
 			t.Fatal(err)
 		}
 	}
-	w.Event(Event{Elapsed: Duration(3 * time.Second), Kind: "apoptosis", Cell: "miner", Detail: "broke"})
+	w.Event(Event{Elapsed: Duration(3 * time.Second), Kind: event.Apoptosis, Cell: "miner", Detail: "broke"})
 	sum, err := w.Close()
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,10 @@
 package record
 
 import (
+	"slices"
+
+	"github.com/maxwellhq/maxwell/internal/event"
+
 	"math"
 	"time"
 
@@ -30,11 +34,11 @@ type Summary struct {
 	DynamicEnergyJoules *float64 `json:"dynamic_energy_joules,omitempty"`
 	IdlePowerWatts      float64  `json:"idle_power_watts,omitempty"`
 	MeanPowerWatts      float64  `json:"power_mean_watts"`
-	// Primes is the sum of every agent's "primes" counter.
-	Primes         uint64  `json:"primes"`
-	PrimesPerJoule float64 `json:"primes_per_joule"`
-	// PrimesPerDynamicJoule is primes per joule above idle, where known.
-	PrimesPerDynamicJoule *float64 `json:"primes_per_dynamic_joule,omitempty"`
+	// Useful is the run's useful work: for each unit some agent declared
+	// its useful work in (see AgentSummary.Useful), the total over those
+	// agents and that total per joule of host energy. Agents that declared
+	// nothing did no useful work as far as the run's scores go.
+	Useful []UsefulWork `json:"useful"`
 	// TemperatureSource is "measured" or "estimated".
 	TemperatureSource       string  `json:"temperature_source"`
 	TemperatureSourceDetail string  `json:"temperature_source_detail"`
@@ -55,10 +59,43 @@ type AgentSummary struct {
 	EnergyJoules float64 `json:"energy_joules"`
 	// Counters are the agent's last reported work counters.
 	Counters map[string]uint64 `json:"counters"`
+	// Useful is the agent's useful work, if it declared a counter for it.
+	Useful *AgentUseful `json:"useful,omitempty"`
 	// Wallet is the agent's last wallet figures, in runs under the economy.
 	Wallet *WalletSample `json:"wallet,omitempty"`
 	// DiedAtSeconds is when the agent's apoptosis happened, if it did.
 	DiedAtSeconds *float64 `json:"died_at_seconds,omitempty"`
+}
+
+// AgentUseful is one agent's useful work: the counter it declared, its unit
+// (the counter's name where the agent gave none) and the counter's last
+// value.
+type AgentUseful struct {
+	Counter string `json:"counter"`
+	Unit    string `json:"unit"`
+	Work    uint64 `json:"work"`
+}
+
+// UsefulWork is a run's useful work in one unit.
+type UsefulWork struct {
+	Unit string `json:"unit"`
+	// Agents are the agents whose work is counted, in summary order.
+	Agents   []string `json:"agents"`
+	Work     uint64   `json:"work"`
+	PerJoule float64  `json:"per_joule"`
+	// PerDynamicJoule is Work per joule above idle, where idle is known.
+	PerDynamicJoule *float64 `json:"per_dynamic_joule,omitempty"`
+}
+
+// UsefulIn returns the run's useful work in unit, and whether there was
+// any.
+func (s Summary) UsefulIn(unit string) (UsefulWork, bool) {
+	for _, u := range s.Useful {
+		if u.Unit == unit {
+			return u, true
+		}
+	}
+	return UsefulWork{}, false
 }
 
 // Summarize computes a run's summary from its samples. It is a pure
@@ -74,6 +111,7 @@ func Summarize(r Run) Summary {
 		TemperatureSourceDetail: r.Meta.TempSource.String(),
 		Events:                  len(r.Events),
 		Agents:                  []AgentSummary{},
+		Useful:                  []UsefulWork{},
 	}
 	if len(r.Samples) == 0 {
 		return s
@@ -110,6 +148,13 @@ func Summarize(r Run) Summary {
 			a.CPUSeconds = c.CPUTime.Seconds()
 			a.EnergyJoules = c.Energy.Joules()
 			a.Counters = copyCounters(c.Counters)
+			if c.UsefulCounter != "" {
+				unit := c.UsefulUnit
+				if unit == "" {
+					unit = c.UsefulCounter
+				}
+				a.Useful = &AgentUseful{Counter: c.UsefulCounter, Unit: unit, Work: c.Counters[c.UsefulCounter]}
+			}
 		}
 	}
 	for _, smp := range r.Samples {
@@ -121,7 +166,7 @@ func Summarize(r Run) Summary {
 		}
 	}
 	for _, e := range r.Events {
-		if i, ok := index[e.Cell]; ok && e.Kind == "apoptosis" && s.Agents[i].DiedAtSeconds == nil {
+		if i, ok := index[e.Cell]; ok && e.Kind == event.Apoptosis && s.Agents[i].DiedAtSeconds == nil {
 			at := time.Duration(e.Elapsed).Seconds()
 			s.Agents[i].DiedAtSeconds = &at
 		}
@@ -132,18 +177,30 @@ func Summarize(r Run) Summary {
 		if capacity > 0 {
 			a.CPUShare = a.CPUSeconds / capacity
 		}
-		s.Primes += a.Counters["primes"]
+		if a.Useful != nil {
+			j := slices.IndexFunc(s.Useful, func(u UsefulWork) bool { return u.Unit == a.Useful.Unit })
+			if j < 0 {
+				j = len(s.Useful)
+				s.Useful = append(s.Useful, UsefulWork{Unit: a.Useful.Unit})
+			}
+			s.Useful[j].Agents = append(s.Useful[j].Agents, a.Name)
+			s.Useful[j].Work += a.Useful.Work
+		}
 	}
-	if s.EnergyJoules > 0 {
-		s.PrimesPerJoule = float64(s.Primes) / s.EnergyJoules
-	}
+	var dyn float64
 	if r.Meta.IdlePower > 0 {
 		s.IdlePowerWatts = float64(r.Meta.IdlePower)
-		dyn := math.Max(0, s.EnergyJoules-float64(r.Meta.IdlePower)*dur.Seconds())
+		dyn = math.Max(0, s.EnergyJoules-float64(r.Meta.IdlePower)*dur.Seconds())
 		s.DynamicEnergyJoules = &dyn
+	}
+	for i := range s.Useful {
+		u := &s.Useful[i]
+		if s.EnergyJoules > 0 {
+			u.PerJoule = float64(u.Work) / s.EnergyJoules
+		}
 		if dyn > 0 {
-			ppj := float64(s.Primes) / dyn
-			s.PrimesPerDynamicJoule = &ppj
+			v := float64(u.Work) / dyn
+			u.PerDynamicJoule = &v
 		}
 	}
 	return s

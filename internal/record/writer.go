@@ -27,7 +27,7 @@ const (
 
 var (
 	hostHeader     = []string{"elapsed_seconds", "temperature_celsius", "power_watts", "energy_joules", "utilisation"}
-	cellsHeader    = []string{"elapsed_seconds", "cell", "cpu_seconds", "cpu_share", "energy_joules", "memory_bytes"}
+	cellsHeader    = []string{"elapsed_seconds", "cell", "cpu_seconds", "cpu_share", "energy_joules", "memory_bytes", "useful_counter", "useful_unit"}
 	countersHeader = []string{"elapsed_seconds", "cell", "counter", "value"}
 	marketHeader   = []string{"elapsed_seconds", "tick", "multiplier", "reserve_price", "clearing_price", "fail_safe"}
 	walletsHeader  = []string{"elapsed_seconds", "cell", "balance", "state", "paid", "tax"}
@@ -131,6 +131,7 @@ func (w *Writer) Write(s Sample) error {
 			strconv.FormatFloat(c.CPUShare, 'g', -1, 64),
 			joules(uint64(c.Energy)),
 			strconv.FormatUint(c.MemoryBytes, 10),
+			c.UsefulCounter, c.UsefulUnit,
 		}); err != nil {
 			return fmt.Errorf("write %s: %w", CellsFile, err)
 		}
@@ -180,14 +181,14 @@ func (w *Writer) writeEconomy(el string, s Sample) error {
 	}
 	if m := s.Market; m != nil {
 		if err := w.market.Write([]string{el, strconv.FormatUint(m.Tick, 10),
-			strconv.FormatFloat(m.Multiplier, 'g', -1, 64), strconv.FormatUint(m.Reserve, 10),
-			strconv.FormatUint(m.Clearing, 10), strconv.FormatBool(m.FailSafe)}); err != nil {
+			strconv.FormatFloat(m.Multiplier, 'g', -1, 64), strconv.FormatInt(int64(m.Reserve), 10),
+			strconv.FormatInt(int64(m.Clearing), 10), strconv.FormatBool(m.FailSafe)}); err != nil {
 			return fmt.Errorf("write %s: %w", MarketFile, err)
 		}
 	}
 	for _, wl := range s.Wallets {
-		if err := w.wallets.Write([]string{el, wl.Cell, strconv.FormatInt(wl.Balance, 10), wl.State,
-			strconv.FormatInt(wl.Paid, 10), strconv.FormatInt(wl.Tax, 10)}); err != nil {
+		if err := w.wallets.Write([]string{el, wl.Cell, strconv.FormatInt(int64(wl.Balance), 10), string(wl.State),
+			strconv.FormatInt(int64(wl.Paid), 10), strconv.FormatInt(int64(wl.Tax), 10)}); err != nil {
 			return fmt.Errorf("write %s: %w", WalletsFile, err)
 		}
 	}

@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/maxwellhq/maxwell/internal/api"
+	"github.com/maxwellhq/maxwell/internal/event"
+	"github.com/maxwellhq/maxwell/internal/life"
+	"github.com/maxwellhq/maxwell/internal/units"
 )
 
 // Backend is a test double for the daemon's engine with just enough logic
@@ -119,7 +122,7 @@ func (f *Backend) State(ctx context.Context) (api.State, error) {
 		Clearing:    1800,
 		Apoptoses:   1,
 		Cells:       append([]api.Cell(nil), f.cells...),
-		Events:      []api.Event{{Time: time.Date(2025, 1, 2, 3, 1, 0, 0, time.UTC), Tick: 3, Kind: "apoptosis", Cell: "old", Detail: "balance -5"}},
+		Events:      []event.Event{{Time: time.Date(2025, 1, 2, 3, 1, 0, 0, time.UTC), Tick: 3, Kind: event.Apoptosis, Cell: "old", Detail: "balance -5"}},
 		History:     []api.PricePoint{{Tick: 6, Celsius: 61, Multiplier: 1.4, Reserve: 1400}, {Tick: 7, Celsius: 61.5, Multiplier: 1.5, Reserve: 1500, Clearing: 1800}},
 	}
 	if f.NaNState {
@@ -150,14 +153,14 @@ func (f *Backend) Spawn(ctx context.Context, req api.SpawnRequest) (api.CellInfo
 	pid := 1000 + f.nextPID
 	f.spawned = append(f.spawned, req)
 	f.cells = append(f.cells, api.Cell{
-		Name: req.Name, State: api.Paused, PID: pid, Backend: "hybrid", Argv: req.Argv,
+		Name: req.Name, State: life.Paused, PID: pid, Backend: "hybrid", Argv: req.Argv,
 		Balance: req.Wallet, Endowment: req.Wallet, TapRate: req.TapRate, TapCap: req.TapCap,
 		BidPrice: req.MaxBid, BidUnits: req.Units, Standing: req.MaxBid > 0,
 	})
 	return api.CellInfo{Name: req.Name, PID: pid, Backend: "hybrid"}, nil
 }
 
-func (f *Backend) Fund(ctx context.Context, name string, credits int64) error {
+func (f *Backend) Fund(ctx context.Context, name string, credits units.Credits) error {
 	if err := f.wait(ctx); err != nil {
 		return err
 	}
@@ -167,7 +170,7 @@ func (f *Backend) Fund(ctx context.Context, name string, credits int64) error {
 	if err != nil {
 		return err
 	}
-	if c.State == api.Dead {
+	if c.State == life.Dead {
 		return fmt.Errorf("%w: %s is dead", api.ErrConflict, name)
 	}
 	c.Balance += credits
@@ -175,8 +178,8 @@ func (f *Backend) Fund(ctx context.Context, name string, credits int64) error {
 }
 
 func (f *Backend) Kill(ctx context.Context, name string) error {
-	return f.set(ctx, name, api.Dead, func(c *api.Cell) error {
-		if c.State == api.Dead {
+	return f.set(ctx, name, life.Dead, func(c *api.Cell) error {
+		if c.State == life.Dead {
 			return fmt.Errorf("%w: %s is already dead", api.ErrConflict, name)
 		}
 		return nil
@@ -184,21 +187,21 @@ func (f *Backend) Kill(ctx context.Context, name string) error {
 }
 
 func (f *Backend) Pause(ctx context.Context, name string) error {
-	return f.set(ctx, name, api.Paused, alive)
+	return f.set(ctx, name, life.Paused, alive)
 }
 
 func (f *Backend) Resume(ctx context.Context, name string) error {
-	return f.set(ctx, name, api.Running, alive)
+	return f.set(ctx, name, life.Running, alive)
 }
 
 func alive(c *api.Cell) error {
-	if c.State == api.Dead {
+	if c.State == life.Dead {
 		return fmt.Errorf("%w: %s is dead", api.ErrConflict, c.Name)
 	}
 	return nil
 }
 
-func (f *Backend) set(ctx context.Context, name string, s api.CellState, check func(*api.Cell) error) error {
+func (f *Backend) set(ctx context.Context, name string, s life.State, check func(*api.Cell) error) error {
 	if err := f.wait(ctx); err != nil {
 		return err
 	}

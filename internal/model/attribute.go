@@ -1,4 +1,4 @@
-package experiment
+package model
 
 import (
 	"time"
@@ -23,7 +23,7 @@ type Split struct {
 	Share  []float64
 }
 
-// Attribute divides an interval's host energy among the cells in proportion
+// Attribute, the ratio model of per-cell energy, divides an interval's host energy among the cells in proportion
 // to the CPU time each used, out of all the CPU time the run's CPUs were
 // busy (the rule Kepler and Scaphandre use: a cell's energy = host energy ×
 // its CPU time / busy CPU time). Busy time that belongs to no cell (the
