@@ -168,17 +168,20 @@ func (m Model) tables(width, height int) []string {
 	bids := m.auctionRows()
 	evs := m.snap.Events
 
-	nEv := min(len(evs), 4)
+	// The events get at least four lines (one on a small terminal), the
+	// tables what they need of the rest, and the events what the tables
+	// leave.
+	minEv := min(len(evs), 4)
 	if height < 15 {
-		nEv = min(len(evs), 1)
+		minEv = min(len(evs), 1)
 	}
-	evLines := 1 + max(nEv, 1)
 	// Rows for the two tables, after two headings and two column rows:
 	// half each, then what one leaves to the other, wallets first.
-	budget := max(height-evLines-4, 2)
+	budget := max(height-(1+max(minEv, 1))-4, 2)
 	nW := min(len(wallets), max(budget/2, 1))
 	nB := min(len(bids), max(budget-nW, 1))
 	nW = min(len(wallets), max(budget-nB, 1))
+	nEv := min(len(evs), max(height-4-max(nW, 1)-max(nB, 1)-1, minEv))
 
 	var lines []string
 	lines = append(lines, m.walletTable(wallets, nW, width)...)
@@ -362,7 +365,11 @@ func (m Model) footer(width int) string {
 		keys += "  p r x f act"
 	}
 	if m.opts.LogPath != "" {
-		keys += "  log " + m.opts.LogPath
+		log := "  log " + m.opts.LogPath
+		if ansi.StringWidth(keys+log) > width {
+			keys = "? help  q quit" // the rest is in the help
+		}
+		keys += log
 	}
 	return m.st.dim.Render(ansi.Truncate(keys, width, "…"))
 }

@@ -135,7 +135,9 @@ func (env Env) run(ctx context.Context, spec runSpec) (result, error) {
 	if err != nil {
 		return res, err
 	}
-	res.meter = econ.Sources().Meter.String()
+	if m := econ.Sources().Meter; m.Kind != "" {
+		res.meter = m.Kind + " (" + m.Label() + ")"
+	}
 	econCtx, stopEcon := context.WithCancel(context.WithoutCancel(ctx))
 	econDone := make(chan error, 1)
 	go func() { econDone <- econ.Run(econCtx) }()

@@ -16,28 +16,31 @@ func WriteSummary(w io.Writer, s record.Summary, dir string) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "run\t%s (%s)\n", s.Kind, dir)
 	fmt.Fprintf(tw, "duration\t%.1f s (%d samples, %d events)\n", s.DurationSeconds, s.Samples, s.Events)
-	fmt.Fprintf(tw, "energy\t%.1f J %s\t%s\n", s.EnergyJoules, s.EnergySource, s.EnergySourceDetail)
+	fmt.Fprintf(tw, "energy\t%.1f J %s\n", s.EnergyJoules, s.EnergySource)
 	if s.DynamicEnergyJoules != nil {
 		fmt.Fprintf(tw, "dynamic energy\t%.1f J %s (above %.2f W idle)\n", *s.DynamicEnergyJoules, s.EnergySource, s.IdlePowerWatts)
 	}
 	fmt.Fprintf(tw, "mean power\t%.2f W %s\n", s.MeanPowerWatts, s.EnergySource)
 	for _, u := range s.Useful {
 		fmt.Fprintf(tw, "useful work\t%d %s (%s)\n", u.Work, plural(u.Unit), strings.Join(u.Agents, ", "))
-		fmt.Fprintf(tw, "%s per joule\t%.1f (%s energy)\n", u.Unit, u.PerJoule, s.EnergySource)
+		fmt.Fprintf(tw, "%s per joule\t%.1f (%s energy)\n", plural(u.Unit), u.PerJoule, s.EnergySource)
 		if u.PerDynamicJoule != nil {
-			fmt.Fprintf(tw, "%s per dynamic joule\t%.1f\n", u.Unit, *u.PerDynamicJoule)
+			fmt.Fprintf(tw, "%s per dynamic joule\t%.1f\n", plural(u.Unit), *u.PerDynamicJoule)
 		}
 	}
 	if len(s.Useful) == 0 {
 		fmt.Fprintf(tw, "useful work\tnone declared by any agent\n")
 	}
-	fmt.Fprintf(tw, "temperature\tmean %.1f °C, max %.1f °C %s\t%s\n", s.TemperatureMeanCelsius, s.TemperatureMaxCelsius, s.TemperatureSource, s.TemperatureSourceDetail)
+	fmt.Fprintf(tw, "temperature\tmean %.1f °C, max %.1f °C %s\n", s.TemperatureMeanCelsius, s.TemperatureMaxCelsius, s.TemperatureSource)
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	defer func() {
+		fmt.Fprintf(w, "\nenergy from: %s\ntemperature from: %s\n", wrap(s.EnergySourceDetail, 2), wrap(s.TemperatureSourceDetail, 2))
+	}()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "AGENT\tCPU SHARE\tCPU s\tENERGY J\tUSEFUL WORK\tCOUNTERS")
+	fmt.Fprintln(tw, "AGENT\tCPU SHARE\tCPU s\tENERGY J\tUSEFUL WORK")
 	for _, a := range s.Agents {
 		useful := "-"
 		if a.Useful != nil {
@@ -47,9 +50,16 @@ func WriteSummary(w io.Writer, s record.Summary, dir string) error {
 		if a.DiedAtSeconds != nil {
 			died = fmt.Sprintf(" (died at %.1f s)", *a.DiedAtSeconds)
 		}
-		fmt.Fprintf(tw, "%s%s\t%.1f%%\t%.1f\t%.1f\t%s\t%s\n", a.Name, died, 100*a.CPUShare, a.CPUSeconds, a.EnergyJoules, useful, counters(a.Counters))
+		fmt.Fprintf(tw, "%s%s\t%.1f%%\t%.1f\t%.1f\t%s\n", a.Name, died, 100*a.CPUShare, a.CPUSeconds, a.EnergyJoules, useful)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "\ncounters, as each agent last reported them:")
+	for _, a := range s.Agents {
+		fmt.Fprintf(w, "  %s: %s\n", a.Name, wrap(counters(a.Counters), 4+len(a.Name)))
+	}
+	return nil
 }
 
 // counters lists counters as "name=value", sorted by name.
@@ -69,6 +79,25 @@ func counters(m map[string]uint64) string {
 	return strings.Join(parts, " ")
 }
 
+// wrap breaks text into lines of at most 78 columns, the lines after the
+// first indented by indent spaces.
+func wrap(text string, indent int) string {
+	var b strings.Builder
+	col := 0
+	for i, word := range strings.Fields(text) {
+		if i > 0 && col+1+len(word) > 78 {
+			b.WriteString("\n" + strings.Repeat(" ", indent))
+			col = indent
+		} else if i > 0 {
+			b.WriteByte(' ')
+			col++
+		}
+		b.WriteString(word)
+		col += len(word)
+	}
+	return b.String()
+}
+
 // plural names a unit in the plural, roughly: "prime" → "primes".
 func plural(unit string) string {
 	if unit == "" || strings.HasSuffix(unit, "s") {
@@ -85,22 +114,30 @@ func (r DemoResult) WriteText(w io.Writer, dir string) error {
 	e := r.Economy
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "economy\t%s auction, endowment %.1f J each, slot %.3f J at base price\n", e.Rule, e.EndowmentCredits.Joules(), e.SlotEnergyJoules)
-	fmt.Fprintf(tw, "Landauer's tax\t%d pJ/B = %.2g × the Landauer floor (kT·ln 2 per bit at 300 K = %.2g pJ/B)\n", e.TaxPJPerByte, e.TaxOverFloor, e.LandauerFloorPJPerByte)
+	fmt.Fprintf(tw, "economy\t%s auction; %.1f J each; a slot is %.3f J at base price\n", e.Rule, e.EndowmentCredits.Joules(), e.SlotEnergyJoules)
+	fmt.Fprintf(tw, "tax\t%d pJ/B, %.2g × Landauer's floor (%.2g pJ/B at 300 K)\n", e.TaxPJPerByte, e.TaxOverFloor, e.LandauerFloorPJPerByte)
 	fmt.Fprintf(tw, "meter\t%s\n", e.MeterSource)
 	if e.MinerDiedAtSeconds != nil {
 		fmt.Fprintf(tw, "miner\tdied at %.1f s\n", *e.MinerDiedAtSeconds)
 	} else {
 		fmt.Fprintf(tw, "miner\tsurvived the run\n")
 	}
-	fmt.Fprintf(tw, "scientist\tsurvived: %v\n", e.ScientistSurvived)
+	sci := "died"
+	if e.ScientistSurvived {
+		sci = "survived"
+	}
 	if e.ScientistPrimesPerSecondBefore != nil {
-		fmt.Fprintf(tw, "scientist throughput before\t%.0f primes/s\n", *e.ScientistPrimesPerSecondBefore)
+		sci += fmt.Sprintf("; %.0f primes/s before", *e.ScientistPrimesPerSecondBefore)
 	}
 	if e.ScientistPrimesPerSecondAfter != nil {
-		fmt.Fprintf(tw, "scientist throughput after\t%.0f primes/s\n", *e.ScientistPrimesPerSecondAfter)
+		sci += fmt.Sprintf(", %.0f after the miner died", *e.ScientistPrimesPerSecondAfter)
 	}
-	fmt.Fprintf(tw, "ledger\tminted %.3f J = balances + burned %.3f J: invariant ok %v\n", e.LedgerMintedCredits.Joules(), e.LedgerBurnedCredits.Joules(), e.LedgerOK)
+	fmt.Fprintf(tw, "scientist\t%s\n", sci)
+	holds := "holds"
+	if !e.LedgerOK {
+		holds = "BROKEN"
+	}
+	fmt.Fprintf(tw, "ledger\tminted %.3f J = balances + burned %.3f J: %s\n", e.LedgerMintedCredits.Joules(), e.LedgerBurnedCredits.Joules(), holds)
 	return tw.Flush()
 }
 
