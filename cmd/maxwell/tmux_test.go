@@ -38,7 +38,9 @@ func (x *tmux) run(args ...string) string {
 }
 
 // keys types keys into the pane (tmux key names, e.g. "Enter", "q").
-func (x *tmux) keys(keys ...string) { x.run(append([]string{"send-keys", "-t", x.session}, keys...)...) }
+func (x *tmux) keys(keys ...string) {
+	x.run(append([]string{"send-keys", "-t", x.session}, keys...)...)
+}
 
 // capture returns the pane's lines as they are shown.
 func (x *tmux) capture() []string {
