@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -98,6 +100,9 @@ type Options struct {
 	// DevRoot is where /dev is ("/dev" by default): /dev/kvm and
 	// /dev/vhost-vsock are looked for there.
 	DevRoot string
+	// ProcRoot is where procfs is ("/proc" by default): the host's TSC
+	// frequency for TCG guests is read from its cpuinfo.
+	ProcRoot string
 	// Firecracker configures the Firecracker VMM (VMM ==
 	// VMMFirecracker).
 	Firecracker firecracker.Options
@@ -125,6 +130,7 @@ func DefaultOptions() Options {
 		ProbeTimeout: 20 * time.Second,
 		StartTimeout: 10 * time.Second,
 		DevRoot:      "/dev",
+		ProcRoot:     "/proc",
 	}
 }
 
@@ -190,6 +196,9 @@ func NewManager(ctx context.Context, cells CellStarter, opts Options) (*Manager,
 	if opts.DevRoot == "" {
 		opts.DevRoot = def.DevRoot
 	}
+	if opts.ProcRoot == "" {
+		opts.ProcRoot = def.ProcRoot
+	}
 	m := &Manager{cells: cells, opts: opts, log: opts.Logger, machines: make(map[string]*Machine)}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
@@ -238,6 +247,18 @@ func NewManager(ctx context.Context, cells CellStarter, opts Options) (*Manager,
 		m.accel = AccelInfo{Accel: AccelTCG, Reason: "TCG (emulation) as configured"}
 	default:
 		return nil, fmt.Errorf("%w: accelerator %q (want auto, kvm or tcg)", ErrConfig, opts.Accel)
+	}
+	if m.accel.Accel == AccelTCG && !strings.Contains(opts.KernelArgs, "tsc_early_khz=") {
+		// microvm has neither HPET nor ACPI PM timer, so a guest
+		// calibrates its TSC against the PIT alone, which under
+		// emulation on a busy host fails often enough to hang boots
+		// ("tsc: Unable to calibrate against PIT"). A TCG guest's TSC
+		// runs at the host's rate: tell it.
+		if khz, err := hostTSCkHz(opts.ProcRoot); err == nil {
+			m.opts.KernelArgs += " tsc_early_khz=" + strconv.Itoa(khz)
+		} else {
+			m.log.Warn("host TSC frequency unknown; TCG guests calibrate against the PIT", "err", err)
+		}
 	}
 	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("vm: state directory: %w", err)
@@ -341,4 +362,26 @@ func (m *Manager) Close() error {
 		errs = append(errs, v.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// hostTSCkHz returns the host CPU's frequency in kHz from
+// <procRoot>/cpuinfo ("cpu MHz" of the first CPU): on hosts with a
+// constant TSC, the TSC's rate.
+func hostTSCkHz(procRoot string) (int, error) {
+	b, err := os.ReadFile(filepath.Join(procRoot, "cpuinfo"))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || strings.TrimSpace(k) != "cpu MHz" {
+			continue
+		}
+		mhz, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || mhz <= 0 {
+			return 0, fmt.Errorf("cpuinfo: cpu MHz %q", strings.TrimSpace(v))
+		}
+		return int(mhz*1000 + 0.5), nil
+	}
+	return 0, errors.New("cpuinfo has no \"cpu MHz\"")
 }
