@@ -3,11 +3,9 @@ package main
 import (
 	"fmt"
 	"log/slog"
-	"math"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -37,53 +35,18 @@ thread count), as its strategy says.`
 
 // agentFlags are the flags every agent subcommand has.
 type agentFlags struct {
-	threads  int
-	interval time.Duration
-	socket   string
-	bidding  bool
-	units    int
+	workload.AgentOptions
+	socket  string
+	bidding bool
 }
 
-func (f *agentFlags) register(fs *pflag.FlagSet) {
-	fs.IntVar(&f.threads, "threads", 0, "worker threads (0: every CPU this process may run on)")
-	fs.DurationVar(&f.interval, "report-interval", workload.DefaultInterval, "how often to report counters")
+func (f *agentFlags) register(fs *pflag.FlagSet, multiple string, def float64, usage string) {
+	fs.IntVar(&f.Threads, "threads", 0, "worker threads (0: every CPU this process may run on)")
+	fs.DurationVar(&f.Interval, "report-interval", workload.DefaultInterval, "how often to report counters, with a unit, e.g. 500ms")
 	fs.StringVar(&f.socket, "socket", "", "host's agent socket (default $"+agent.EnvSocket+"; none: standalone)")
 	fs.BoolVar(&f.bidding, "bidding", false, "bid for CPU slots in the host's auction at every tick")
-	fs.IntVar(&f.units, "units", 0, fmt.Sprintf("slots to bid for, 1 to %d (0: the thread count)", proto.MaxBidUnits))
-}
-
-func (f *agentFlags) check() error {
-	if f.threads < 0 {
-		return fmt.Errorf("--threads %d: want 0 or more", f.threads)
-	}
-	if f.interval <= 0 {
-		return fmt.Errorf("--report-interval %v: want a positive duration", f.interval)
-	}
-	if f.units < 0 || f.units > proto.MaxBidUnits {
-		return fmt.Errorf("--units %d: want 0 to %d", f.units, proto.MaxBidUnits)
-	}
-	return nil
-}
-
-// bidUnits returns how many slots the agent bids for: --units, else one per
-// thread, at most proto.MaxBidUnits.
-func (f *agentFlags) bidUnits() int {
-	n := f.units
-	if n == 0 {
-		n = f.threads
-	}
-	if n == 0 {
-		n = workload.AvailableCPUs()
-	}
-	return min(max(n, 1), proto.MaxBidUnits)
-}
-
-// checkMultiple checks a --valuation or --greed.
-func checkMultiple(flag string, v float64) error {
-	if !(v > 0) || math.IsInf(v, 0) {
-		return fmt.Errorf("--%s %v: want a positive number", flag, v)
-	}
-	return nil
+	fs.IntVar(&f.Units, "units", 0, fmt.Sprintf("slots to bid for, 1 to %d (0: the thread count)", proto.MaxBidUnits))
+	fs.Float64Var(&f.Multiple, multiple, def, usage)
 }
 
 // newAgentCmd builds "maxwell agent" and its workload subcommands.
@@ -99,10 +62,9 @@ func newAgentCmd() *cobra.Command {
 
 func newAgentScientistCmd() *cobra.Command {
 	var (
-		f         agentFlags
-		limit     uint64
-		segment   uint64
-		valuation float64
+		f       agentFlags
+		limit   uint64
+		segment uint64
 	)
 	cmd := &cobra.Command{
 		Use:   "scientist",
@@ -113,20 +75,16 @@ The Scientist sieves [2, N] for growing N. Its primes counter is always
 exactly the number of primes ≤ range_end, so anyone can check it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.check(); err != nil {
+			if err := f.Validate("valuation"); err != nil {
 				return err
 			}
-			if err := checkMultiple("valuation", valuation); err != nil {
-				return err
-			}
-			s := workload.Scientist{Threads: f.threads, SegmentSize: segment, Limit: limit, Interval: f.interval}
-			strategy := workload.ScientistStrategy{Valuation: valuation, Units: f.bidUnits()}
+			s := workload.Scientist{Threads: f.Threads, SegmentSize: segment, Limit: limit, Interval: f.Interval}
+			strategy := workload.ScientistStrategy{Valuation: f.Multiple, Units: f.BidUnits()}
 			hello := proto.Hello{Kind: "scientist", Name: "scientist", Useful: &proto.Useful{Counter: workload.CounterPrimes, Unit: "prime"}}
 			return runAgent(cmd, f, hello, s.Run, strategy.Bid)
 		},
 	}
-	f.register(cmd.Flags())
-	cmd.Flags().Float64Var(&valuation, "valuation", workload.DefaultValuation,
+	f.register(cmd.Flags(), "valuation", workload.DefaultValuation,
 		"with --bidding: the most it pays for a slot, in multiples of the slot's energy; it waits while the reserve is higher")
 	cmd.Flags().Uint64Var(&limit, "limit", 0, "stop after sieving [2, limit] (0: run until stopped)")
 	cmd.Flags().Uint64Var(&segment, "segment-size", workload.DefaultSegmentSize, "integers per sieve segment")
@@ -139,7 +97,6 @@ func newAgentMinerCmd() *cobra.Command {
 		churnRate float64
 		chunkMiB  int
 		shareBits int
-		greed     float64
 	)
 	cmd := &cobra.Command{
 		Use:   "miner",
@@ -151,31 +108,19 @@ maps chunks of --chunk-mib MiB, writes every page, and frees them again
 (alternately with madvise(MADV_DONTNEED) and munmap).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.check(); err != nil {
+			if err := f.Validate("greed"); err != nil {
 				return err
 			}
-			if !(churnRate >= 0) || churnRate > 1<<20 {
-				return fmt.Errorf("--churn-mib-per-sec %v: want 0 to %d", churnRate, 1<<20)
-			}
-			if chunkMiB < 1 || chunkMiB > 1<<16 {
-				return fmt.Errorf("--chunk-mib %d: want 1 to %d", chunkMiB, 1<<16)
-			}
-			if err := checkMultiple("greed", greed); err != nil {
+			rate, chunk, err := workload.MinerChurn(churnRate, chunkMiB)
+			if err != nil {
 				return err
 			}
-			m := workload.Miner{
-				Threads:   f.threads,
-				Interval:  f.interval,
-				ChurnRate: uint64(math.Round(churnRate * (1 << 20))),
-				ChunkSize: chunkMiB << 20,
-				ShareBits: shareBits,
-			}
-			strategy := workload.MinerStrategy{Greed: greed, Units: f.bidUnits()}
+			m := workload.Miner{Threads: f.Threads, Interval: f.Interval, ChurnRate: rate, ChunkSize: chunk, ShareBits: shareBits}
+			strategy := workload.MinerStrategy{Greed: f.Multiple, Units: f.BidUnits()}
 			return runAgent(cmd, f, proto.Hello{Kind: "miner", Name: "miner"}, m.Run, strategy.Bid)
 		},
 	}
-	f.register(cmd.Flags())
-	cmd.Flags().Float64Var(&greed, "greed", workload.DefaultGreed,
+	f.register(cmd.Flags(), "greed", workload.DefaultGreed,
 		"with --bidding: its price for a slot at every tick, in multiples of the slot's energy")
 	cmd.Flags().Float64Var(&churnRate, "churn-mib-per-sec", 0, "memory churn in MiB per second (0: none)")
 	cmd.Flags().IntVar(&chunkMiB, "chunk-mib", workload.DefaultChunkSize>>20, "size of each churned mapping in MiB")

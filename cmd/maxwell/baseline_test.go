@@ -12,6 +12,7 @@ import (
 	"github.com/maxwellhq/maxwell/internal/bench"
 	"github.com/maxwellhq/maxwell/internal/cell/oci"
 	"github.com/maxwellhq/maxwell/internal/record"
+	"github.com/maxwellhq/maxwell/internal/telemetry"
 )
 
 func TestBaselineEndToEnd(t *testing.T) {
@@ -122,7 +123,7 @@ func TestSensorsJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rep sensorsReport
+	var rep telemetry.Report
 	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
 		t.Fatalf("sensors --json: %v\n%s", err, stdout)
 	}

@@ -105,12 +105,24 @@ func TestControlCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cells []api.Cell
-	if err := json.Unmarshal([]byte(out), &cells); err != nil {
+	var st api.State
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatalf("ps --json: %v\n%s", err, out)
 	}
+	cells := st.Cells
 	if len(cells) != 2 || cells[0].Balance != 52500 || cells[1].State != life.Dead {
 		t.Errorf("ps --all --json: %+v", cells)
+	}
+	// The header's figures are there too.
+	if st.Temperature.Celsius != 61.5 || st.Reserve != 1500 || st.Multiplier != 1.5 {
+		t.Errorf("ps --json lacks the header: %+v", st)
+	}
+	out, _, err = runCtl(t, "ps", "--socket", sock, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil || len(st.Cells) != 1 {
+		t.Errorf("ps --json without --all: %+v, %v", st.Cells, err)
 	}
 }
 

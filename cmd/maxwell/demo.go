@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -52,7 +51,7 @@ from the power model and thermal twin, and are labelled so.`,
 			logw := cmd.ErrOrStderr()
 			if dashboard {
 				// Nothing else may write to the terminal the dashboard owns.
-				if logw, logPath, err = runLog(out); err != nil {
+				if logw, logPath, err = lab.CreateLog(out); err != nil {
 					return err
 				}
 			}
@@ -96,16 +95,6 @@ from the power model and thermal twin, and are labelled so.`,
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON; the story goes to stderr")
 	f.BoolVar(&headless, "headless", false, "no dashboard: tell the story as lines on stderr")
 	return cmd
-}
-
-// runLog creates the log file of a run in its directory.
-func runLog(dir string) (io.WriteCloser, string, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, "", err
-	}
-	p := filepath.Join(dir, "maxwell.log")
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	return f, p, err
 }
 
 // isTerminal reports whether f is a terminal.

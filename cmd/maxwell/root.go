@@ -170,22 +170,11 @@ func (a *app) lab(cmd *cobra.Command, f runFlags, cfg config.Config, logw io.Wri
 		Clock: clock.System(), Log: log}, nil
 }
 
-// runCPUs parses a CPU list and checks that this process may use every CPU
-// in it; an empty list means all it may use.
+// runCPUs parses --cpus: CPUs this process may use, all of them by default.
 func runCPUs(list string) ([]int, error) {
-	allowed, err := cpuset.Allowed()
-	if err != nil {
-		return nil, err
-	}
-	cpus, err := cpuset.Parse(list)
+	cpus, err := cpuset.Choose(list)
 	if err != nil {
 		return nil, fmt.Errorf("--cpus: %w", err)
-	}
-	if len(cpus) == 0 {
-		return allowed, nil
-	}
-	if c, ok := cpuset.Subset(cpus, allowed); !ok {
-		return nil, fmt.Errorf("--cpus: CPU %d is not available to this process (allowed: %s)", c, cpuset.Format(allowed))
 	}
 	return cpus, nil
 }

@@ -115,3 +115,23 @@ func Subset(want, have []int) (missing int, ok bool) {
 	}
 	return 0, true
 }
+
+// Choose parses a CPU list that names CPUs this process may use, and
+// returns them; an empty list means every CPU it may use.
+func Choose(list string) ([]int, error) {
+	allowed, err := Allowed()
+	if err != nil {
+		return nil, err
+	}
+	cpus, err := Parse(list)
+	if err != nil {
+		return nil, err
+	}
+	if len(cpus) == 0 {
+		return allowed, nil
+	}
+	if c, ok := Subset(cpus, allowed); !ok {
+		return nil, fmt.Errorf("CPU %d is not available to this process (allowed: %s)", c, Format(allowed))
+	}
+	return cpus, nil
+}

@@ -3,6 +3,7 @@ package cpuset
 import (
 	"errors"
 	"slices"
+	"strconv"
 	"testing"
 )
 
@@ -68,5 +69,24 @@ func TestAllowed(t *testing.T) {
 	}
 	if c, ok := Subset([]int{MaxCPU}, cpus); ok || c != MaxCPU {
 		t.Errorf("Subset found CPU %d in %v", MaxCPU, cpus)
+	}
+}
+
+func TestChoose(t *testing.T) {
+	allowed, err := Allowed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Choose(""); err != nil || !slices.Equal(got, allowed) {
+		t.Errorf("Choose(\"\") = %v, %v; want every allowed CPU %v", got, err, allowed)
+	}
+	if got, err := Choose(strconv.Itoa(allowed[0])); err != nil || len(got) != 1 {
+		t.Errorf("Choose(%d) = %v, %v", allowed[0], got, err)
+	}
+	if _, err := Choose("8191"); err == nil {
+		t.Error("Choose of a CPU this process may not use succeeded")
+	}
+	if _, err := Choose("x"); err == nil {
+		t.Error("Choose of garbage succeeded")
 	}
 }

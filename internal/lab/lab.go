@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -170,6 +171,17 @@ func (env Env) run(ctx context.Context, spec runSpec) (result, error) {
 	}
 	res.ledger, err = verify(ctx, opts.LedgerPath, err)
 	return res, err
+}
+
+// CreateLog creates the log file of a run in its directory, dir/maxwell.log,
+// for when the terminal belongs to the dashboard.
+func CreateLog(dir string) (io.WriteCloser, string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, "", err
+	}
+	p := filepath.Join(dir, "maxwell.log")
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	return f, p, err
 }
 
 // verify checks the run's ledger once its economy has stopped.

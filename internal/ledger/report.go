@@ -1,0 +1,91 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// WriteText prints the report of the ledger at path.
+func (rep Report) WriteText(w io.Writer, path string) error {
+	verdict := "OK"
+	if !rep.OK {
+		verdict = "FAILED"
+	}
+	fmt.Fprintf(w, "ledger %s: %s\n", path, verdict)
+	fmt.Fprintf(w, "minted %d credits = balances %d + burned %d\n", rep.Minted, rep.Balances, rep.Burned)
+	fmt.Fprintf(w, "%d wallets (%d open), %d transactions, %d entries, schema version %d\n",
+		rep.Wallets, rep.OpenWallets, rep.Txs, rep.Entries, rep.SchemaVersion)
+	for _, p := range rep.Problems {
+		fmt.Fprintf(w, "problem: %s\n", p)
+	}
+	return nil
+}
+
+// Book is a look at a ledger: its accounts and its most recent
+// transactions, newest first.
+type Book struct {
+	Path     string    `json:"path"`
+	Accounts []Account `json:"accounts"`
+	Recent   []Posted  `json:"recent"`
+}
+
+// ReadBook reads the accounts and the limit most recent transactions of
+// the ledger at path, read-only. It makes two reads, not one snapshot: good
+// enough for a look at a running engine; Verify is what must be exact.
+func ReadBook(ctx context.Context, path string, limit int) (Book, error) {
+	if limit < 0 {
+		return Book{}, fmt.Errorf("ledger: %d recent transactions asked for: want 0 or more", limit)
+	}
+	l, err := Open(ctx, path, Options{ReadOnly: true})
+	if err != nil {
+		return Book{}, err
+	}
+	defer l.Close()
+	b := Book{Path: l.Path()}
+	if b.Accounts, err = l.Accounts(ctx); err != nil {
+		return b, err
+	}
+	if b.Recent, err = l.Recent(ctx, limit); err != nil {
+		return b, err
+	}
+	if b.Recent == nil {
+		b.Recent = []Posted{}
+	}
+	return b, nil
+}
+
+// WriteText prints the book as two tables.
+func (b Book) WriteText(w io.Writer) error {
+	accs, recent := b.Accounts, b.Recent
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACCOUNT\tKIND\tSTATE\tBALANCE\tENDOWMENT\tTAP /s\tTAP CAP\tOPENED\tCLOSED")
+	for _, a := range accs {
+		closed := "-"
+		if a.ClosedTick != nil {
+			closed = fmt.Sprintf("tick %d, final %d", *a.ClosedTick, *a.FinalBalance)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n",
+			a.Name, a.Kind, a.State, a.Balance, a.Endowment, a.TapRate, a.TapCap, a.OpenedTick, closed)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nrecent transactions (newest first):\n")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTICK\tKIND\tKEY\tENTRIES\tMEMO")
+	for _, p := range recent {
+		es := make([]string, len(p.Entries))
+		for i, e := range p.Entries {
+			es[i] = fmt.Sprintf("%s %+d", e.Account, e.Amount)
+		}
+		entries := strings.Join(es, ", ")
+		if entries == "" {
+			entries = "(none)"
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\n", p.ID, p.Tick, p.Kind, p.Key, entries, p.Memo)
+	}
+	return tw.Flush()
+}
