@@ -185,35 +185,43 @@ func measureFreezer(ctx context.Context, m CellStarter, fz cell.FreezerKind, opt
 		defer unix.SchedSetaffinity(0, &orig)
 		fr.ControllerCPUs = opts.ControllerCPUs
 	}
-	if err := sleep(ctx, opts.Gap); err != nil {
-		return fr, err
+	err = timeTrials(ctx, c, opts.Trials, opts.Gap, opts.Now, &pauses, &resumes, &rtPauses, &rtResumes)
+	return fr, err
+}
+
+// timeTrials times trials pause/resume pairs on c, gap apart, appending
+// each latency to pauses and resumes, and the runtime's own figures, where
+// c reports them (RuntimeLatencies), to rtPauses and rtResumes.
+func timeTrials(ctx context.Context, c cell.Cell, trials int, gap time.Duration, now func() time.Time, pauses, resumes, rtPauses, rtResumes *[]time.Duration) error {
+	if err := sleep(ctx, gap); err != nil {
+		return err
 	}
-	for range opts.Trials {
-		t0 := opts.Now()
+	for range trials {
+		t0 := now()
 		if err := c.Pause(ctx); err != nil {
-			return fr, err
+			return err
 		}
-		pauses = append(pauses, opts.Now().Sub(t0))
-		if err := sleep(ctx, opts.Gap); err != nil {
-			return fr, err
+		*pauses = append(*pauses, now().Sub(t0))
+		if err := sleep(ctx, gap); err != nil {
+			return err
 		}
-		t0 = opts.Now()
+		t0 = now()
 		if err := c.Resume(ctx); err != nil {
-			return fr, err
+			return err
 		}
-		resumes = append(resumes, opts.Now().Sub(t0))
+		*resumes = append(*resumes, now().Sub(t0))
 		if rl, ok := c.(RuntimeLatencies); ok {
 			p, r, err := rl.RuntimeLatencies(ctx)
 			if err != nil {
-				return fr, fmt.Errorf("runtime latencies: %w", err)
+				return fmt.Errorf("runtime latencies: %w", err)
 			}
-			rtPauses, rtResumes = append(rtPauses, p), append(rtResumes, r)
+			*rtPauses, *rtResumes = append(*rtPauses, p), append(*rtResumes, r)
 		}
-		if err := sleep(ctx, opts.Gap); err != nil {
-			return fr, err
+		if err := sleep(ctx, gap); err != nil {
+			return err
 		}
 	}
-	return fr, nil
+	return nil
 }
 
 // sleep waits d or until ctx ends.

@@ -335,7 +335,7 @@ func TestRealVM(t *testing.T) {
 	}
 	kvm, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
 	if err != nil {
-		t.Skipf("/dev/kvm not usable: %v", err)
+		t.Skipf("/dev/kvm missing or unusable: %v", err)
 	}
 	kvm.Close()
 	kernel, rootfs := os.Getenv("MAXWELL_FC_KERNEL"), os.Getenv("MAXWELL_FC_ROOTFS")

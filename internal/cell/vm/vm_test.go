@@ -33,7 +33,7 @@ type env struct {
 // newEnv boots nothing yet: it builds (or finds) the guest image and
 // makes the managers, closed at cleanup. Guests run under TCG unless
 // mod says otherwise: the KVM probe has a test of its own.
-func newEnv(t *testing.T, mod func(*vm.Options)) *env {
+func newEnv(t testing.TB, mod func(*vm.Options)) *env {
 	t.Helper()
 	vmtest.NeedRoot(t)
 	img := vmtest.Image(t)

@@ -72,9 +72,18 @@ func Kernel(t testing.TB) string {
 var (
 	buildOnce sync.Once
 	built     vmimage.Image
+	builtMx   string // the host path of the guest's maxwell binary
 	buildErr  error
 	buildSkip string
 )
+
+// Maxwell returns the host path of the static maxwell binary the guest
+// image holds (building the image if need be).
+func Maxwell(t testing.TB) string {
+	t.Helper()
+	Image(t)
+	return builtMx
+}
 
 // Image returns the guest image with busybox and a static maxwell binary,
 // built once per test binary into the user's cache directory. It skips t
@@ -100,6 +109,7 @@ func Image(t testing.TB) vmimage.Image {
 				return
 			}
 		}
+		builtMx = mx
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		built, buildErr = vmimage.Build(ctx, vmimage.Options{Kernel: kernel, Maxwell: mx, Out: filepath.Join(dir, "image")})
