@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -100,6 +101,18 @@ func Image(t testing.TB) vmimage.Image {
 		dir, err := cacheDir()
 		if err != nil {
 			buildErr = err
+			return
+		}
+		// Test binaries of several packages build at once under go test
+		// ./...: one at a time in the shared cache.
+		lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			buildErr = err
+			return
+		}
+		defer lock.Close()
+		if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+			buildErr = fmt.Errorf("locking %s: %w", lock.Name(), err)
 			return
 		}
 		mx := os.Getenv(EnvMaxwell)
