@@ -57,10 +57,11 @@ var (
 
 // DefaultModules are the modules a Maxwell guest loads: the virtio-mmio
 // transport of QEMU's microvm and Firecracker, virtio-serial (the agent's
-// port) and the balloon (free page reporting, for Landauer's tax). Their
+// port), the balloon (free page reporting, for Landauer's tax) and
+// virtio-blk (a root file system image of the user's). Their
 // dependencies (virtio, virtio_ring) are found from the modules' own
 // .modinfo.
-var DefaultModules = []string{"virtio_mmio", "virtio_console", "virtio_balloon"}
+var DefaultModules = []string{"virtio_mmio", "virtio_console", "virtio_balloon", "virtio_blk"}
 
 // VsockModules add AF_VSOCK over virtio, for agents that dial the host by
 // vsock (Firecracker, QEMU's vhost-vsock-device).
@@ -463,6 +464,10 @@ type Command struct {
 	// WaitFor names a device init waits for (at most 5 s) before it runs
 	// the command, such as the agent's /dev/virtio-ports/NAME.
 	WaitFor string
+	// RootDevice, if set, is a block device with a root file system
+	// (such as /dev/vda): init mounts it read-only and runs the command
+	// chrooted in it, at its root (Dir must be "" or "/").
+	RootDevice string
 }
 
 // CommandLine returns the kernel command line words that make init run
@@ -478,6 +483,9 @@ func CommandLine(base string, cmd Command) (string, error) {
 	if dir == "" {
 		dir = "/"
 	}
+	if cmd.RootDevice != "" && dir != "/" {
+		return "", fmt.Errorf("%w: a command in a root file system image runs at its root (working directory %q)", ErrCommandLine, cmd.Dir)
+	}
 	fmt.Fprintf(&sb, "cd %s || exit 127\nexec env -i", shellQuote(dir))
 	for _, e := range cmd.Env {
 		if k, _, ok := strings.Cut(e, "="); !ok || k == "" {
@@ -485,17 +493,23 @@ func CommandLine(base string, cmd Command) (string, error) {
 		}
 		sb.WriteString(" " + shellQuote(e))
 	}
+	if cmd.RootDevice != "" {
+		sb.WriteString(" /bin/chroot /newroot")
+	}
 	sb.WriteString(" " + shellQuote(cmd.Path))
 	for _, a := range cmd.Args {
 		sb.WriteString(" " + shellQuote(a))
 	}
 	sb.WriteString("\n")
 	words := []string{"maxwell.run=" + base64.StdEncoding.EncodeToString(sb.Bytes())}
-	if cmd.WaitFor != "" {
-		if strings.ContainsAny(cmd.WaitFor, " \t\n\"'") {
-			return "", fmt.Errorf("%w: device %q", ErrCommandLine, cmd.WaitFor)
+	for _, d := range []struct{ key, dev string }{{"maxwell.wait=", cmd.WaitFor}, {"maxwell.root=", cmd.RootDevice}} {
+		if d.dev == "" {
+			continue
 		}
-		words = append(words, "maxwell.wait="+cmd.WaitFor)
+		if strings.ContainsAny(d.dev, " \t\n\"'") {
+			return "", fmt.Errorf("%w: device %q", ErrCommandLine, d.dev)
+		}
+		words = append(words, d.key+d.dev)
 	}
 	line := strings.TrimSpace(base + " " + strings.Join(words, " "))
 	if len(line)+1 > MaxCommandLine {

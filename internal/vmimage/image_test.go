@@ -72,7 +72,7 @@ func TestBuildRealKernel(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Build: %v", err)
 	}
-	want := []string{"virtio_ring.ko", "virtio.ko", "virtio_mmio.ko", "virtio_console.ko", "virtio_balloon.ko"}
+	want := []string{"virtio_ring.ko", "virtio.ko", "virtio_mmio.ko", "virtio_console.ko", "virtio_balloon.ko", "virtio_blk.ko"}
 	if !slices.Equal(img.Modules, want) {
 		t.Errorf("Modules = %v, want %v (dependencies first)", img.Modules, want)
 	}
@@ -247,6 +247,12 @@ func TestCommandLine(t *testing.T) {
 
 	if _, err := CommandLine("", Command{Path: "/bin/true", Args: []string{strings.Repeat("x", MaxCommandLine)}}); !errors.Is(err, ErrCommandLine) {
 		t.Errorf("over-long command: %v, want ErrCommandLine", err)
+	}
+	if _, err := CommandLine("", Command{Path: "/bin/true", RootDevice: "/dev/vda", Dir: "/tmp"}); !errors.Is(err, ErrCommandLine) {
+		t.Errorf("working directory in a root image: %v, want ErrCommandLine", err)
+	}
+	if l, err := CommandLine("", Command{Path: "/bin/true", RootDevice: "/dev/vda"}); err != nil || !strings.Contains(l, "maxwell.root=/dev/vda") {
+		t.Errorf("root image: %q, %v", l, err)
 	}
 	if _, err := CommandLine("", Command{Path: "/bin/true", Env: []string{"NOEQUALS"}}); !errors.Is(err, ErrCommandLine) {
 		t.Errorf("bad environment entry: %v, want ErrCommandLine", err)

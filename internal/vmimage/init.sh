@@ -13,7 +13,8 @@
 #   maxwell-init: error TEXT     something failed before the command ran
 #
 # maxwell.probe=1 instead says "ready" and powers off at once (the host's
-# accelerator probe). A module parameter on the command line
+# accelerator probe). maxwell.root=DEV mounts a root file system image
+# read-only and runs the command chrooted in it. A module parameter on the command line
 # (virtio_mmio.device=..., as Firecracker passes) is given to insmod, as
 # modprobe would.
 export PATH=/bin
@@ -53,10 +54,12 @@ fi
 run=""
 wait=""
 probe=""
+root=""
 for w in $cmdline; do
 	case "$w" in
 	maxwell.run=*) run=${w#maxwell.run=} ;;
 	maxwell.wait=*) wait=${w#maxwell.wait=} ;;
+	maxwell.root=*) root=${w#maxwell.root=} ;;
 	maxwell.probe=1) probe=1 ;;
 	esac
 done
@@ -78,6 +81,25 @@ while :; do
 done
 if [ -n "$wait" ] && [ ! -e "$wait" ]; then
 	say "error $wait did not appear"
+fi
+
+# A root file system image of the user's (maxwell.root=/dev/vda): mounted
+# read-only at /newroot, with proc, sys and dev inside it where it has
+# the directories; the command then runs chrooted there.
+if [ -n "$root" ]; then
+	i=0
+	while [ ! -b "$root" ] && [ $i -lt 100 ]; do
+		i=$((i + 1))
+		usleep 50000
+	done
+	mkdir -p /newroot
+	if ! mount -o ro "$root" /newroot; then
+		say "error cannot mount $root"
+		off
+	fi
+	[ -d /newroot/proc ] && mount -t proc proc /newroot/proc
+	[ -d /newroot/sys ] && mount -t sysfs sysfs /newroot/sys
+	[ -d /newroot/dev ] && mount --bind /dev /newroot/dev
 fi
 
 if [ -n "$probe" ]; then

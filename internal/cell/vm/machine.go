@@ -54,6 +54,14 @@ var (
 	_ cell.CPULimiter = (*Machine)(nil)
 )
 
+// qemuValue escapes a value inside a QEMU option list: a comma is
+// written twice.
+func qemuValue(s string) string { return strings.ReplaceAll(s, ",", ",,") }
+
+// rootDevice is the guest's name of Options.RootFS: the first virtio-blk
+// device.
+const rootDevice = "/dev/vda"
+
 // guestEnv is the environment of a guest command whose Spec.Env is nil:
 // the host's is never passed into a VM.
 var guestEnv = []string{"PATH=/bin:/sbin:/usr/bin:/usr/sbin", "HOME=/"}
@@ -79,9 +87,11 @@ func (m *Manager) startQEMU(ctx context.Context, spec cell.Spec) (cell.Cell, err
 	if !slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, agent.EnvSerial+"=") }) {
 		env = append(env, agent.EnvSerial+"="+GuestAgentDevice)
 	}
-	kargs, err := vmimage.CommandLine(m.opts.KernelArgs, vmimage.Command{
-		Path: spec.Path, Args: spec.Args, Env: env, Dir: spec.Dir, WaitFor: GuestAgentDevice,
-	})
+	command := vmimage.Command{Path: spec.Path, Args: spec.Args, Env: env, Dir: spec.Dir, WaitFor: GuestAgentDevice}
+	if m.opts.RootFS != "" {
+		command.RootDevice = rootDevice
+	}
+	kargs, err := vmimage.CommandLine(m.opts.KernelArgs, command)
 	if err != nil {
 		return fail(fmt.Errorf("%w: %w", ErrConfig, err))
 	}
@@ -102,13 +112,18 @@ func (m *Manager) startQEMU(ctx context.Context, spec cell.Spec) (cell.Cell, err
 	qmpSock, agentSock := filepath.Join(dir, "qmp.sock"), filepath.Join(dir, "agent.sock")
 	args := append(machineArgs(v.accel, m.opts.MemMiB, m.opts.VCPUs),
 		"-kernel", m.opts.Kernel, "-initrd", m.opts.Initrd, "-append", kargs,
-		"-qmp", "unix:"+qmpSock+",server=on,wait=off",
-		"-chardev", "socket,id=agent,path="+agentSock+",server=on,wait=off",
+		"-qmp", "unix:"+qemuValue(qmpSock)+",server=on,wait=off",
+		"-chardev", "socket,id=agent,path="+qemuValue(agentSock)+",server=on,wait=off",
 		"-device", "virtio-serial-device",
 		"-device", "virtserialport,chardev=agent,name="+AgentPort,
 	)
 	if !m.opts.NoBalloon {
 		args = append(args, "-device", "virtio-balloon-device,free-page-reporting=on")
+	}
+	if m.opts.RootFS != "" {
+		args = append(args,
+			"-drive", "id=root,file="+qemuValue(m.opts.RootFS)+",format=raw,if=none,readonly=on",
+			"-device", "virtio-blk-device,drive=root")
 	}
 	inner, err := m.cells.Start(ctx, cell.Spec{
 		Name: spec.Name, Path: m.qemu, Args: args, Env: []string{},

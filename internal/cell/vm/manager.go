@@ -75,6 +75,11 @@ type Options struct {
 	// package vmimage). Both are needed for QEMU.
 	Kernel string
 	Initrd string
+	// RootFS, if set, is a root file system image (raw, e.g. ext4 made
+	// with mkfs.ext4 -d) attached read-only as virtio-blk /dev/vda: the
+	// guest command runs chrooted in it (see vmimage.Command.RootDevice)
+	// instead of in the initramfs.
+	RootFS string
 	// KernelArgs are the guest kernel's base arguments; the command's
 	// words are appended. Default DefaultKernelArgs.
 	KernelArgs string
@@ -230,7 +235,10 @@ func NewManager(ctx context.Context, cells CellStarter, opts Options) (*Manager,
 	if opts.Kernel == "" || opts.Initrd == "" {
 		return nil, fmt.Errorf("%w: a kernel and an initramfs are needed (build them with vmimage.Build: maxwell vm image)", ErrConfig)
 	}
-	for _, f := range []string{opts.Kernel, opts.Initrd} {
+	for _, f := range []string{opts.Kernel, opts.Initrd, opts.RootFS} {
+		if f == "" {
+			continue
+		}
 		if _, err := os.Stat(f); err != nil {
 			return nil, fmt.Errorf("vm: %w", err)
 		}

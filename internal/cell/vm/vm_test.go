@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/maxwellhq/maxwell/agent/proto"
 	"github.com/maxwellhq/maxwell/internal/cell"
+	"github.com/maxwellhq/maxwell/internal/cell/oci"
 	"github.com/maxwellhq/maxwell/internal/cell/vm"
 	"github.com/maxwellhq/maxwell/internal/cell/vm/vmtest"
 	"github.com/maxwellhq/maxwell/internal/cgroupfs"
@@ -393,5 +395,53 @@ func agentFault(code proto.Code) func(error) bool {
 		var ae *vm.AgentError
 		var pe *proto.Error
 		return errors.As(err, &ae) && errors.As(err, &pe) && pe.Code == code
+	}
+}
+
+// TestOwnRootFS runs the guest command in a root file system image of
+// the user's (ext4, made with mkfs.ext4 -d): init mounts it read-only
+// and chroots there; the agent's port is there too.
+func TestOwnRootFS(t *testing.T) {
+	mkfs, err := exec.LookPath("mkfs.ext4")
+	if err != nil {
+		t.Skip("no mkfs.ext4 (Debian: apt-get install e2fsprogs) to make a root file system image")
+	}
+	vmtest.NeedRoot(t)
+	dir := t.TempDir()
+	tree := filepath.Join(dir, "tree")
+	for _, d := range []string{"bin", "etc", "dev", "proc", "sys"} {
+		if err := os.MkdirAll(filepath.Join(tree, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bb, err := os.ReadFile(oci.DefaultBusybox)
+	if err != nil {
+		t.Skipf("no %s to put in the image: %v", oci.DefaultBusybox, err)
+	}
+	if err := os.WriteFile(filepath.Join(tree, "bin", "busybox"), bb, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"sh", "cat", "ls"} {
+		if err := os.Symlink("busybox", filepath.Join(tree, "bin", a)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(tree, "etc", "hello"), []byte("from the user's root\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, "root.ext4")
+	if out, err := exec.Command(mkfs, "-q", "-d", tree, img, "16M").CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4: %v: %s", err, out)
+	}
+	e := newEnv(t, func(o *vm.Options) { o.RootFS = img })
+	var out syncBuffer
+	c := e.start(t, "ownroot", &out, "/bin/sh", "-c", "cat /etc/hello; ls /dev/virtio-ports; ls /lib/modules 2>&1; true")
+	if err := c.Wait(waitCtx(t, time.Minute)); err != nil {
+		t.Fatalf("Wait = %v; console:\n%s", err, out.String())
+	}
+	for _, want := range []string{"from the user's root", vm.AgentPort, "No such file"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("console lacks %q (the command must run in the image, with the agent's port):\n%s", want, out.String())
+		}
 	}
 }
