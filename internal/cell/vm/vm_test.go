@@ -445,3 +445,44 @@ func TestOwnRootFS(t *testing.T) {
 		}
 	}
 }
+
+// TestCPULimitAndQuit: a CPU limit on the VM's cell caps QEMU (vCPU and
+// all), as for any cell; Quit ends the VM through QMP.
+func TestCPULimitAndQuit(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.start(t, "limit", nil, "/bin/sh", "-c", "while :; do :; done")
+	ctx := waitCtx(t, time.Minute)
+	if err := c.WaitBooted(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var lim cell.CPULimiter = c
+	if err := lim.LimitCPU(0.25); err != nil {
+		t.Fatalf("LimitCPU: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	cpu0 := cpuTime(t, c)
+	const window = 2 * time.Second
+	time.Sleep(window)
+	used := cpuTime(t, c) - cpu0
+	if used > window*2/5 {
+		t.Errorf("capped at 0.25 CPU, the VM used %v in %v", used, window)
+	}
+	if err := lim.LimitCPU(0); err != nil {
+		t.Fatalf("lifting the limit: %v", err)
+	}
+	cpu1 := cpuTime(t, c)
+	time.Sleep(window)
+	if free := cpuTime(t, c) - cpu1; free < window/2 {
+		t.Errorf("uncapped, the VM used only %v in %v", free, window)
+	}
+	t.Logf("busy guest, %v: %v under a 0.25-CPU cap", window, used)
+	pid := c.PID()
+	if err := c.Quit(ctx); err != nil {
+		t.Fatalf("Quit: %v", err)
+	}
+	if err := c.Wait(ctx); !errors.Is(err, vm.ErrKilled) {
+		t.Errorf("Wait after Quit = %v, want ErrKilled", err)
+	}
+	c.Close()
+	e.checkGone(t, "limit", pid)
+}
