@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -87,7 +88,8 @@ func V2Layout(t testing.TB) (cell.Layout, string) {
 type Tree struct {
 	t      testing.TB
 	layout cell.Layout
-	rel    string   // below each hierarchy's root, no leading '/'
+	rel    string // below each hierarchy's root, no leading '/'
+	mu     sync.Mutex
 	made   []string // directories created, parents first
 	cmds   []*exec.Cmd
 }
@@ -97,9 +99,19 @@ type Tree struct {
 // hierarchy of l and in its cgroup2 hierarchy, parents included, with
 // cpuset.cpus and cpuset.mems inherited in a v1 cpuset hierarchy. At the
 // end of the test it kills whatever runs in what it created and removes
-// it, deepest first.
+// it, deepest first. It fails the test on error.
 func NewTree(t testing.TB, l cell.Layout, rel string) *Tree {
 	t.Helper()
+	tr, err := MakeTree(t, l, rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+// MakeTree is NewTree returning its error, for goroutines other than the
+// test's (which must not call t.Fatal).
+func MakeTree(t testing.TB, l cell.Layout, rel string) (*Tree, error) {
 	rel = strings.Trim(filepath.Clean("/"+rel), "/")
 	tr := &Tree{t: t, layout: l, rel: rel}
 	t.Cleanup(tr.cleanup)
@@ -113,7 +125,7 @@ func NewTree(t testing.TB, l cell.Layout, rel string) *Tree {
 				continue
 			}
 			if err != nil {
-				t.Fatalf("creating cgroup %s: %v", d, err)
+				return tr, fmt.Errorf("creating cgroup %s: %w", d, err)
 			}
 			tr.made = append(tr.made, d)
 			if root == l.V1["cpuset"] {
@@ -123,13 +135,13 @@ func NewTree(t testing.TB, l cell.Layout, rel string) *Tree {
 						err = cgroupfs.Write(filepath.Join(d, f), v)
 					}
 					if err != nil {
-						t.Fatalf("setting %s of %s: %v", f, d, err)
+						return tr, fmt.Errorf("setting %s of %s: %w", f, d, err)
 					}
 				}
 			}
 		}
 	}
-	return tr
+	return tr, nil
 }
 
 // roots returns every distinct hierarchy root of the layout.
@@ -177,22 +189,34 @@ func (tr *Tree) Dir(controller string) string {
 // Start starts argv as a real process and moves it into the tree's cgroup
 // in every hierarchy (as a container runtime does before the process
 // runs its own code; here it may run a moment outside). It is killed at
-// the end of the test unless it died before.
+// the end of the test unless it died before. It fails the test on error.
 func (tr *Tree) Start(argv ...string) *exec.Cmd {
 	tr.t.Helper()
+	cmd, err := tr.Run(argv...)
+	if err != nil {
+		tr.t.Fatal(err)
+	}
+	return cmd
+}
+
+// Run is Start returning its error, for goroutines other than the test's.
+func (tr *Tree) Run(argv ...string) (*exec.Cmd, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		tr.t.Fatalf("starting %v: %v", argv, err)
+		return nil, fmt.Errorf("starting %v: %w", argv, err)
 	}
+	tr.mu.Lock()
 	tr.cmds = append(tr.cmds, cmd)
+	tr.mu.Unlock()
 	go func() { _ = cmd.Wait() }()
 	for _, d := range tr.Dirs() {
 		if err := cgroupfs.Write(filepath.Join(d, "cgroup.procs"), strconv.Itoa(cmd.Process.Pid)); err != nil {
-			tr.t.Fatalf("moving pid %d into %s: %v", cmd.Process.Pid, d, err)
+			_ = cmd.Process.Kill()
+			return nil, fmt.Errorf("moving pid %d into %s: %w", cmd.Process.Pid, d, err)
 		}
 	}
-	return cmd
+	return cmd, nil
 }
 
 // Stop kills the processes Start started and waits (bounded by ctx) until
@@ -200,9 +224,11 @@ func (tr *Tree) Start(argv ...string) *exec.Cmd {
 // cannot die), as an owner stopping its work does. The cgroups stay.
 func (tr *Tree) Stop(ctx context.Context) error {
 	tr.thaw()
+	tr.mu.Lock()
 	for _, c := range tr.cmds {
 		_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
 	}
+	tr.mu.Unlock()
 	return cgroupfs.Poll(ctx, func() (bool, error) {
 		for _, d := range tr.Dirs() {
 			pids, err := cgroupfs.ReadPIDs(filepath.Join(d, "cgroup.procs"))
@@ -224,14 +250,21 @@ func (tr *Tree) Remove(ctx context.Context) error {
 		return err
 	}
 	var errs []error
-	for _, d := range slices.Backward(tr.made) {
+	tr.mu.Lock()
+	made := tr.made
+	tr.made = nil
+	tr.mu.Unlock()
+	for _, d := range slices.Backward(made) {
 		err := cgroupfs.Poll(ctx, func() (bool, error) {
 			err := os.Remove(d)
 			switch {
 			case err == nil, errors.Is(err, fs.ErrNotExist):
 				return true, nil
 			case errors.Is(err, syscall.EBUSY):
-				return false, nil
+				if hasChildren(d) {
+					return false, fmt.Errorf("%w: it holds cgroups of other trees", err)
+				}
+				return false, nil // a task not yet fully gone
 			}
 			return false, err
 		})
@@ -239,7 +272,6 @@ func (tr *Tree) Remove(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("removing %s: %w", d, err))
 		}
 	}
-	tr.made = nil
 	return errors.Join(errs...)
 }
 
@@ -276,4 +308,15 @@ func (tr *Tree) HasProcess(pid int) bool {
 		}
 	}
 	return true
+}
+
+// hasChildren reports whether the cgroup dir has cgroups below it.
+func hasChildren(dir string) bool {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if e.IsDir() {
+			return true
+		}
+	}
+	return false
 }
