@@ -180,6 +180,8 @@ type Agent struct {
 	adopted map[string]types.UID // cell name → pod UID
 	warned  map[string]string    // pod key → the bad-annotation message last sent
 	blocked map[string]bool      // pod key → an eviction-blocked event was sent
+	last    NodeAnnotation       // the latest reading, published or not
+	hasLast bool
 
 	pubMu    sync.Mutex
 	band     Bander
@@ -509,13 +511,16 @@ func (a *Agent) PublishOnce(ctx context.Context) bool {
 	heat := Heat(rep.Multiplier, rep.MaxMultiplier)
 	band := a.band.Next(now, heat)
 	hot := a.hot.Next(now, heat)
-	if !a.limit.Allow(now) {
-		return false
-	}
 	ann := NodeAnnotation{
 		Node: a.opts.Node, At: now.UTC(), Reserve: rep.Reserve, Ceiling: rep.Ceiling, Multiplier: rep.Multiplier, Heat: heat,
 		Celsius: float64(rep.Temperature), Setpoint: float64(rep.Setpoint), Headroom: float64(rep.Setpoint - rep.Temperature),
 		Source: rep.Source, Band: band, Hot: hot, Cells: rep.Cells,
+	}
+	a.mu.Lock()
+	a.last, a.hasLast = ann, true
+	a.mu.Unlock()
+	if !a.limit.Allow(now) {
+		return false
 	}
 	if len(ann.Cells) > maxAnnotatedCells {
 		ann.CellsOmitted = len(ann.Cells) - maxAnnotatedCells
