@@ -18,8 +18,9 @@ const (
 	CodeOutOfOrder         Code = "out_of_order"        // report seq not greater than the last accepted one
 	CodeCounterDecreased   Code = "counter_decreased"   // a counter smaller than its last accepted value
 	CodeNotACell           Code = "not_a_cell"          // the connecting process belongs to no cell; fatal
-	CodeAlreadyConnected   Code = "already_connected"   // the cell already has a live connection; fatal
-	CodeBusy               Code = "busy"                // the host is at its connection limit; fatal
+	CodeAlreadyConnected   Code = "already_connected"   // the cell's agent is attached through a link of its own (a microVM's port); fatal
+	CodeSuperseded         Code = "superseded"          // a newer connection of the same cell said hello and took over; fatal
+	CodeBusy               Code = "busy"                // the host, or the peer's cell, is at its connection limit; fatal
 	CodeTimeout            Code = "timeout"             // no hello, or no message, in time; fatal
 	CodeTooManyErrors      Code = "too_many_errors"     // too many rejected messages on one connection; fatal
 	CodeInvalidBid         Code = "invalid_bid"         // a bid's tick, price or units missing, negative, not an integer, NaN or infinite, or out of range

@@ -128,7 +128,8 @@ type Report struct {
 // Bid offers Price credits per full slot for each of Units slots in the
 // auction of tick Tick. Price is at most MaxPrice; Units is 1 to
 // MaxBidUnits. Wallet, if set, must be the sender's cell: an agent can only
-// spend its own cell's money.
+// spend its own cell's money. "" means the field is absent: Decode refuses
+// a bid whose "wallet" is present and empty, since no cell has that name.
 type Bid struct {
 	Tick   uint64 `json:"tick"`
 	Price  uint64 `json:"price"`
@@ -322,7 +323,9 @@ func Decode(line []byte) (Message, error) {
 }
 
 // decodeBid parses a bid strictly: tick, price and units must be JSON
-// integer literals in range, like counter values.
+// integer literals in range, like counter values, and a "wallet" that is
+// present must name a cell: an empty one is CodeNotYourWallet (with the
+// bid's tick), as any wallet other than the sender's cell is.
 func decodeBid(line []byte) (Message, error) {
 	var w struct {
 		Tick   json.RawMessage `json:"tick"`
@@ -351,6 +354,11 @@ func decodeBid(line []byte) (Message, error) {
 	b.Units = int(units)
 	if err := ValidateBid(b); err != nil {
 		return nil, err
+	}
+	if w.Wallet != nil && *w.Wallet == "" {
+		e := errorf(CodeNotYourWallet, `bid: "wallet" is empty; name the agent's own cell, or leave the field out`)
+		e.Tick = b.Tick
+		return nil, e
 	}
 	return b, nil
 }

@@ -101,6 +101,10 @@ func TestDecode(t *testing.T) {
 		{"bid 65 units", `{"v":1,"type":"bid","tick":1,"price":1,"units":65}`, nil, CodeInvalidBid},
 		{"bid negative units", `{"v":1,"type":"bid","tick":1,"price":1,"units":-1}`, nil, CodeInvalidBid},
 		{"bid wallet not string", `{"v":1,"type":"bid","tick":1,"price":1,"units":1,"wallet":7}`, nil, CodeMalformed},
+		{"bid empty wallet", `{"v":1,"type":"bid","tick":1,"price":1,"units":1,"wallet":""}`, nil, CodeNotYourWallet},
+		{"bid empty wallet, bad price", `{"v":1,"type":"bid","tick":1,"price":-1,"units":1,"wallet":""}`, nil, CodeInvalidBid},
+		{"bid null wallet is absent", `{"v":1,"type":"bid","tick":1,"price":1,"units":1,"wallet":null}`, &Bid{Tick: 1, Price: 1, Units: 1}, ""},
+		{"bid blank wallet", `{"v":1,"type":"bid","tick":1,"price":1,"units":1,"wallet":" "}`, &Bid{Tick: 1, Price: 1, Units: 1, Wallet: " "}, ""},
 		{"bid truncated", `{"v":1,"type":"bid","tick":1,"price":NaN`, nil, CodeMalformed},
 	}
 	for _, tt := range tests {
@@ -123,6 +127,21 @@ func TestDecode(t *testing.T) {
 				t.Fatalf("Decode(%s) = %#v, want %#v", tt.line, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestDecodeEmptyWallet: a present, empty wallet is refused as any wallet
+// not the sender's, and the error names the bid's tick, while a bid
+// without the field stands.
+func TestDecodeEmptyWallet(t *testing.T) {
+	_, err := Decode([]byte(`{"v":1,"type":"bid","tick":77,"price":1,"units":1,"wallet":""}`))
+	var pe *Error
+	if !errors.As(err, &pe) || pe.Code != CodeNotYourWallet || pe.Tick != 77 || pe.Fatal {
+		t.Fatalf("Decode(empty wallet) = %#v, want a non-fatal not_your_wallet for tick 77", err)
+	}
+	m, err := Decode([]byte(`{"v":1,"type":"bid","tick":77,"price":1,"units":1}`))
+	if b, ok := m.(*Bid); err != nil || !ok || b.Wallet != "" {
+		t.Fatalf("Decode(no wallet) = %#v, %v", m, err)
 	}
 }
 

@@ -134,6 +134,9 @@ func (h *Hub) placeBid(s *session, b *proto.Bid) *proto.Error {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if !h.ownsLocked(s.cell, s.hd) {
+		return errSuperseded
+	}
 	a := &h.auction
 	if !a.open || b.Tick != a.tick {
 		return &proto.Error{Code: proto.CodeOutOfTurn, Message: turnMessage(a, b.Tick)}

@@ -79,6 +79,7 @@ func TestBidErrors(t *testing.T) {
 		{"65 units", bid(2, 5, 65), proto.CodeInvalidBid},
 		{"negative tick", `{"v":1,"type":"bid","tick":-2,"price":5,"units":1}`, proto.CodeInvalidBid},
 		{"someone else's wallet", `{"v":1,"type":"bid","tick":2,"price":5,"units":1,"wallet":"cell-b"}`, proto.CodeNotYourWallet},
+		{"empty wallet", `{"v":1,"type":"bid","tick":2,"price":5,"units":1,"wallet":""}`, proto.CodeNotYourWallet},
 		{"too late", bid(1, 5, 1), proto.CodeOutOfTurn},
 		{"too early", bid(3, 5, 1), proto.CodeOutOfTurn},
 		{"tick 0", bid(0, 5, 1), proto.CodeOutOfTurn},
@@ -103,6 +104,9 @@ func TestBidErrors(t *testing.T) {
 			e := r.expectError(tt.code, false)
 			if e.Message == "" {
 				t.Error("error has no message")
+			}
+			if tt.code == proto.CodeNotYourWallet && e.Tick != 2 {
+				t.Errorf("error tick = %d, want the bid's, 2", e.Tick)
 			}
 			if ev := th.waitEvent(t, hub.EventProtocolError); ev.Code != tt.code || ev.Cell != "cell-a" {
 				t.Errorf("event = %+v, want code %s for cell-a", ev, tt.code)

@@ -18,6 +18,7 @@ import (
 type session struct {
 	cell     string
 	pid      int
+	hd       *holder // the link's claim on cell
 	lastSeq  uint64
 	counters map[string]uint64
 	errors   int
@@ -34,51 +35,6 @@ func (s *session) writeLine(conn net.Conn, line []byte, timeout time.Duration) e
 	return err
 }
 
-// resolve asks the resolver for pid's cell, and asks again for a short
-// while if it does not know it yet: an agent may connect before the call
-// that started its cell has returned and registered it.
-func (h *Hub) resolve(ctx context.Context, pid int) (string, bool) {
-	if pid <= 0 {
-		return "", false
-	}
-	deadline := time.Now().Add(resolveWait)
-	for {
-		if cell, ok := h.res.CellForPID(pid); ok && cell != "" {
-			return cell, true
-		}
-		if time.Now().After(deadline) {
-			return "", false
-		}
-		t := time.NewTimer(20 * time.Millisecond)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return "", false
-		case <-t.C:
-		}
-	}
-}
-
-// resolveWait bounds how long resolve waits for a new cell to register.
-const resolveWait = time.Second
-
-// handle runs one connection from accept until it must close, and returns
-// the event that ends it, for the caller to emit once the connection's
-// resources are released.
-func (h *Hub) handle(ctx context.Context, conn net.Conn) Event {
-	pid, err := peerPID(conn)
-	if err != nil {
-		return Event{Kind: EventRefused, Detail: "peer credentials: " + err.Error()}
-	}
-	cell, ok := h.resolve(ctx, pid)
-	if !ok || cell == "" {
-		return h.refuse(conn, pid, "", &proto.Error{Code: proto.CodeNotACell,
-			Message: fmt.Sprintf("pid %d belongs to no cell", pid)})
-	}
-	ev, _ := h.serveCell(ctx, conn, pid, cell, false)
-	return ev
-}
-
 // serveCell serves conn as the agent of cell, whose identity the caller
 // established, until the connection must close. It returns the event that
 // ends it and, when the host ended it for the agent's fault, why: the
@@ -87,24 +43,28 @@ func (h *Hub) handle(ctx context.Context, conn net.Conn) Event {
 // With resync (a link without connections, such as a serial port: see
 // Attach) empty lines are skipped and a hello in the middle of a session
 // ends that session and starts a new one on the same link.
+//
+// The link claims its cell once its hello is read: a link the cell had
+// is superseded then (see claim), so that a connection that never says
+// hello takes nothing from the cell's agent.
 func (h *Hub) serveCell(ctx context.Context, conn net.Conn, pid int, cell string, resync bool) (Event, error) {
-	if !h.claim(cell) {
-		e := &proto.Error{Code: proto.CodeAlreadyConnected,
-			Message: fmt.Sprintf("cell %s already has a connected agent", cell)}
-		return h.refuse(conn, pid, cell, e), e
-	}
-	defer h.release(cell)
-
 	rd := proto.NewReader(conn)
 	hello, perr := h.readHello(ctx, conn, rd, resync)
 	if perr != nil {
-		return h.refuse(conn, pid, cell, perr), perr
+		return h.refuse(conn, pid, cell, perr, h.opts.WriteTimeout), perr
 	}
 	if hello == nil { // peer went away or host shutting down
 		return Event{Kind: EventRefused, Cell: cell, PID: pid, Detail: "closed before hello"}, nil
 	}
+	hd := &holder{conn: conn, pid: pid, attached: resync}
+	if !h.claim(cell, hd) {
+		e := &proto.Error{Code: proto.CodeAlreadyConnected,
+			Message: fmt.Sprintf("cell %s has its agent attached through a link of its own", cell)}
+		return h.refuse(conn, pid, cell, e, h.opts.WriteTimeout), e
+	}
+	defer h.release(cell, hd)
 	for {
-		ev, next, fault := h.session(ctx, conn, rd, pid, cell, hello, resync)
+		ev, next, fault := h.session(ctx, conn, rd, hd, cell, hello, resync)
 		if next == nil {
 			return ev, fault
 		}
@@ -116,19 +76,20 @@ func (h *Hub) serveCell(ctx context.Context, conn net.Conn, pid int, cell string
 // session runs one session, from the welcome of hello on. It returns the
 // event that ends it, the hello of the next session when a resync link
 // brought one, and the agent's fault, if any (see serveCell).
-func (h *Hub) session(ctx context.Context, conn net.Conn, rd *proto.Reader, pid int, cell string, hello *proto.Hello, resync bool) (Event, *proto.Hello, error) {
-	s := &session{cell: cell, pid: pid, counters: make(map[string]uint64)}
-	h.declare(cell, hello.Useful)
+func (h *Hub) session(ctx context.Context, conn net.Conn, rd *proto.Reader, hd *holder, cell string, hello *proto.Hello, resync bool) (Event, *proto.Hello, error) {
+	pid := hd.pid
+	s := &session{cell: cell, pid: pid, hd: hd, counters: make(map[string]uint64)}
+	h.declare(cell, hd, hello.Useful)
 	bidding := hello.Bidding && h.opts.Auctions
 	var ob *outbox
 	if bidding {
 		// Registered before the welcome, so that every auction opened once
 		// the agent has its welcome reaches it; the writer starts after.
 		ob = newOutbox()
-		h.setBidder(cell, ob)
-		defer h.setBidder(cell, nil)
+		h.setBidder(cell, hd, ob)
+		defer h.dropBidder(cell, ob)
 	}
-	if err := h.write(conn, &proto.Welcome{Cell: cell, Protocol: proto.Version, Bidding: bidding}); err != nil {
+	if err := write(conn, &proto.Welcome{Cell: cell, Protocol: proto.Version, Bidding: bidding}, h.opts.WriteTimeout); err != nil {
 		return Event{Kind: EventRefused, Cell: cell, PID: pid, Detail: "write welcome: " + err.Error()}, nil, fmt.Errorf("%w: %w", ErrStalled, err)
 	}
 	h.emit(Event{Kind: EventConnected, Cell: cell, PID: pid,
@@ -207,9 +168,15 @@ func (h *Hub) readHello(ctx context.Context, conn net.Conn, rd *proto.Reader, re
 func (h *Hub) serveSession(ctx context.Context, conn net.Conn, rd *proto.Reader, s *session, resync bool) (proto.Code, string, error, *proto.Hello) {
 	for {
 		conn.SetReadDeadline(time.Now().Add(h.opts.IdleTimeout))
+		if s.hd.superseded.Load() {
+			return h.over(conn, s)
+		}
 		line, err := rd.ReadLine()
 		for resync && err == nil && isBlank(line) {
 			line, err = rd.ReadLine()
+		}
+		if s.hd.superseded.Load() {
+			return h.over(conn, s)
 		}
 		if err != nil {
 			switch {
@@ -240,13 +207,17 @@ func (h *Hub) serveSession(ctx context.Context, conn net.Conn, rd *proto.Reader,
 			}
 			e = &proto.Error{Code: proto.CodeUnexpectedType, Message: fmt.Sprintf("%s is not accepted after hello", m.MessageType())}
 		case *proto.Report:
-			if e = h.apply(s, m); e == nil {
+			if e = h.apply(s, m); e != nil && e.Code == proto.CodeSuperseded {
+				return h.over(conn, s)
+			} else if e == nil {
 				ack = &proto.Ack{Seq: m.Seq}
 			} else {
 				e.Seq = m.Seq
 			}
 		case *proto.Bid:
-			if e = h.placeBid(s, m); e == nil {
+			if e = h.placeBid(s, m); e != nil && e.Code == proto.CodeSuperseded {
+				return h.over(conn, s)
+			} else if e == nil {
 				ack = &proto.Ack{Tick: m.Tick}
 			} else {
 				e.Tick = m.Tick
@@ -302,8 +273,31 @@ func (h *Hub) apply(s *session, r *proto.Report) *proto.Error {
 		s.counters[name] = v
 	}
 	s.lastSeq = r.Seq
-	h.publish(s.cell, s.counters, r.Seq, h.opts.Now())
+	if !h.publish(s.cell, s.hd, s.counters, r.Seq, h.opts.Now()) {
+		return errSuperseded
+	}
 	return nil
+}
+
+// errSuperseded is what apply and placeBid return for a message that
+// arrived on a link after a newer one took its cell over: the session
+// ends (see over), and the message is not acknowledged.
+var errSuperseded = &proto.Error{Code: proto.CodeSuperseded}
+
+// supersededWriteTimeout bounds the write that tells a superseded agent
+// why its connection closes: it is a courtesy, and must not keep the link
+// open long.
+const supersededWriteTimeout = 100 * time.Millisecond
+
+// over ends the session of a link a newer one of its cell superseded: it
+// tells the agent so, best effort, and returns what serveSession returns.
+func (h *Hub) over(conn net.Conn, s *session) (proto.Code, string, error, *proto.Hello) {
+	e := &proto.Error{Code: proto.CodeSuperseded, Fatal: true,
+		Message: fmt.Sprintf("a newer connection of cell %s (pid %d) said hello", s.cell, s.hd.by.Load())}
+	if line, err := proto.Encode(e); err == nil {
+		s.writeLine(conn, line, supersededWriteTimeout)
+	}
+	return e.Code, e.Message, nil, nil
 }
 
 // reject sends e to a welcomed peer and emits a protocol error event.
@@ -321,22 +315,23 @@ func (h *Hub) send(conn net.Conn, s *session, m proto.Message) error {
 	return s.writeLine(conn, line, h.opts.WriteTimeout)
 }
 
-// refuse sends e, marked fatal, to a peer that was not welcomed, and
-// returns the refused event. The caller closes the connection.
-func (h *Hub) refuse(conn net.Conn, pid int, cell string, e *proto.Error) Event {
+// refuse sends e, marked fatal, within timeout to a peer that was not
+// welcomed, and returns the refused event. The caller closes the
+// connection.
+func (h *Hub) refuse(conn net.Conn, pid int, cell string, e *proto.Error, timeout time.Duration) Event {
 	e.Fatal = true
-	h.write(conn, e) // best effort: the peer may be gone
+	write(conn, e, timeout) // best effort: the peer may be gone
 	return Event{Kind: EventRefused, Cell: cell, PID: pid, Code: e.Code, Detail: e.Message}
 }
 
-// write sends one message within the write timeout to a peer that has not
-// been welcomed, so that nothing else writes to conn.
-func (h *Hub) write(conn net.Conn, m proto.Message) error {
+// write sends one message within timeout to a peer that has not been
+// welcomed, so that nothing else writes to conn.
+func write(conn net.Conn, m proto.Message, timeout time.Duration) error {
 	line, err := proto.Encode(m)
 	if err != nil {
 		return err
 	}
-	conn.SetWriteDeadline(time.Now().Add(h.opts.WriteTimeout))
+	conn.SetWriteDeadline(time.Now().Add(timeout))
 	_, err = conn.Write(line)
 	return err
 }

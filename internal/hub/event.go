@@ -14,10 +14,13 @@ const (
 	// EventConnected: an agent completed the handshake and was welcomed.
 	EventConnected EventKind = iota + 1
 	// EventDisconnected: a welcomed agent's connection ended. Code is set
-	// when the host ended it for a protocol reason.
+	// when the host ended it for a protocol reason, or with
+	// proto.CodeSuperseded when a newer connection of the same cell said
+	// hello and took over.
 	EventDisconnected
 	// EventRefused: a connection was closed before the handshake completed
-	// (no cell, busy, bad or missing hello).
+	// (no cell, busy, the cell at its connection limit, bad or missing
+	// hello).
 	EventRefused
 	// EventProtocolError: a welcomed agent sent a message the host
 	// rejected. Code says why.
@@ -47,4 +50,12 @@ type Event struct {
 	Code   proto.Code // the error sent, if any
 	Detail string     // human-readable; starts with "Code: " when Code is set
 	At     time.Time  // Options.Now when the event happened
+
+	// Count is how many events this one stands for: 1, or, for a summary
+	// of events the hub held back to keep a flood from flooding its
+	// callback (see Options.EventBurst), how many were held back in the
+	// last EventWindow. A summary has the Kind, Code, Cell and PID of the
+	// events it sums up, the At of the last of them, and a Detail that
+	// says how many there were and quotes the last.
+	Count int
 }

@@ -8,8 +8,18 @@
 // with them is the engine's business, not the hub's.
 //
 // A name sent by an agent is never trusted: the cell is what the Resolver
-// says the peer's PID belongs to, looked up once, when the connection is
+// says the peer's PID belongs to, looked up when the connection is
 // accepted.
+//
+// Floods do not crowd cells out. A peer is placed at accept, before it
+// takes one of the MaxConns slots: a process outside every cell never
+// holds a slot (it is refused at once, or, the first connection of each
+// process, waits outside the slots for its cell to be registered; see
+// Options.ResolveWait); one cell holds at most MaxConnsPerCell
+// connections; and the events a flood causes are summed up rather than
+// delivered one by one (Options.EventBurst). A cell's newest connection
+// wins: its hello supersedes the cell's older connection, which is told
+// so (proto.CodeSuperseded) and closed.
 package hub
 
 import (
@@ -26,11 +36,14 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/maxwellhq/maxwell/agent/proto"
+	"github.com/maxwellhq/maxwell/internal/clock"
 )
 
 // Resolver maps a process to the cell it runs in. The cell manager
-// implements it. CellForPID must be safe for concurrent use and must not
-// block for long.
+// implements it. CellForPID must be safe for concurrent use and fast: the
+// hub calls it on the goroutine that accepts connections, once for every
+// connection, and again every 20 ms for a connection waiting for its cell
+// (see Options.ResolveWait).
 type Resolver interface {
 	CellForPID(pid int) (name string, ok bool)
 }
@@ -41,25 +54,63 @@ var ErrServed = errors.New("hub: Serve already called")
 // Default values of Options fields left zero.
 const (
 	DefaultMaxConns         = 64
+	DefaultMaxConnsPerCell  = 4
+	DefaultMaxPending       = 8
+	DefaultResolveWait      = time.Second
 	DefaultHandshakeTimeout = 5 * time.Second
 	DefaultIdleTimeout      = 30 * time.Second
 	DefaultWriteTimeout     = 5 * time.Second
 	DefaultMaxErrors        = 16
+	DefaultEventBurst       = 5
+	DefaultMaxEvents        = 100
 )
 
 // Options tunes a Hub. The zero value is usable.
 type Options struct {
-	// Now stamps reports and events. Default time.Now. Socket deadlines
-	// always use the real clock, as the kernel does.
+	// Clock times the windows of the event limit (see EventBurst).
+	// Default clock.System(). Socket deadlines and ResolveWait always use
+	// the real clock, as the kernel does.
+	Clock clock.Clock
+
+	// Now stamps reports and events. Default Clock.Now.
 	Now func() time.Time
 
 	// OnEvent, if set, receives connection, disconnection and error events.
 	// It is called from many goroutines at once and must not block.
 	OnEvent func(Event)
 
-	// MaxConns bounds the connections served at once; more are refused with
-	// proto.CodeBusy. Default DefaultMaxConns.
+	// EventBurst bounds the events of one kind and code about one peer (a
+	// cell, or a process outside every cell) that reach OnEvent as they
+	// happen in each EventWindow, and MaxEvents the events of all peers.
+	// The hub holds back the rest and, when the window ends, delivers one
+	// summary per peer, kind and code (Event.Count says how many it
+	// stands for; at most 64 peers are named, the others are summed up
+	// per kind and code). Defaults DefaultEventBurst, DefaultMaxEvents.
+	EventBurst, MaxEvents int
+
+	// MaxConns bounds the connections of cells served at once; more are
+	// refused with proto.CodeBusy. A connection takes a slot once its
+	// peer is placed in a cell, so processes outside every cell never
+	// hold one. Default DefaultMaxConns.
 	MaxConns int
+
+	// MaxConnsPerCell bounds the connections one cell holds at once,
+	// those still in their handshake included; more are refused with
+	// proto.CodeBusy. A reconnect holds two for the moment it takes the
+	// new connection to supersede the old. Default
+	// DefaultMaxConnsPerCell.
+	MaxConnsPerCell int
+
+	// ResolveWait bounds how long a connection whose process is in no
+	// known cell waits for its cell to be registered: a cell's first
+	// process may connect before the call that started the cell has
+	// returned. Such a connection waits outside the MaxConns slots, one
+	// per process and at most MaxPending in all; a process's other
+	// connections, and every connection beyond MaxPending, are refused
+	// with proto.CodeNotACell at once. Defaults DefaultResolveWait and
+	// DefaultMaxPending.
+	ResolveWait time.Duration
+	MaxPending  int
 
 	// HandshakeTimeout bounds the wait for an agent's hello.
 	// Default DefaultHandshakeTimeout.
@@ -103,6 +154,7 @@ type Sample struct {
 
 type cellState struct {
 	Sample
+	owner *holder // the connected agent's link; nil when none
 }
 
 // Hub serves agents on one listener. Create it with New or Listen and run
@@ -113,9 +165,14 @@ type Hub struct {
 	opts Options
 	path string // socket file to remove when Serve returns; "" if none
 
+	slots  chan struct{} // one per connection of a cell served, up to MaxConns
+	events *limiter      // nil without OnEvent
+
 	mu      sync.Mutex
 	cells   map[string]*cellState
 	conns   map[net.Conn]struct{}
+	perCell map[string]int     // connections per cell, handshakes included
+	pending map[int]struct{}   // processes with a connection waiting for their cell
 	bidders map[string]*outbox // connected agents that asked for ticks, by cell
 	auction auction
 	closed  bool // no new connections are tracked
@@ -126,11 +183,24 @@ type Hub struct {
 // Unix stream listener: connections without peer credentials are refused.
 // Serve closes ln when it returns.
 func New(ln net.Listener, r Resolver, opts Options) *Hub {
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if opts.Clock == nil {
+		opts.Clock = clock.System()
 	}
-	if opts.MaxConns <= 0 {
-		opts.MaxConns = DefaultMaxConns
+	if opts.Now == nil {
+		opts.Now = opts.Clock.Now
+	}
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&opts.MaxConns, DefaultMaxConns)
+	def(&opts.MaxConnsPerCell, DefaultMaxConnsPerCell)
+	def(&opts.MaxPending, DefaultMaxPending)
+	def(&opts.EventBurst, DefaultEventBurst)
+	def(&opts.MaxEvents, DefaultMaxEvents)
+	if opts.ResolveWait <= 0 {
+		opts.ResolveWait = DefaultResolveWait
 	}
 	if opts.HandshakeTimeout <= 0 {
 		opts.HandshakeTimeout = DefaultHandshakeTimeout
@@ -141,17 +211,22 @@ func New(ln net.Listener, r Resolver, opts Options) *Hub {
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = DefaultWriteTimeout
 	}
-	if opts.MaxErrors <= 0 {
-		opts.MaxErrors = DefaultMaxErrors
-	}
-	return &Hub{
+	def(&opts.MaxErrors, DefaultMaxErrors)
+	h := &Hub{
 		ln:      ln,
 		res:     r,
 		opts:    opts,
+		slots:   make(chan struct{}, opts.MaxConns),
 		cells:   make(map[string]*cellState),
 		conns:   make(map[net.Conn]struct{}),
+		perCell: make(map[string]int),
+		pending: make(map[int]struct{}),
 		bidders: make(map[string]*outbox),
 	}
+	if opts.OnEvent != nil {
+		h.events = newLimiter(opts.OnEvent, opts.Clock, opts.EventBurst, opts.MaxEvents)
+	}
+	return h
 }
 
 // Addr returns the address agents connect to.
@@ -181,7 +256,6 @@ func (h *Hub) Serve(ctx context.Context) error {
 	defer stop()
 
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, h.opts.MaxConns)
 	var err error
 	var backoff time.Duration
 	for {
@@ -201,29 +275,9 @@ func (h *Hub) Serve(ctx context.Context) error {
 			break
 		}
 		backoff = 0
-		select {
-		case sem <- struct{}{}:
-		default:
-			ev := h.refuse(conn, 0, "", &proto.Error{Code: proto.CodeBusy,
-				Message: fmt.Sprintf("host serves at most %d agents", h.opts.MaxConns)})
-			conn.Close()
-			h.emit(ev)
-			continue
-		}
-		if !h.track(conn) {
-			conn.Close()
-			<-sem
+		if !h.admit(ctx, conn, &wg) {
 			break
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ev := h.handle(ctx, conn)
-			conn.Close()
-			h.untrack(conn)
-			<-sem
-			h.emit(ev)
-		}()
 	}
 	h.shutdown()
 	wg.Wait()
@@ -247,6 +301,9 @@ func (h *Hub) shutdown() {
 		return
 	}
 	h.closed = true
+	if h.events != nil {
+		h.events.close()
+	}
 	h.ln.Close()
 	if h.path != "" {
 		removeSocket(h.path)
@@ -312,8 +369,11 @@ func (h *Hub) Forget(cell string) {
 	}
 }
 
-// claim marks cell as connected, or reports that it already is.
-func (h *Hub) claim(cell string) bool {
+// claim makes hd the link of cell's connected agent. A link the cell
+// already had is superseded (see holder.supersede), unless it is an
+// attached one and hd is not: then claim reports false and changes
+// nothing.
+func (h *Hub) claim(cell string, hd *holder) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	cs, ok := h.cells[cell]
@@ -321,69 +381,94 @@ func (h *Hub) claim(cell string) bool {
 		cs = &cellState{}
 		h.cells[cell] = cs
 	}
-	if cs.Connected {
-		return false
+	if old := cs.owner; old != nil {
+		if old.attached && !hd.attached {
+			return false
+		}
+		old.supersede(hd.pid)
 	}
+	cs.owner = hd
 	cs.Connected = true
 	return true
 }
 
-func (h *Hub) release(cell string) {
+// release ends hd's claim on cell, if a newer link has not taken it over.
+func (h *Hub) release(cell string, hd *holder) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if cs, ok := h.cells[cell]; ok {
+	if cs, ok := h.cells[cell]; ok && cs.owner == hd {
+		cs.owner = nil
 		cs.Connected = false
 	}
 }
 
-// setBidder registers (ob non-nil) or removes the tick outbox of cell's
-// connection.
-func (h *Hub) setBidder(cell string, ob *outbox) {
+// ownsLocked reports whether hd is cell's connected agent's link; h.mu is held.
+func (h *Hub) ownsLocked(cell string, hd *holder) bool {
+	cs, ok := h.cells[cell]
+	return ok && cs.owner == hd
+}
+
+// setBidder registers the tick outbox of the connection of cell that hd
+// holds, if it still holds it.
+func (h *Hub) setBidder(cell string, hd *holder, ob *outbox) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if ob == nil {
-		delete(h.bidders, cell)
-	} else {
+	if h.ownsLocked(cell, hd) {
 		h.bidders[cell] = ob
 	}
 }
 
-// declare records the useful-work counter a cell's agent declared.
-func (h *Hub) declare(cell string, u *proto.Useful) {
+// dropBidder removes ob, if it is still cell's tick outbox.
+func (h *Hub) dropBidder(cell string, ob *outbox) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if cs, ok := h.cells[cell]; ok {
+	if h.bidders[cell] == ob {
+		delete(h.bidders, cell)
+	}
+}
+
+// declare records the useful-work counter a cell's agent declared.
+func (h *Hub) declare(cell string, hd *holder, u *proto.Useful) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ownsLocked(cell, hd) {
 		if u != nil {
 			c := *u
 			u = &c
 		}
-		cs.Useful = u
+		h.cells[cell].Useful = u
 	}
 }
 
-// publish records an accepted report of cell's current session.
-func (h *Hub) publish(cell string, counters map[string]uint64, seq uint64, at time.Time) {
+// publish records an accepted report of the session on hd, and reports
+// false, recording nothing, if a newer link of the cell has superseded it.
+func (h *Hub) publish(cell string, hd *holder, counters map[string]uint64, seq uint64, at time.Time) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	cs, ok := h.cells[cell]
-	if !ok { // forgotten: cannot happen while connected, but stay safe
-		cs = &cellState{Sample: Sample{Connected: true}}
-		h.cells[cell] = cs
+	if !h.ownsLocked(cell, hd) {
+		return false
 	}
+	cs := h.cells[cell]
 	cs.Counters = maps.Clone(counters)
 	cs.Seq = seq
 	cs.At = at
+	return true
 }
 
+// emit stamps e and hands it to the event limit, which passes it on to
+// OnEvent now or in a summary.
 func (h *Hub) emit(e Event) {
-	if h.opts.OnEvent == nil {
+	if h.events == nil {
 		return
 	}
 	e.At = h.opts.Now()
 	if e.Code != "" {
 		e.Detail = string(e.Code) + ": " + e.Detail
 	}
-	h.opts.OnEvent(e)
+	if e.Count == 0 {
+		e.Count = 1
+	}
+	h.events.emit(e)
 }
 
 // peerPID returns the PID of the process at the other end of a Unix

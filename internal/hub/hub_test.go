@@ -411,16 +411,50 @@ func TestResolverSeesKernelPID(t *testing.T) {
 	}
 }
 
-func TestAlreadyConnected(t *testing.T) {
+// TestSupersede: a cell's newer connection wins once it says hello; one
+// that says nothing takes nothing from the cell's agent.
+func TestSupersede(t *testing.T) {
 	th := startHub(t, &ownPID{name: "cell-a"}, hub.Options{})
 	first := dialRaw(t, th.path)
 	first.hello()
-	second := dialRaw(t, th.path) // refused at once, before any hello
-	second.expectError(proto.CodeAlreadyConnected, true)
-	second.expectClosed()
-	// The first connection is unaffected.
-	first.send(`{"v":1,"type":"report","seq":1,"counters":{"a":1}}`)
-	first.expectAck(1)
+	first.send(`{"v":1,"type":"report","seq":5,"counters":{"primes":100}}`)
+	first.expectAck(5)
+
+	second := dialRaw(t, th.path)
+	first.send(`{"v":1,"type":"report","seq":6,"counters":{"primes":101}}`)
+	first.expectAck(6) // a connection that has not said hello changes nothing
+
+	second.hello()
+	if e := first.expectError(proto.CodeSuperseded, true); !strings.Contains(e.Message, fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Errorf("superseded message %q does not name the new connection's pid", e.Message)
+	}
+	first.expectClosed()
+	if e := th.waitEvent(t, hub.EventDisconnected); e.Code != proto.CodeSuperseded || e.Cell != "cell-a" {
+		t.Errorf("disconnected event = %+v, want code superseded for cell-a", e)
+	}
+	// The new session starts over: a lower seq and counter are fine.
+	second.send(`{"v":1,"type":"report","seq":1,"counters":{"primes":3}}`)
+	second.expectAck(1)
+	if s := th.Snapshot()["cell-a"]; !s.Connected || s.Counters["primes"] != 3 || s.Seq != 1 {
+		t.Errorf("Snapshot()[cell-a] = %+v, want connected, primes 3, seq 1", s)
+	}
+	second.conn.Close()
+	if e := th.waitEvent(t, hub.EventDisconnected); e.Code != "" {
+		t.Errorf("disconnected event = %+v, want an ordinary disconnect", e)
+	}
+	waitFor(t, "cell-a disconnected", func() bool { return !th.Snapshot()["cell-a"].Connected })
+}
+
+// waitFor polls cond for up to 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 5s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func TestHungPeer(t *testing.T) {
