@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -22,8 +23,9 @@ type BenchOptions struct {
 	// Attachments are measured in turn; nil means DefaultOrder. One
 	// that does not load is reported with its error.
 	Attachments []Attach
-	// Runs is the number of paired runs (without, then with the meter
-	// attached); 0 means 15.
+	// Runs is the number of runs with the meter attached; each comes
+	// between two without it (see MeasureOverhead), so 2·Runs+1 runs are
+	// timed. 0 means 15.
 	Runs int
 	// Calls is the number of syscalls per timed loop; 0 means 100000.
 	Calls int
@@ -39,19 +41,120 @@ type BenchOptions struct {
 	ProcRoot string
 	// SysRoot is passed to OpenEBPF.
 	SysRoot string
-	// Now reads the monotonic clock that times the loops.
+	// Timing says what times the loops; the zero value is
+	// TimingThreadCPU.
+	Timing Timing
+	// Now reads the monotonic clock that times the loops with
+	// TimingWall; other timings do not use it.
 	Now func() time.Time
 }
 
-// Spread summarises paired differences over the runs.
+// Timing is what times the benchmark's loops.
+type Timing int
+
+// The timings of MeasureOverhead.
+const (
+	// TimingThreadCPU times each loop by the CPU time of the thread that
+	// runs it (CLOCK_THREAD_CPUTIME_ID), user and kernel: what the meter
+	// adds in the kernel on the thread's behalf counts, the time the
+	// thread spends preempted by other jobs does not. On a loaded host
+	// that keeps most of the load's noise out of the figures: with two
+	// busy loops on a 2-CPU VM, one run each, the tracepoint's metered
+	// call had paired differences of IQR 253 ns (too noisy to measure)
+	// by the wall clock, and of IQR 9 ns (77 ns [72, 81]) by this one.
+	TimingThreadCPU Timing = iota
+	// TimingWall times each loop by BenchOptions.Now: what the caller
+	// waits, preemptions included.
+	TimingWall
+)
+
+// String names the timing as the JSON and text reports do.
+func (t Timing) String() string {
+	switch t {
+	case TimingThreadCPU:
+		return "thread_cpu"
+	case TimingWall:
+		return "wall"
+	}
+	return fmt.Sprintf("timing(%d)", int(t))
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (t Timing) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
+// threadCPU reads this thread's CPU time.
+func threadCPU() time.Time {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		return time.Time{}
+	}
+	return time.Unix(0, ts.Nano())
+}
+
+// Spread summarises one figure's paired differences over the runs (see
+// MeasureOverhead) and gives the noise rule's verdict on it.
 type Spread struct {
 	Median float64 `json:"median"`
 	P25    float64 `json:"p25"`
 	P75    float64 `json:"p75"`
 	Min    float64 `json:"min"`
 	Max    float64 `json:"max"`
+	// IQR is the interquartile range, P75 − P25: the spread the noise
+	// rule weighs.
+	IQR float64 `json:"iqr"`
+	// TooNoisy is the noise rule's verdict (see Noisy): the spread of the
+	// paired differences exceeds the figure, so Median measures nothing
+	// and is not to be reported as the cost.
+	TooNoisy bool `json:"too_noisy"`
+	// Paired are the paired differences, in the order of the runs.
+	Paired []float64 `json:"paired"`
 }
 
+// Noisy is the noise rule: a figure is too noisy to measure when the
+// interquartile range of its paired differences is larger than the
+// absolute value of their median. A difference smaller than the spread of
+// the very runs it comes from cannot be told from noise: a loaded host
+// gives such spreads, and a negative cost of an unrelated syscall
+// (−66.8 ns, printed once on a busy host) is what reporting one anyway
+// looks like.
+func Noisy(iqr, median float64) bool { return iqr > math.Abs(median) }
+
+// paired returns the paired differences of runs that alternate without
+// and with the meter, ABAB…A (an odd number of runs, odd indices with the
+// meter): each run with the meter less the mean of its two neighbours,
+// or, relative, that difference in percent of the mean.
+func paired(runs []float64, relative bool) []float64 {
+	var d []float64
+	for i := 1; i+1 < len(runs); i += 2 {
+		off := (runs[i-1] + runs[i+1]) / 2
+		x := runs[i] - off
+		if relative {
+			x = 100 * x / off
+		}
+		d = append(d, x)
+	}
+	return d
+}
+
+// without returns the runs without the meter of an ABAB…A series.
+func without(runs []float64) []float64 {
+	var xs []float64
+	for i := 0; i < len(runs); i += 2 {
+		xs = append(xs, runs[i])
+	}
+	return xs
+}
+
+// judge summarises paired differences and applies the noise rule.
+func judge(diffs []float64) Spread {
+	s := spread(diffs)
+	s.IQR = s.P75 - s.P25
+	s.TooNoisy = Noisy(s.IQR, s.Median)
+	s.Paired = slices.Clone(diffs)
+	return s
+}
+
+// spread summarises xs: its median, quartiles, least and greatest.
 func spread(xs []float64) Spread {
 	if len(xs) == 0 {
 		return Spread{}
@@ -82,8 +185,8 @@ type BenchAttach struct {
 	UnrelatedNs Spread `json:"unrelated_ns"`
 	// ChurnPct is the slowdown of the Miner's churn step, in percent.
 	ChurnPct Spread `json:"churn_pct"`
-	// Base* are the medians without the meter: ns per madvise, ns per
-	// getppid, µs per churn step.
+	// Base* are the medians of the runs without the meter: ns per
+	// madvise, ns per getppid, µs per churn step.
 	BaseMeteredNs   float64 `json:"base_metered_ns"`
 	BaseUnrelatedNs float64 `json:"base_unrelated_ns"`
 	BaseChurnUs     float64 `json:"base_churn_us"`
@@ -96,21 +199,38 @@ type BenchAttach struct {
 
 // BenchResult is what MeasureOverhead measured.
 type BenchResult struct {
+	Timing     Timing        `json:"timing"`
 	Runs       int           `json:"runs"`
 	Calls      int           `json:"calls_per_loop"`
 	ChurnSteps int           `json:"churn_steps"`
 	Attach     []BenchAttach `json:"attachments"`
 }
 
-// MeasureOverhead measures what the meter costs: for each attachment,
-// Runs times, the same tight loops (metered madvise, unrelated getppid,
-// Miner churn steps) without and then with the meter attached, from a
-// watched cgroup; each figure is the paired difference, summarised over
-// the runs. It needs root, and moves this process into a cgroup2
-// directory of its own while it runs.
+// MeasureOverhead measures what the meter costs: for each attachment, the
+// same tight loops (metered madvise, unrelated getppid, Miner churn steps)
+// from a watched cgroup, in runs that alternate without and with the meter
+// attached, ABAB…A: Runs runs with it, each between two without it, after
+// one unrecorded pair to warm up. Each run with the meter is paired with
+// the mean of its two neighbours without it, which cancels a drift of the
+// host's speed that is linear over the three runs; the figures are those
+// paired differences, summarised over the runs (Spread), and each is
+// judged by the noise rule (Noisy): a figure whose paired differences
+// spread wider than itself is too noisy to measure. It needs root, and
+// moves this process into a cgroup2 directory of its own while it runs.
 func MeasureOverhead(ctx context.Context, opts BenchOptions) (BenchResult, error) {
-	if opts.Now == nil {
-		return BenchResult{}, errors.New("meter: bench: no clock")
+	switch opts.Timing {
+	case TimingThreadCPU:
+		var ts unix.Timespec
+		if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+			return BenchResult{}, fmt.Errorf("meter: bench: no thread CPU clock: %w", err)
+		}
+		opts.Now = threadCPU
+	case TimingWall:
+		if opts.Now == nil {
+			return BenchResult{}, errors.New("meter: bench: wall timing without a clock")
+		}
+	default:
+		return BenchResult{}, fmt.Errorf("meter: bench: unknown %v", opts.Timing)
 	}
 	def := func(v *int, d int) {
 		if *v <= 0 {
@@ -130,7 +250,7 @@ func MeasureOverhead(ctx context.Context, opts BenchOptions) (BenchResult, error
 	if attachments == nil {
 		attachments = DefaultOrder
 	}
-	res := BenchResult{Runs: opts.Runs, Calls: opts.Calls, ChurnSteps: opts.ChurnSteps}
+	res := BenchResult{Timing: opts.Timing, Runs: opts.Runs, Calls: opts.Calls, ChurnSteps: opts.ChurnSteps}
 
 	id, restore, err := ownCgroup(opts.CgroupRoot, opts.ProcRoot)
 	if err != nil {
@@ -210,7 +330,7 @@ func benchOne(ctx context.Context, ba *BenchAttach, opts BenchOptions, id uint64
 		if kept != nil {
 			unix.Munmap(kept)
 		}
-		return float64(opts.Now().Sub(start).Microseconds()) / float64(opts.ChurnSteps), nil
+		return float64(opts.Now().Sub(start).Nanoseconds()) / 1e3 / float64(opts.ChurnSteps), nil
 	}
 	type sample struct{ metered, unrelated, churn float64 }
 	measure := func() (sample, error) {
@@ -226,53 +346,73 @@ func benchOne(ctx context.Context, ba *BenchAttach, opts BenchOptions, id uint64
 		return s, err
 	}
 
+	attached := false
+	set := func(on bool) error {
+		if on == attached {
+			return nil
+		}
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if on {
+			if err := m.attachLinks(); err != nil {
+				return err
+			}
+		} else if err := m.detachLinks(); err != nil {
+			return err
+		}
+		attached = on
+		return nil
+	}
+	defer set(false)
+
 	before, err := m.Read()
 	if err != nil {
 		return err
 	}
-	var dMet, dUnr, dChurn, bMet, bUnr, bChurn []float64
-	// One warm-up pair, not recorded.
-	for run := -1; run < opts.Runs; run++ {
+	// Warm-up: one run without and one with the meter, not recorded.
+	for _, on := range []bool{false, true} {
+		if err := set(on); err != nil {
+			return err
+		}
+		if _, err := measure(); err != nil {
+			return err
+		}
+	}
+	// ABAB…A: run i is with the meter when i is odd.
+	runs := make([]sample, 2*opts.Runs+1)
+	for i := range runs {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		off, err := measure()
-		if err != nil {
+		if err := set(i%2 == 1); err != nil {
 			return err
 		}
-		m.mu.Lock()
-		err = m.attachLinks()
-		m.mu.Unlock()
-		if err != nil {
+		if runs[i], err = measure(); err != nil {
 			return err
 		}
-		on, err := measure()
-		m.mu.Lock()
-		derr := m.detachLinks()
-		m.mu.Unlock()
-		if err != nil {
-			return err
-		}
-		if derr != nil {
-			return derr
-		}
-		if run < 0 {
-			continue
-		}
-		ba.Expected += uint64(opts.Calls) + uint64((opts.ChurnSteps+1)/2)
-		dMet = append(dMet, on.metered-off.metered)
-		dUnr = append(dUnr, on.unrelated-off.unrelated)
-		dChurn = append(dChurn, 100*(on.churn-off.churn)/off.churn)
-		bMet, bUnr, bChurn = append(bMet, off.metered), append(bUnr, off.unrelated), append(bChurn, off.churn)
 	}
+	if err := set(false); err != nil {
+		return err
+	}
+	column := func(f func(sample) float64) []float64 {
+		xs := make([]float64, len(runs))
+		for i, r := range runs {
+			xs[i] = f(r)
+		}
+		return xs
+	}
+	met := column(func(s sample) float64 { return s.metered })
+	unr := column(func(s sample) float64 { return s.unrelated })
+	chu := column(func(s sample) float64 { return s.churn })
+	ba.Expected = uint64(opts.Runs) * (uint64(opts.Calls) + uint64((opts.ChurnSteps+1)/2))
 	after, err := m.Read()
 	if err != nil {
 		return err
 	}
 	// The warm-up run was counted too.
 	ba.Counted = after[id].Sub(before[id]).Calls[MadviseDontneed] - uint64(opts.Calls) - uint64((opts.ChurnSteps+1)/2)
-	ba.MeteredNs, ba.UnrelatedNs, ba.ChurnPct = spread(dMet), spread(dUnr), spread(dChurn)
-	ba.BaseMeteredNs, ba.BaseUnrelatedNs, ba.BaseChurnUs = spread(bMet).Median, spread(bUnr).Median, spread(bChurn).Median
+	ba.MeteredNs, ba.UnrelatedNs, ba.ChurnPct = judge(paired(met, false)), judge(paired(unr, false)), judge(paired(chu, true))
+	ba.BaseMeteredNs, ba.BaseUnrelatedNs, ba.BaseChurnUs = spread(without(met)).Median, spread(without(unr)).Median, spread(without(chu)).Median
 	if ba.Counted < ba.Expected {
 		return fmt.Errorf("meter counted %d metered calls, want at least %d", ba.Counted, ba.Expected)
 	}

@@ -88,23 +88,38 @@ func (r WatchReport) WriteText(w io.Writer) error {
 	return tw.Flush()
 }
 
-// WriteText prints the overhead measurement as a table.
+// WriteText prints the overhead measurement as a table. A figure is the
+// median of its paired differences [p25, p75] (min, max), or, when the
+// noise rule (Noisy) judges it, "too noisy to measure" with its quartiles;
+// the header states the rule.
 func (r BenchResult) WriteText(w io.Writer) error {
-	fmt.Fprintf(w, "%d paired runs of %d calls and %d churn steps; extra cost with the meter attached, median [p25, p75] (min, max)\n\n",
-		r.Runs, r.Calls, r.ChurnSteps)
+	timing := "the CPU time of the benchmark's thread (preemptions excluded)"
+	if r.Timing == TimingWall {
+		timing = "the wall clock"
+	}
+	fmt.Fprintf(w, "%d runs with the meter attached, each between two without it (ABAB…A), of %d calls and %d churn steps, timed by %s.\n"+
+		"Extra cost with the meter: the median of the paired differences (each run with it less the mean of its neighbours) [p25, p75] (min, max).\n"+
+		"Noise rule: a figure whose interquartile range (p75 − p25) exceeds its absolute median is too noisy to measure; its quartiles are shown instead.\n\n",
+		r.Runs, r.Calls, r.ChurnSteps, timing)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ATTACH\tMETERED CALL ns\tUNRELATED SYSCALL ns\tCHURN STEP %\tBASE ns (madvise/getppid)\tCOUNTED")
-	sp := func(s Spread, f string) string {
-		return fmt.Sprintf(f+" ["+f+", "+f+"] ("+f+", "+f+")", s.Median, s.P25, s.P75, s.Min, s.Max)
-	}
 	for _, a := range r.Attach {
 		if a.Err != "" {
 			fmt.Fprintf(tw, "%s\tunavailable: %s\n", a.Attach, a.Err)
 			continue
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.0f/%.0f\t%d/%d\n", a.Attach,
-			sp(a.MeteredNs, "%.0f"), sp(a.UnrelatedNs, "%.0f"), sp(a.ChurnPct, "%.2f"),
+			a.MeteredNs.text("%.0f"), a.UnrelatedNs.text("%.0f"), a.ChurnPct.text("%.2f"),
 			a.BaseMeteredNs, a.BaseUnrelatedNs, a.Counted, a.Expected)
 	}
 	return tw.Flush()
+}
+
+// text renders a figure with its spread, each number in format f, or
+// the noise rule's verdict.
+func (s Spread) text(f string) string {
+	if s.TooNoisy {
+		return fmt.Sprintf("too noisy to measure [p25 "+f+", p75 "+f+"]", s.P25, s.P75)
+	}
+	return fmt.Sprintf(f+" ["+f+", "+f+"] ("+f+", "+f+")", s.Median, s.P25, s.P75, s.Min, s.Max)
 }
