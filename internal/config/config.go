@@ -57,6 +57,10 @@ type Engine struct {
 	RentPicojoulesPerByteSecond uint64 `yaml:"memory_rent_picojoules_per_byte_second"`
 	Insolvency                  string `yaml:"insolvency"`
 	LowBalancePercent           int64  `yaml:"low_balance_percent"`
+	// StartupGrace is how long a new cell without a standing bid gets a
+	// startup slot at the reserve, so that its agent can start, connect
+	// and bid (frozen, it never could).
+	StartupGrace time.Duration `yaml:"startup_grace"`
 }
 
 // Demo configures `maxwell demo`.
@@ -234,6 +238,9 @@ func (c Config) Validate() error {
 	}
 	if e.Insolvency != "kill" && e.Insolvency != "hibernate" {
 		return bad("engine.insolvency %q must be kill or hibernate", e.Insolvency)
+	}
+	if e.StartupGrace < 0 || e.StartupGrace > time.Hour {
+		return bad("engine.startup_grace %v must be between 0 and 1h", e.StartupGrace)
 	}
 	if e.LowBalancePercent < 0 || e.LowBalancePercent > 100 {
 		return bad("engine.low_balance_percent %d must be between 0 and 100", e.LowBalancePercent)

@@ -29,6 +29,9 @@ import (
 
 func TestMain(m *testing.M) {
 	cell.RunShimIfRequested()
+	if os.Getenv(envSpinner) == "1" {
+		spinnerAgent()
+	}
 	os.Exit(m.Run())
 }
 
@@ -38,7 +41,7 @@ type running struct {
 	done   chan error
 }
 
-func start(t *testing.T, dir string) *running {
+func start(t *testing.T, dir string, adjust ...func(*Options)) *running {
 	t.Helper()
 	ready := make(chan struct{})
 	// A free loopback port for the metrics.
@@ -60,6 +63,9 @@ func start(t *testing.T, dir string) *running {
 			LedgerPath:  filepath.Join(dir, "ledger.db"), CPUs: []int{0},
 		},
 		Ready: func() { close(ready) },
+	}
+	for _, f := range adjust {
+		f(&opts)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{opts: opts, cancel: cancel, done: make(chan error, 1)}

@@ -235,7 +235,7 @@ func (e *Economy) open(ctx context.Context) error {
 	}
 	e.driver = &engine.Driver{
 		Core: core, Temp: e.tel.Temp, Energy: e.tel.Energy, Util: util, Meter: e.meter, Ledger: e.lg,
-		Clock: e.clock, Log: e.log, Note: e.note, OnDecision: e.decided,
+		Clock: e.clock, Log: e.log, Note: e.note, OnDecision: e.decided, Grace: o.Config.Engine.StartupGrace,
 	}
 	if o.Policy == engine.PolicyMaxwell {
 		e.driver.Auction = Auctioneer{H: e.hub, Log: e.log}

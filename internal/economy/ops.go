@@ -92,6 +92,15 @@ func (e *Economy) Spawn(ctx context.Context, req api.SpawnRequest) (api.CellInfo
 		}
 		return api.CellInfo{}, fmt.Errorf("%w: %v", api.ErrBadRequest, err)
 	}
+	// Frozen at once: it runs only once it wins a slot (the driver gives a
+	// program without a standing bid a startup slot for its grace).
+	if err := c.Pause(ctx); err != nil {
+		c.Close()
+		if logFile != nil {
+			logFile.Close()
+		}
+		return api.CellInfo{}, fmt.Errorf("economy: freezing the new cell: %w", err)
+	}
 	w := engine.Wallet{Balance: req.Wallet, Endowment: req.Wallet, TapRate: req.TapRate, TapCap: req.TapCap}
 	if w.TapRate > 0 && w.TapCap == 0 {
 		w.TapCap = w.Endowment
@@ -111,7 +120,7 @@ func (e *Economy) Spawn(ctx context.Context, req api.SpawnRequest) (api.CellInfo
 	e.cells[name] = &managed{c: c, argv: req.Argv, standing: standing != nil, logFile: logFile}
 	e.order = append(e.order, name)
 	e.mu.Unlock()
-	if err := e.driver.Admit(name, c, w, standing); err != nil {
+	if err := e.driver.Admit(ctx, name, c, w, standing); err != nil {
 		// Cannot happen for a name reserved above; settle all the same.
 		c.Close()
 		e.ledger.CloseWallet(context.WithoutCancel(ctx), "abort/cell:"+name, 0, name)

@@ -80,7 +80,7 @@ type Config struct {
 	// RentPicojoulesPerByteSecond is memory rent on resident bytes; 0
 	// turns it off.
 	RentPicojoulesPerByteSecond uint64
-	// Insolvency is what happens to a cell whose balance falls below zero.
+	// Insolvency is what happens to a cell that cannot pay what it owes.
 	Insolvency Insolvency
 	// LowBalancePercent warns once when a wallet falls below this
 	// percentage of its endowment.
@@ -127,10 +127,13 @@ type Wallet struct {
 	TapCap  units.Credits
 }
 
-// Bid is a cell's bid for one tick: Units slots at Price credits each.
+// Bid is a cell's bid for one tick: Units slots at Price credits each, or,
+// with AtReserve, at the tick's reserve price (the driver's startup bid
+// for a cell whose agent has not bid yet).
 type Bid struct {
-	Price units.Credits
-	Units int
+	Price     units.Credits
+	Units     int
+	AtReserve bool `json:",omitempty"`
 }
 
 // CellInput is what was measured of one cell over the last tick.
@@ -261,9 +264,17 @@ type Decision struct {
 }
 
 type cellState struct {
-	wallet   Wallet
-	state    life.State
-	warned   bool
+	wallet Wallet
+	state  life.State
+	warned bool
+	// price is what the cell's slots of the last auction cost at full
+	// use, and won their number: the next tick charges for the CPU the
+	// cell actually used in them (pay per use).
+	price units.Credits
+	won   int
+	// cpu is the cell's CPU time at the last tick.
+	cpu      time.Duration
+	haveCPU  bool
 	taxRemPJ uint64 // sub-credit remainder of tax, pJ
 	rentRem  uint64 // sub-credit remainder of rent, pJ·µs/s
 	tapRem   int64  // sub-credit remainder of tap, credit·ns
@@ -281,7 +292,6 @@ type Core struct {
 	order   []string // admission order, for determinism
 	tick    uint64
 	bids    []market.Bid
-	owners  []int // bid index → cell index in order
 }
 
 // NewCore returns a core with no cells.
@@ -411,50 +421,42 @@ func (c *Core) Decide(in Input) (Decision, error) {
 		inputs[ci.Name] = ci
 	}
 
-	// 2. Income, and cells that ended on their own.
-	for _, name := range c.order {
+	// 2. What each living cell owes for the last tick, pay per use: its
+	// slots' price times the share of them it used (the CPU time it burnt
+	// over the capacity it won), Landauer's tax on what it freed, rent on
+	// what it holds; less its tap income. No charge exceeds the balance:
+	// what a cell cannot pay is not charged, and the cell is insolvent.
+	// A cell that ended on its own pays for its last tick, then closes.
+	owes := make([]charge, len(c.order))
+	for i, name := range c.order {
 		cs := c.cells[name]
 		ci := inputs[name]
-		if cs.state != life.Dead && ci.Exited {
-			cs.state = life.Dead
-			d.note(event.Exited, name, fmt.Sprintf("%s; final balance %d credits", ci.ExitCause, cs.wallet.Balance))
-			d.post(name, ledger.KindClose, 0)
+		if cs.state != life.Dead {
+			if c.cfg.Policy != PolicyCFS { // under cfs nobody pays
+				owes[i] = c.charge(&cs, ci, in.Dt)
+			}
+			if ci.Exited {
+				cs.state = life.Dead
+				d.post(name, ledger.KindTap, -owes[i].tap)
+				d.post(name, ledger.KindPayment, owes[i].payment)
+				d.post(name, ledger.KindTax, owes[i].tax)
+				d.post(name, ledger.KindRent, owes[i].rent)
+				d.note(event.Exited, name, fmt.Sprintf("%s; final balance %d credits", ci.ExitCause, cs.wallet.Balance))
+				d.post(name, ledger.KindClose, 0)
+			}
 		}
 		d.next[name] = cs
 	}
 
-	// 3. The auction: every living cell with money bids its units. A bid
-	// is a promise to pay, not capped by the balance: a cell that bids
-	// beyond its means goes into debt and dies at the end of the tick.
-	// Under PolicyCFS there is no auction: every living cell runs.
+	// 3. The auction: every living cell with money bids its units. Under
+	// PolicyCFS there is no auction: every living cell runs.
 	if c.cfg.Policy == PolicyCFS {
 		c.decideCFS(&d, inputs)
 		return d, nil
 	}
-	c.bids, c.owners = c.bids[:0], c.owners[:0]
-	for i, name := range c.order {
-		cs := d.next[name]
-		b := inputs[name].Bid
-		if cs.state == life.Dead || cs.state == life.Hibernating || b.Units <= 0 || b.Price < 0 || cs.wallet.Balance <= 0 {
-			continue
-		}
-		units := min(b.Units, MaxUnits, c.cfg.Slots)
-		for u := range units {
-			c.bids = append(c.bids, market.Bid{Bidder: i*MaxUnits + u, Price: b.Price})
-			c.owners = append(c.owners, i)
-		}
-	}
-	res, err := c.auction.Clear(c.slots, c.bids, d.Reserve)
+	won, price, err := c.clear(&d, inputs)
 	if err != nil {
-		return Decision{}, fmt.Errorf("auction: %w", err)
-	}
-	d.Clearing, d.Revenue = res.ClearingPrice, res.Revenue
-	won := make([]int, len(c.order))
-	paid := make([]units.Credits, len(c.order))
-	for _, a := range res.Allocations {
-		i := a.Bidder / MaxUnits
-		won[i]++
-		paid[i] += min(a.Payment, math.MaxInt64/MaxUnits)
+		return Decision{}, err
 	}
 
 	// 4. Charges, insolvency, actions.
@@ -467,59 +469,146 @@ func (c *Core) Decide(in Input) (Decision, error) {
 				d.Actions = append(d.Actions, Action{Cell: name, Kind: ActKill})
 			}
 			rep.State, rep.Balance = life.Dead, cs.wallet.Balance
+			rep.Payment, rep.Tax, rep.Rent, rep.Tap = owes[i].payment, owes[i].tax, owes[i].rent, owes[i].tap
 			rep.TaxTotal, rep.PaidTotal = cs.taxTotal, cs.paid
 			d.Cells = append(d.Cells, rep)
+			d.next[name] = cs
 			continue
 		}
-		var tap units.Credits
-		if cs.wallet.TapRate > 0 && cs.wallet.Balance < cs.wallet.TapCap {
-			ns := cs.tapRem + int64(cs.wallet.TapRate)*int64(in.Dt)
-			tap = min(units.Credits(ns/int64(time.Second)), cs.wallet.TapCap-cs.wallet.Balance)
-			cs.tapRem = ns % int64(time.Second)
-		}
-		// Tax: bytes × pJ/B, 10⁶ pJ to the credit. Rent: bytes × µs ×
-		// pJ/(B·s), 10⁶ pJ to the credit and 10⁶ µs to the second.
-		tax := fracCharge(ci.FreedBytes, c.cfg.TaxPicojoulesPerByte, 1e6, &cs.taxRemPJ)
-		rent := fracCharge(satMul(ci.ResidentBytes, uint64(in.Dt/time.Microsecond)), c.cfg.RentPicojoulesPerByteSecond, 1e12, &cs.rentRem)
-		debit := paid[i] + tax + rent
-		bal := cs.wallet.Balance + tap - debit
-		cs.wallet.Balance = bal
-		cs.taxTotal += tax
-		cs.paid += paid[i]
-		d.post(name, ledger.KindTap, -tap)
-		d.post(name, ledger.KindPayment, paid[i])
-		d.post(name, ledger.KindTax, tax)
-		d.post(name, ledger.KindRent, rent)
+		o := owes[i]
+		d.post(name, ledger.KindTap, -o.tap)
+		d.post(name, ledger.KindPayment, o.payment)
+		d.post(name, ledger.KindTax, o.tax)
+		d.post(name, ledger.KindRent, o.rent)
+		bal := cs.wallet.Balance
+		cs.price, cs.won = 0, 0
 		switch {
-		case bal < 0 && c.cfg.Insolvency == Apoptosis:
+		case o.shortfall > 0 && c.cfg.Insolvency == Apoptosis:
 			cs.state = life.Dead
 			d.Actions = append(d.Actions, Action{Cell: name, Kind: ActKill})
 			d.post(name, ledger.KindClose, 0)
-			d.note(event.Apoptosis, name, fmt.Sprintf("balance %d credits after paying %d for %d slot(s), %d Landauer tax on %d freed bytes and %d rent; total paid %d, total tax %d",
-				bal, paid[i], won[i], tax, ci.FreedBytes, rent, cs.paid, cs.taxTotal))
-		case bal < 0:
+			d.note(event.Apoptosis, name, fmt.Sprintf("could not pay %d credits of %d owed (%d for %s of CPU, %d Landauer tax on %d freed bytes, %d rent); total paid %d, total tax %d",
+				o.shortfall, o.shortfall+o.payment+o.tax+o.rent, o.payment, o.used, o.tax, ci.FreedBytes, o.rent, cs.paid, cs.taxTotal))
+		case o.shortfall > 0:
 			if cs.state != life.Hibernating {
-				d.note(event.Hibernate, name, fmt.Sprintf("balance %d credits: frozen until funded", bal))
+				d.note(event.Hibernate, name, fmt.Sprintf("could not pay %d credits: frozen until funded", o.shortfall))
 			}
 			cs.state = life.Hibernating
 			d.Actions = append(d.Actions, Action{Cell: name, Kind: ActPause})
 		case won[i] > 0:
 			cs.state = life.Running
+			cs.price, cs.won = price[i], won[i]
 			d.Actions = append(d.Actions, Action{Cell: name, Kind: ActRun, Cores: won[i]})
 		default:
 			cs.state = life.Paused
 			d.Actions = append(d.Actions, Action{Cell: name, Kind: ActPause})
 		}
-		if cs.state != life.Dead && !cs.warned && cs.wallet.Endowment > 0 && bal >= 0 && int64(bal)*100 < int64(cs.wallet.Endowment)*c.cfg.LowBalancePercent {
+		if cs.state != life.Dead && !cs.warned && cs.wallet.Endowment > 0 && int64(bal)*100 < int64(cs.wallet.Endowment)*c.cfg.LowBalancePercent {
 			cs.warned = true
 			d.note(event.LowBalance, name, fmt.Sprintf("balance %d credits is below %d%% of the %d endowment", bal, c.cfg.LowBalancePercent, cs.wallet.Endowment))
 		}
-		rep.State, rep.Balance, rep.Won, rep.Payment, rep.Tax, rep.Rent, rep.Tap = cs.state, bal, won[i], paid[i], tax, rent, tap
+		rep.State, rep.Balance, rep.Won, rep.Payment, rep.Tax, rep.Rent, rep.Tap = cs.state, bal, cs.won, o.payment, o.tax, o.rent, o.tap
 		rep.TaxTotal, rep.PaidTotal = cs.taxTotal, cs.paid
 		d.Cells = append(d.Cells, rep)
 		d.next[name] = cs
 	}
 	return d, nil
+}
+
+// charge is what one cell is charged in one tick.
+type charge struct {
+	tap, payment, tax, rent units.Credits
+	// used is the CPU time the payment is for; shortfall what the cell
+	// owed beyond its balance and was not charged.
+	used      time.Duration
+	shortfall units.Credits
+}
+
+// charge works out and applies to cs what it owes for the last tick (see
+// Decide, step 2), with ci measured over the tick's dt.
+func (c *Core) charge(cs *cellState, ci CellInput, dt time.Duration) charge {
+	var ch charge
+	if cs.haveCPU && ci.CPUTime > cs.cpu {
+		ch.used = ci.CPUTime - cs.cpu
+	}
+	if ci.CPUTime > cs.cpu || !cs.haveCPU {
+		cs.cpu, cs.haveCPU = ci.CPUTime, true
+	}
+	if cs.wallet.TapRate > 0 && cs.wallet.Balance < cs.wallet.TapCap {
+		ns := cs.tapRem + int64(cs.wallet.TapRate)*int64(dt)
+		ch.tap = min(units.Credits(ns/int64(time.Second)), cs.wallet.TapCap-cs.wallet.Balance)
+		cs.tapRem = ns % int64(time.Second)
+	}
+	var payment units.Credits
+	if capacity := time.Duration(cs.won) * dt; capacity > 0 && cs.price > 0 {
+		payment = share(cs.price, min(ch.used, capacity), capacity)
+	}
+	// Tax: bytes × pJ/B, 10⁶ pJ to the credit. Rent: bytes × µs ×
+	// pJ/(B·s), 10⁶ pJ to the credit and 10⁶ µs to the second.
+	tax := fracCharge(ci.FreedBytes, c.cfg.TaxPicojoulesPerByte, 1e6, &cs.taxRemPJ)
+	rent := fracCharge(satMul(ci.ResidentBytes, uint64(dt/time.Microsecond)), c.cfg.RentPicojoulesPerByteSecond, 1e12, &cs.rentRem)
+	left := max(cs.wallet.Balance+ch.tap, 0)
+	for _, p := range []struct {
+		owed units.Credits
+		out  *units.Credits
+	}{{payment, &ch.payment}, {tax, &ch.tax}, {rent, &ch.rent}} {
+		*p.out = min(p.owed, left)
+		left -= *p.out
+		ch.shortfall += p.owed - *p.out
+	}
+	cs.wallet.Balance += ch.tap - ch.payment - ch.tax - ch.rent
+	cs.taxTotal += ch.tax
+	cs.paid += ch.payment
+	return ch
+}
+
+// clear runs the tick's auction: every living cell with money bids its
+// units. Equal bids are ranked by a cell order that rotates with the tick,
+// so that ties go to each cell in turn (and a replay, given the tick,
+// ranks them the same). It returns each cell's slots and what they cost at
+// full use.
+func (c *Core) clear(d *Decision, inputs map[string]CellInput) (won []int, price []units.Credits, err error) {
+	n := len(c.order)
+	rot := 0
+	if n > 0 {
+		rot = int(d.Tick % uint64(n))
+	}
+	c.bids = c.bids[:0]
+	for i, name := range c.order {
+		cs := d.next[name]
+		b := inputs[name].Bid
+		if b.AtReserve {
+			b.Price = d.Reserve
+		}
+		if cs.state == life.Dead || cs.state == life.Hibernating || b.Units <= 0 || b.Price < 0 || cs.wallet.Balance <= 0 {
+			continue
+		}
+		rank := (i - rot + n) % n
+		for u := range min(b.Units, MaxUnits, c.cfg.Slots) {
+			c.bids = append(c.bids, market.Bid{Bidder: rank*MaxUnits + u, Price: b.Price})
+		}
+	}
+	res, err := c.auction.Clear(c.slots, c.bids, d.Reserve)
+	if err != nil {
+		return nil, nil, fmt.Errorf("auction: %w", err)
+	}
+	d.Clearing, d.Revenue = res.ClearingPrice, res.Revenue
+	won = make([]int, n)
+	price = make([]units.Credits, n)
+	for _, a := range res.Allocations {
+		i := (a.Bidder/MaxUnits + rot) % n
+		won[i]++
+		price[i] += min(a.Payment, math.MaxInt64/MaxUnits)
+	}
+	return won, price, nil
+}
+
+// share returns p × part / whole, rounded down, without overflow (part ≤
+// whole, both positive).
+func share(p units.Credits, part, whole time.Duration) units.Credits {
+	hi, lo := bits.Mul64(uint64(p), uint64(part))
+	q, _ := bits.Div64(hi, lo, uint64(whole))
+	return units.Credits(q)
 }
 
 // Commit installs a decision's wallets and states: call it once the

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/maxwellhq/maxwell/internal/control"
 	"github.com/maxwellhq/maxwell/internal/event"
+	"github.com/maxwellhq/maxwell/internal/ledger"
 	"github.com/maxwellhq/maxwell/internal/life"
 	"github.com/maxwellhq/maxwell/internal/market"
 	"github.com/maxwellhq/maxwell/internal/units"
@@ -74,48 +76,68 @@ func hasEvent(d Decision, kind event.Kind, cell string) bool {
 	return false
 }
 
-func TestGreedyMinerOutbidsAndPaysGSP(t *testing.T) {
+// busy returns a cell's input for a tick in which it burnt cpu so far in
+// all (cumulative CPU time), bidding b.
+func busy(name string, cpu time.Duration, b Bid) CellInput {
+	return CellInput{Name: name, CPUTime: cpu, Bid: b}
+}
+
+func TestGreedyMinerOutbidsAndPaysGSPForWhatItUses(t *testing.T) {
 	c := newCore(t, testConfig(), map[string]Wallet{
 		"scientist": {Balance: 100000, Endowment: 100000},
 		"miner":     {Balance: 100000, Endowment: 100000},
 	})
-	d, err := c.Decide(input(1, 40,
-		CellInput{Name: "scientist", Bid: Bid{Price: 2 * slotE, Units: 2}},
-		CellInput{Name: "miner", Bid: Bid{Price: 6 * slotE, Units: 2}, FreedBytes: 10_000_000},
-	))
+	sci, min := Bid{Price: 2 * slotE, Units: 2}, Bid{Price: 6 * slotE, Units: 2}
+	d, err := c.Decide(input(1, 40, busy("scientist", 0, sci), CellInput{Name: "miner", Bid: min, FreedBytes: 10_000_000}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if d.Multiplier != 1 || d.Reserve != slotE {
 		t.Errorf("cool host: multiplier %v reserve %d, want 1 and %d", d.Multiplier, d.Reserve, slotE)
 	}
-	// GSP: the miner's first unit pays its own second unit's 6000, its
-	// second pays the scientist's 2000; the scientist wins nothing.
+	// GSP: the miner's first unit prices at its own second unit's 6000,
+	// its second at the scientist's 2000; the scientist wins nothing.
 	if a := action(d, "miner"); a.Kind != ActRun || a.Cores != 2 {
 		t.Errorf("miner action %+v, want run on 2 cores", a)
 	}
 	if a := action(d, "scientist"); a.Kind != ActPause {
 		t.Errorf("scientist action %+v, want pause", a)
 	}
+	// Nothing is paid for slots before they are used. Tax: 10⁷ B × 600 pJ
+	// = 6·10⁹ pJ = 6000 µJ = 6000 credits.
 	m := reportOf(d, "miner")
-	// Tax: 10⁷ B × 600 pJ = 6·10⁹ pJ = 6000 µJ = 6000 credits.
-	if m.Payment != 8000 || m.Tax != 6000 || m.Balance != 100000-14000 {
-		t.Errorf("miner report %+v: want payment 8000, tax 6000, balance 86000", m)
+	if m.Payment != 0 || m.Tax != 6000 || m.Balance != 100000-6000 {
+		t.Errorf("miner report %+v: want payment 0, tax 6000, balance 94000", m)
 	}
-	// Nothing changes before Commit.
 	if _, w, _ := c.Cell("miner"); w.Balance != 100000 {
 		t.Errorf("Decide changed the wallet to %d", w.Balance)
 	}
 	c.Commit(d)
-	if st, w, _ := c.Cell("miner"); w.Balance != 86000 || st != life.Running {
-		t.Errorf("after Commit: %s, %d", st, w.Balance)
+	// The miner used half of its two slots (100 ms of CPU over 2 × 100 ms):
+	// it pays half of 8000.
+	d, _ = c.Decide(input(2, 40, busy("scientist", 0, sci), busy("miner", 100*time.Millisecond, min)))
+	if m := reportOf(d, "miner"); m.Payment != 4000 || m.Balance != 94000-4000 {
+		t.Errorf("miner report after using half its slots %+v: want payment 4000, balance 90000", m)
 	}
 	keys := map[string]units.Credits{}
 	for _, p := range d.Postings {
 		keys[p.Key] = p.Amount
 	}
-	if keys["tick:1/cell:miner/payment"] != 8000 || keys["tick:1/cell:miner/tax"] != 6000 || len(keys) != 2 {
+	if keys["tick:2/cell:miner/payment"] != 4000 || len(keys) != 1 {
 		t.Errorf("postings %v", keys)
+	}
+	c.Commit(d)
+	// All of them: 8000. More CPU than the slots held (a clock's jitter)
+	// pays for the slots, no more.
+	d, _ = c.Decide(input(3, 40, busy("scientist", 0, sci), busy("miner", 400*time.Millisecond, min)))
+	if m := reportOf(d, "miner"); m.Payment != 8000 {
+		t.Errorf("miner pays %d for full slots, want 8000", m.Payment)
+	}
+	c.Commit(d)
+	// An idle winner pays nothing for its slots.
+	d, _ = c.Decide(input(4, 40, busy("scientist", 0, sci), busy("miner", 400*time.Millisecond, min)))
+	if m := reportOf(d, "miner"); m.Payment != 0 {
+		t.Errorf("idle miner pays %d, want 0", m.Payment)
 	}
 }
 
@@ -125,11 +147,10 @@ func TestApoptosisOfTheBroke(t *testing.T) {
 		"miner":     {Balance: 12000, Endowment: 100000},
 	})
 	var died uint64
+	sci, min := Bid{Price: 2 * slotE, Units: 2}, Bid{Price: 6 * slotE, Units: 2}
 	for tick := uint64(1); tick <= 5 && died == 0; tick++ {
-		d, err := c.Decide(input(tick, 40,
-			CellInput{Name: "scientist", Bid: Bid{Price: 2 * slotE, Units: 2}},
-			CellInput{Name: "miner", Bid: Bid{Price: 6 * slotE, Units: 2}},
-		))
+		// The miner uses its two slots to the full: 200 ms a tick.
+		d, err := c.Decide(input(tick, 40, busy("scientist", 0, sci), busy("miner", time.Duration(tick-1)*200*time.Millisecond, min)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -139,54 +160,74 @@ func TestApoptosisOfTheBroke(t *testing.T) {
 				t.Errorf("apoptosis without a kill action: %+v", a)
 			}
 			var closed bool
+			var paid units.Credits
 			for _, p := range d.Postings {
-				closed = closed || (p.Cell == "miner" && p.Kind == "close")
+				closed = closed || (p.Cell == "miner" && p.Kind == ledger.KindClose)
+				if p.Cell == "miner" && p.Kind == ledger.KindPayment {
+					paid = p.Amount
+				}
 			}
 			if !closed {
 				t.Error("apoptosis without closing the wallet")
 			}
+			if paid != 4000 {
+				t.Errorf("the last payment is %d, want the 4000 left: no charge exceeds the balance", paid)
+			}
 		}
 		c.Commit(d)
 	}
-	// 12000: pays 8000 at tick 1 (4000 left), 8000 at tick 2 → −4000.
-	if died != 2 {
-		t.Fatalf("miner died at tick %d, want 2", died)
+	// 12000: pays 8000 at tick 2 for tick 1's slots (4000 left), owes 8000
+	// at tick 3, pays the 4000 it has and dies.
+	if died != 3 {
+		t.Fatalf("miner died at tick %d, want 3", died)
 	}
-	if st, w, _ := c.Cell("miner"); st != life.Dead || w.Balance != -4000 {
-		t.Errorf("miner %s with %d", st, w.Balance)
+	if st, w, _ := c.Cell("miner"); st != life.Dead || w.Balance != 0 {
+		t.Errorf("miner %s with %d, want dead with 0", st, w.Balance)
 	}
-	// With the miner gone the scientist wins both slots at the reserve.
-	d, _ := c.Decide(input(3, 40, CellInput{Name: "scientist", Bid: Bid{Price: 2 * slotE, Units: 2}}, CellInput{Name: "miner", Bid: Bid{Price: 6 * slotE, Units: 2}}))
+	// With the miner gone the scientist wins both slots.
+	d, _ := c.Decide(input(4, 40, busy("scientist", 0, sci), busy("miner", 600*time.Millisecond, min)))
 	if a := action(d, "scientist"); a.Kind != ActRun || a.Cores != 2 {
 		t.Errorf("scientist after apoptosis: %+v", a)
 	}
-	if r := reportOf(d, "scientist"); r.Payment != 2*slotE+slotE {
-		t.Errorf("scientist pays %d, want 3000 (own second unit's 2000 + reserve 1000)", r.Payment)
-	}
 	if a := action(d, "miner"); a.Kind != "" {
 		t.Errorf("a dead cell got action %+v", a)
+	}
+	c.Commit(d)
+	// GSP prices its slots at its own second unit's 2000 and the reserve.
+	d, _ = c.Decide(input(5, 40, busy("scientist", 200*time.Millisecond, sci)))
+	if r := reportOf(d, "scientist"); r.Payment != 2*slotE+slotE {
+		t.Errorf("scientist pays %d, want 3000 (own second unit's 2000 + reserve 1000)", r.Payment)
 	}
 }
 
 func TestHibernateAndFund(t *testing.T) {
 	cfg := testConfig()
 	cfg.Insolvency = Hibernate
-	// Alone, the miner pays the reserve, 1000, with 500 in its wallet.
+	// Alone, the miner's slot costs the reserve, 1000; it has 500.
 	c := newCore(t, cfg, map[string]Wallet{"miner": {Balance: 500, Endowment: 5000}})
-	d, _ := c.Decide(input(1, 40, CellInput{Name: "miner", Bid: Bid{Price: 6 * slotE, Units: 1}}))
+	min := Bid{Price: 6 * slotE, Units: 1}
+	d, _ := c.Decide(input(1, 40, busy("miner", 0, min)))
+	if action(d, "miner").Kind != ActRun {
+		t.Fatalf("the miner with money did not win: %+v", d)
+	}
+	c.Commit(d)
+	d, _ = c.Decide(input(2, 40, busy("miner", 100*time.Millisecond, min)))
 	if !hasEvent(d, event.Hibernate, "miner") || action(d, "miner").Kind != ActPause {
 		t.Fatalf("broke miner not hibernated: %+v", d)
 	}
+	if r := reportOf(d, "miner"); r.Payment != 500 || r.Balance != 0 {
+		t.Errorf("the broke miner paid %d and has %d, want 500 and 0", r.Payment, r.Balance)
+	}
 	c.Commit(d)
-	d, _ = c.Decide(input(2, 40, CellInput{Name: "miner", Bid: Bid{Price: 6 * slotE, Units: 1}}))
-	if action(d, "miner").Kind != ActPause || reportOf(d, "miner").Payment != 0 {
+	d, _ = c.Decide(input(3, 40, busy("miner", 100*time.Millisecond, min)))
+	if action(d, "miner").Kind != ActPause || reportOf(d, "miner").Won != 0 {
 		t.Errorf("hibernating cell took part in the auction: %+v", reportOf(d, "miner"))
 	}
 	c.Commit(d)
 	if err := c.Fund("miner", 20000); err != nil {
 		t.Fatal(err)
 	}
-	if st, w, _ := c.Cell("miner"); st != life.Paused || w.Balance != 19500 {
+	if st, w, _ := c.Cell("miner"); st != life.Paused || w.Balance != 20000 {
 		t.Errorf("after funding: %s %d", st, w.Balance)
 	}
 	if err := c.Fund("nobody", 1); !errors.Is(err, ErrUnknown) {
@@ -194,6 +235,42 @@ func TestHibernateAndFund(t *testing.T) {
 	}
 	if err := c.Fund("miner", -1); !errors.Is(err, ErrBadAmount) {
 		t.Errorf("Fund(-1) = %v", err)
+	}
+}
+
+// TestTiesRotate: three cells with equal bids on two CPUs each win in turn,
+// never one starved (ties used to go to the lower bidder for good).
+func TestTiesRotate(t *testing.T) {
+	c, err := NewCore(testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"a", "b", "c"}
+	for _, n := range names {
+		if err := c.Admit(n, Wallet{Balance: 1e9, Endowment: 1e9}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wins := map[string]int{}
+	const ticks = 300
+	for tick := uint64(1); tick <= ticks; tick++ {
+		var in []CellInput
+		for _, n := range names {
+			in = append(in, CellInput{Name: n, Bid: Bid{Price: 2 * slotE, Units: 1}})
+		}
+		d, err := c.Decide(input(tick, 40, in...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range names {
+			wins[n] += reportOf(d, n).Won
+		}
+		c.Commit(d)
+	}
+	for _, n := range names {
+		if wins[n] != 2*ticks/3 {
+			t.Errorf("%s won %d slots of %d ticks, want %d: %v", n, wins[n], ticks, 2*ticks/3, wins)
+		}
 	}
 }
 
@@ -270,24 +347,36 @@ func TestRentTapAndLowBalance(t *testing.T) {
 	c := newCore(t, cfg, map[string]Wallet{"scientist": {Balance: 10000, Endowment: 50000, TapRate: 1000, TapCap: 10100}})
 	d, _ := c.Decide(input(1, 40, CellInput{Name: "scientist", ResidentBytes: 1 << 30}))
 	r := reportOf(d, "scientist")
-	// Rent: 2^30 B × 0.1 s × 1000 pJ/(B·s) = 107374182400 pJ → 107374 credits.
-	if r.Rent != 107374 {
-		t.Errorf("rent = %d, want 107374", r.Rent)
-	}
-	// Tap: 1000/s × 0.1 s = 100, up to the cap of 10100.
-	if r.Tap != 100 {
-		t.Errorf("tap = %d, want 100", r.Tap)
+	// Tap: 1000/s × 0.1 s = 100, up to the cap of 10100. Rent: 2^30 B ×
+	// 0.1 s × 1000 pJ/(B·s) = 107374182400 pJ → 107374 credits, more than
+	// the 10100 it has: it pays those and dies.
+	if r.Tap != 100 || r.Rent != 10100 || r.Balance != 0 {
+		t.Errorf("tap %d rent %d balance %d, want 100, 10100 (all it had) and 0", r.Tap, r.Rent, r.Balance)
 	}
 	if !hasEvent(d, event.Apoptosis, "scientist") {
 		t.Errorf("rent beyond the balance did not kill: %+v", d.Events)
 	}
-	c2 := newCore(t, testConfig(), map[string]Wallet{"scientist": {Balance: 10500, Endowment: 50000}})
-	d, _ = c2.Decide(input(1, 40, CellInput{Name: "scientist", Bid: Bid{Price: 2 * slotE, Units: 1}}))
-	if !hasEvent(d, event.LowBalance, "scientist") {
-		t.Errorf("balance 9500 of 50000 gave no warning: %+v", d.Events)
+	c2 := newCore(t, testConfig(), map[string]Wallet{"scientist": {Balance: 12000, Endowment: 50000}})
+	sci := Bid{Price: 2 * slotE, Units: 1}
+	d, _ = c2.Decide(input(1, 40, busy("scientist", 0, sci)))
+	c2.Commit(d)
+	// It pays the reserve, 1000, for its slot used in full: 11000 left.
+	d, _ = c2.Decide(input(2, 40, busy("scientist", 100*time.Millisecond, sci)))
+	if hasEvent(d, event.LowBalance, "scientist") {
+		t.Errorf("balance 11000 of 50000 (22%%) warned: %+v", d.Events)
 	}
 	c2.Commit(d)
-	d, _ = c2.Decide(input(2, 40, CellInput{Name: "scientist", Bid: Bid{Price: 2 * slotE, Units: 1}}))
+	d, _ = c2.Decide(input(3, 40, busy("scientist", 200*time.Millisecond, sci)))
+	if hasEvent(d, event.LowBalance, "scientist") || reportOf(d, "scientist").Balance != 10000 {
+		t.Errorf("balance %d of 50000 (20%%, not below) warned: %+v", reportOf(d, "scientist").Balance, d.Events)
+	}
+	c2.Commit(d)
+	d, _ = c2.Decide(input(4, 40, busy("scientist", 300*time.Millisecond, sci)))
+	if !hasEvent(d, event.LowBalance, "scientist") || reportOf(d, "scientist").Balance != 9000 {
+		t.Errorf("balance 9000 of 50000 gave no warning: %+v", d.Events)
+	}
+	c2.Commit(d)
+	d, _ = c2.Decide(input(5, 40, busy("scientist", 400*time.Millisecond, sci)))
 	if hasEvent(d, event.LowBalance, "scientist") {
 		t.Error("low-balance warning repeated")
 	}
@@ -363,4 +452,80 @@ func TestImplausibleReadingsFailSafe(t *testing.T) {
 		}
 		c.Commit(d)
 	}
+}
+
+// TestMoneyRulesHold runs random ticks through two cores fed the same
+// inputs and checks, every tick: no wallet is ever charged more than it
+// holds, each wallet moves by exactly its postings, a cell that could not
+// pay dies, and the two cores decide alike (ties rotate by the tick, so a
+// replay ranks them the same).
+func TestMoneyRulesHold(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	for run := range 50 {
+		cfg := testConfig()
+		cfg.Slots = 1 + rng.IntN(4)
+		cfg.RentPicojoulesPerByteSecond = uint64(rng.IntN(3)) * 500
+		a, b := mustCore(t, cfg), mustCore(t, cfg)
+		names := []string{"c0", "c1", "c2", "c3", "c4"}[:2+rng.IntN(4)]
+		cpu := map[string]time.Duration{}
+		for _, n := range names {
+			w := Wallet{Balance: units.Credits(rng.IntN(50_000)), Endowment: 50_000}
+			if rng.IntN(3) == 0 {
+				w.TapRate, w.TapCap = units.Credits(rng.IntN(20_000)), 60_000
+			}
+			for _, c := range []*Core{a, b} {
+				if err := c.Admit(n, w); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		for tick := uint64(1); tick <= 60; tick++ {
+			var in []CellInput
+			for _, n := range names {
+				cpu[n] += time.Duration(rng.IntN(250)) * time.Millisecond
+				in = append(in, CellInput{Name: n, CPUTime: cpu[n], FreedBytes: uint64(rng.IntN(50_000_000)),
+					ResidentBytes: uint64(rng.IntN(1 << 30)), Bid: Bid{Price: units.Credits(rng.IntN(4)) * slotE / 2, Units: rng.IntN(3)}})
+			}
+			temp := units.Celsius(30 + rng.Float64()*50)
+			da, err := a.Decide(input(tick, temp, in...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			db, _ := b.Decide(input(tick, temp, in...))
+			if !reflect.DeepEqual(normalise(da), normalise(db)) {
+				t.Fatalf("run %d tick %d: the same input decided twice differs", run, tick)
+			}
+			moved := map[string]units.Credits{}
+			for _, p := range da.Postings {
+				moved[p.Cell] -= p.Amount
+			}
+			for _, r := range da.Cells {
+				_, before, _ := a.Cell(r.Name)
+				stBefore, _, _ := a.Cell(r.Name)
+				if stBefore == life.Dead {
+					continue
+				}
+				if r.Balance < 0 {
+					t.Fatalf("run %d tick %d: %s charged below zero: %+v", run, tick, r.Name, r)
+				}
+				if r.Balance != before.Balance+moved[r.Name] {
+					t.Fatalf("run %d tick %d: %s went %d → %d but its postings move %d", run, tick, r.Name, before.Balance, r.Balance, moved[r.Name])
+				}
+				if r.Payment+r.Tax+r.Rent > before.Balance+r.Tap {
+					t.Fatalf("run %d tick %d: %s charged %d with %d", run, tick, r.Name, r.Payment+r.Tax+r.Rent, before.Balance+r.Tap)
+				}
+			}
+			a.Commit(da)
+			b.Commit(db)
+		}
+	}
+}
+
+func mustCore(t *testing.T, cfg Config) *Core {
+	t.Helper()
+	c, err := NewCore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -91,9 +91,12 @@ type Driver struct {
 	// Journal, if set, receives every change to the core, in order, for
 	// exact replay (see Replay). It is called with the core locked.
 	Journal func(JournalEntry)
-	// Grace is how long a new cell may run before its first bid without
-	// being frozen (an agent needs a moment to start and connect; frozen,
-	// it never could). 0 means DefaultGrace.
+	// Grace is how long a new cell that has no standing bid gets a
+	// startup bid: one slot at the reserve, placed for it each tick until
+	// its agent bids for itself (an agent needs a moment to start and
+	// connect; frozen, it never could). It pays for what it uses like any
+	// winner. A cell that has not bid by the end of its grace stays frozen
+	// until it does. 0 means DefaultGrace.
 	Grace time.Duration
 
 	mu   sync.Mutex // guards last
@@ -104,7 +107,8 @@ type Driver struct {
 	coreMu    sync.Mutex
 	started   bool // Run has journalled the core: later changes are journalled as they come
 	cells     map[string]*driven
-	energy    units.Energy // the counter's last reading
+	won       map[string]wonAt // what each cell won in the last committed tick
+	energy    units.Energy     // the counter's last reading
 	haveE     bool
 	down      bool // the ledger is unavailable
 	meterDown bool
@@ -114,7 +118,9 @@ type Driver struct {
 type driven struct {
 	c        cell.Cell
 	standing Bid  // the bid that stands until replaced
-	hasBid   bool // it has bid at least once
+	hasBid   bool // it has bid at least once (or has a standing bid by policy)
+	policy   bool // the standing bid is the operator's (spawn --max-bid), not the agent's
+	idle     int  // ticks its policy bid sits out, having left its last slot idle
 	held     bool // paused by an operator: no bids, frozen
 	frozen   bool
 	limited  int // the CPU limit set, in cores; 0 none
@@ -258,10 +264,7 @@ func (d *Driver) measure(ctx context.Context, in *Input) {
 		if !ok {
 			continue
 		}
-		ci := CellInput{Name: name, Bid: dc.standing}
-		if dc.held {
-			ci.Bid = Bid{} // an operator's pause: it neither bids nor pays
-		}
+		ci := CellInput{Name: name, Bid: d.bidOf(dc)}
 		if dc.exited == "" {
 			select {
 			case <-dc.c.Done():
@@ -292,6 +295,60 @@ func (d *Driver) measure(ctx context.Context, in *Input) {
 	for i := range in.Cells {
 		in.Cells[i].Energy, in.Cells[i].Share = split.Energy[i], split.Share[i]
 	}
+}
+
+// probeEvery is how many ticks a policy bid sits out after leaving its
+// slots idle, before it bids again to see whether the cell has work.
+const probeEvery = 10
+
+// idleShare is the share of its slots below which a cell counts as idle.
+const idleShare = 0.01
+
+// bidOf is the cell's bid for this tick: nothing while an operator holds
+// it; its own (or its policy's) standing bid; else, in its grace, a
+// startup bid of one slot at the reserve. A policy bid sits out while the
+// cell has no runnable work: having won slots it left idle, it bids again
+// only every probeEvery ticks (pay per use makes the probe cheap).
+func (d *Driver) bidOf(dc *driven) Bid {
+	switch {
+	case dc.held:
+		return Bid{}
+	case dc.hasBid:
+		if dc.policy && dc.idle > 0 {
+			dc.idle--
+			return Bid{}
+		}
+		return dc.standing
+	case d.Clock.Now().Sub(dc.since) < d.Grace:
+		return Bid{Units: 1, AtReserve: true}
+	}
+	return Bid{}
+}
+
+// noteIdle marks policy bids of cells that left the slots they won idle.
+func (d *Driver) noteIdle(dec Decision) {
+	for _, r := range dec.Cells {
+		dc, ok := d.cells[r.Name]
+		if !ok || !dc.policy || dc.idle > 0 {
+			continue
+		}
+		if prev, ok := d.won[r.Name]; ok && prev.won > 0 && dec.Dt > 0 {
+			used := r.CPUTime - prev.cpu
+			if float64(used) < idleShare*float64(time.Duration(prev.won)*dec.Dt) {
+				dc.idle = probeEvery
+			}
+		}
+	}
+	clear(d.won)
+	for _, r := range dec.Cells {
+		d.won[r.Name] = wonAt{won: r.Won, cpu: r.CPUTime}
+	}
+}
+
+// wonAt is what a cell won in a tick and its CPU time then.
+type wonAt struct {
+	won int
+	cpu time.Duration
 }
 
 // step runs one tick: measure, decide, post, act.
@@ -326,6 +383,7 @@ func (d *Driver) step(ctx context.Context, tick uint64, dt time.Duration) (Decis
 		d.down = false
 		d.Core.Commit(dec)
 		d.apply(ctx, dec)
+		d.noteIdle(dec)
 	}
 	for _, e := range dec.Events {
 		d.note(e)
@@ -387,9 +445,6 @@ func (d *Driver) apply(ctx context.Context, dec Decision) {
 				dc.frozen = false
 			}
 		case ActPause:
-			if !dc.hasBid && d.Clock.Now().Sub(dc.since) < d.Grace {
-				continue // still starting: let it connect and bid
-			}
 			if !dc.frozen {
 				if err := dc.c.Pause(ctx); err != nil {
 					if !errors.Is(err, cell.ErrExited) {
@@ -471,10 +526,14 @@ func (d *Driver) quotes(dec Decision) map[string]Quote {
 	return q
 }
 
-// Admit puts a running cell under the economy with wallet w. standing, if
-// not nil, is the bid it makes by policy each tick (for programs that do not
-// speak the agent protocol).
-func (d *Driver) Admit(name string, c cell.Cell, w Wallet, standing *Bid) error {
+// Admit puts a cell under the economy with wallet w: it is frozen now, and
+// stays frozen until it wins a slot. standing, if not nil, is the bid made
+// for it by policy each tick (for programs that do not speak the agent
+// protocol); without one it gets a startup bid for its Grace (see Grace).
+func (d *Driver) Admit(ctx context.Context, name string, c cell.Cell, w Wallet, standing *Bid) error {
+	if err := c.Pause(ctx); err != nil {
+		return fmt.Errorf("engine: freezing %s at admission: %w", name, err)
+	}
 	d.coreMu.Lock()
 	defer d.coreMu.Unlock()
 	if err := d.Core.Admit(name, w); err != nil {
@@ -484,11 +543,11 @@ func (d *Driver) Admit(name string, c cell.Cell, w Wallet, standing *Bid) error 
 		d.Journal(JournalEntry{Admit: &JournalAdmit{Name: name, Wallet: w}})
 	}
 	if d.cells == nil {
-		d.cells = map[string]*driven{}
+		d.cells, d.won = map[string]*driven{}, map[string]wonAt{}
 	}
-	dc := &driven{c: c, since: d.Clock.Now()}
+	dc := &driven{c: c, since: d.Clock.Now(), frozen: true}
 	if standing != nil {
-		dc.standing, dc.hasBid = *standing, true
+		dc.standing, dc.hasBid, dc.policy = *standing, true, true
 	}
 	d.cells[name] = dc
 	return nil

@@ -185,7 +185,7 @@ func run(t *testing.T, d *Driver) (tick func() Decision, stop func() error) {
 
 func admit(t *testing.T, d *Driver, name string, c cell.Cell, w Wallet, standing *Bid) {
 	t.Helper()
-	if err := d.Admit(name, c, w, standing); err != nil {
+	if err := d.Admit(context.Background(), name, c, w, standing); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -216,9 +216,12 @@ func TestDriverGovernsAndReleases(t *testing.T) {
 	tick, stop := run(t, d)
 
 	// The greedy miner wins both CPUs and the scientist is frozen, until
-	// the miner's 30000 credits run out (8000 a tick) and it dies in the
-	// fourth tick.
-	for n := 1; n <= 3; n++ {
+	// the miner's 30000 credits run out (8000 for each tick it uses both
+	// CPUs to the full, paid the tick after) and it dies in the fifth.
+	for n := 1; n <= 4; n++ {
+		if n > 1 {
+			min.burn(200 * time.Millisecond)
+		}
 		dec := tick()
 		if a := action(dec, "miner"); a.Kind != ActRun || a.Cores != 2 {
 			t.Fatalf("tick %d: miner %+v, want run on 2", n, a)
@@ -227,9 +230,10 @@ func TestDriverGovernsAndReleases(t *testing.T) {
 			t.Fatalf("tick %d: the outbid scientist runs", n)
 		}
 	}
+	min.burn(200 * time.Millisecond)
 	dec := tick()
 	if !eventOf(dec, event.Apoptosis, "miner") {
-		t.Fatalf("tick 4: no apoptosis: %+v", dec.Events)
+		t.Fatalf("tick 5: no apoptosis: %+v", dec.Events)
 	}
 	if _, killed, _ := min.state(); !killed {
 		t.Error("apoptosis without a kill")
@@ -292,8 +296,8 @@ func TestDriverGovernsAndReleases(t *testing.T) {
 	if err != nil {
 		t.Fatalf("replay: %v", err)
 	}
-	if ticks != 9 {
-		t.Errorf("replayed %d ticks, want 9", ticks)
+	if ticks != 10 {
+		t.Errorf("replayed %d ticks, want 10", ticks)
 	}
 	// A tampered journal does not.
 	tampered := bytes.Replace(journal.Bytes(), []byte(`"temperature_celsius":40`), []byte(`"temperature_celsius":70`), 1)
@@ -417,8 +421,10 @@ func TestFrozenCellsHearNothing(t *testing.T) {
 	admit(t, d, "scientist", sci, Wallet{Balance: 1e9, Endowment: 1e9}, nil)
 	admit(t, d, "miner", min, Wallet{Balance: 1e9, Endowment: 1e9}, nil)
 	tick, _ := run(t, d)
-	if told := auc.toldAt(1); len(told) != 2 {
-		t.Errorf("auction 1 announced to %v, want both", told)
+	// Both are frozen from admission: the first auction is announced to
+	// nobody; the standing bids speak for them.
+	if told := auc.toldAt(1); len(told) != 0 {
+		t.Errorf("auction 1 announced to %v, frozen cells", told)
 	}
 	dec := tick()
 	if f, _, _ := sci.state(); !f {
@@ -426,5 +432,68 @@ func TestFrozenCellsHearNothing(t *testing.T) {
 	}
 	if told := auc.toldAt(dec.Tick + 1); len(told) != 1 || told[0] != "miner" {
 		t.Errorf("auction %d announced to %v, want the miner alone", dec.Tick+1, told)
+	}
+}
+
+// TestAdmittedFrozenUntilItWins: a cell is frozen at admission; one that
+// never bids gets a startup slot at the reserve for its grace (and pays for
+// what it uses), then stays frozen.
+func TestAdmittedFrozenUntilItWins(t *testing.T) {
+	cfg := testConfig()
+	d := newDriver(t, cfg)
+	d.Grace = 300 * time.Millisecond
+	quiet := newFakeCell("quiet")
+	admit(t, d, "quiet", quiet, Wallet{Balance: 1e6, Endowment: 1e6}, nil)
+	if f, _, _ := quiet.state(); !f {
+		t.Fatal("a cell admitted is not frozen")
+	}
+	tick, _ := run(t, d)
+	dec := tick()
+	if a := action(dec, "quiet"); a.Kind != ActRun || a.Cores != 1 {
+		t.Errorf("in its grace the cell gets %+v, want a startup slot", a)
+	}
+	if f, _, _ := quiet.state(); f {
+		t.Error("the cell is frozen in its startup slot")
+	}
+	quiet.burn(100 * time.Millisecond)
+	dec = tick()
+	if r := reportOf(dec, "quiet"); r.Payment != slotE {
+		t.Errorf("the startup slot used in full cost %d, want the reserve %d", r.Payment, slotE)
+	}
+	tick()
+	dec = tick() // the grace is over
+	if a := action(dec, "quiet"); a.Kind != ActPause {
+		t.Errorf("after its grace a cell that never bid gets %+v, want pause", a)
+	}
+	for range 5 {
+		tick()
+		if f, _, _ := quiet.state(); !f {
+			t.Fatal("a cell that never bid runs after its grace")
+		}
+	}
+}
+
+// TestIdlePolicyBidSitsOut: a budgeted cell (a policy bid) that leaves its
+// slot idle stops bidding, and probes again every probeEvery ticks.
+func TestIdlePolicyBidSitsOut(t *testing.T) {
+	d := newDriver(t, testConfig())
+	idle := newFakeCell("idle")
+	admit(t, d, "idle", idle, Wallet{Balance: 1e9, Endowment: 1e9}, &Bid{Price: 2 * slotE, Units: 1})
+	tick, _ := run(t, d)
+	if r := reportOf(tick(), "idle"); r.Won != 1 {
+		t.Fatalf("the budgeted cell did not win: %+v", r)
+	}
+	tick() // its slot went unused: it is idle
+	sat := 0
+	for range probeEvery {
+		if reportOf(tick(), "idle").BidUnits == 0 {
+			sat++
+		}
+	}
+	if sat != probeEvery {
+		t.Errorf("the idle cell sat out %d of %d ticks", sat, probeEvery)
+	}
+	if r := reportOf(tick(), "idle"); r.BidUnits != 1 {
+		t.Errorf("after sitting out, the cell does not probe: %+v", r)
 	}
 }

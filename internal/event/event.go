@@ -67,7 +67,7 @@ type Description struct {
 // Kinds describes every kind of event, in the order above.
 func Kinds() []Description {
 	return []Description{
-		{Apoptosis, true, "The cell could not pay: its balance fell below zero, so it was killed and its wallet closed (insolvency: kill)."},
+		{Apoptosis, true, "The cell could not pay what it owed (its balance ran out), so it was killed and its wallet closed (insolvency: kill)."},
 		{Hibernate, true, "The cell could not pay and is frozen until an operator funds it (insolvency: hibernate)."},
 		{LowBalance, true, "The cell's balance fell below the configured share of its endowment (once, until funded above it again)."},
 		{FailSafe, false, "The temperature could not be read or is implausible: the price multiplier is at its ceiling until it can be trusted."},

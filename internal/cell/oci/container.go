@@ -306,6 +306,9 @@ func (c *container) Pause(ctx context.Context) error {
 	if c.exited() {
 		return fmt.Errorf("pausing container cell %q: %w", c.name, cell.ErrExited)
 	}
+	if f, err := c.cg.frozen(c.freezer); err == nil && f {
+		return nil // already paused: runc would say "not running"
+	}
 	err := c.m.command(ctx, "pause", c.name)
 	// runc gives up on a v1 freeze that does not settle within its own
 	// short patience ("unable to freeze"), as happens to busy tasks on a
@@ -317,18 +320,23 @@ func (c *container) Pause(ctx context.Context) error {
 		err = cgroupfs.Poll(ctx, func() (bool, error) { return c.cg.frozen(c.freezer) })
 	}
 	if err != nil {
-		// Never leave a container half-frozen.
-		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
-		defer cancel()
-		if rerr := c.m.command(tctx, "resume", c.name); rerr != nil {
-			c.cg.thawNoWait()
-		}
-		if c.exited() {
-			err = errors.Join(err, cell.ErrExited)
-		}
-		return fmt.Errorf("pausing container cell %q: %w", c.name, err)
+		return c.pauseFailed(ctx, err)
 	}
 	return nil
+}
+
+// pauseFailed thaws a container whose pause failed, and says why.
+func (c *container) pauseFailed(ctx context.Context, err error) error {
+	// Never leave a container half-frozen.
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+	defer cancel()
+	if rerr := c.m.command(tctx, "resume", c.name); rerr != nil {
+		c.cg.thawNoWait()
+	}
+	if c.exited() {
+		err = errors.Join(err, cell.ErrExited)
+	}
+	return fmt.Errorf("pausing container cell %q: %w", c.name, err)
 }
 
 // Resume runs the runtime's resume and returns once the kernel reports

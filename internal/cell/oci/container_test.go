@@ -177,6 +177,11 @@ func TestContainerPauseResumeKill(t *testing.T) {
 	if out, err := exec.Command(m.runtime, "--root", m.root, "state", "spin").Output(); err != nil || !bytes.Contains(out, []byte(`"paused"`)) {
 		t.Errorf("runc state after Pause: %s, %v; want paused", out, err)
 	}
+	// Pausing a paused container is nothing to do (runc itself would
+	// refuse: "container not running").
+	if err := c.Pause(ctx); err != nil {
+		t.Errorf("a second Pause: %v", err)
+	}
 	before := cpuTime(t, c)
 	time.Sleep(100 * time.Millisecond)
 	if after := cpuTime(t, c); after != before {
