@@ -454,3 +454,35 @@ func TestAttachedNotSuperseded(t *testing.T) {
 		t.Fatal("Attach did not return")
 	}
 }
+
+// BenchmarkRefuseStranger: what a connection from outside every cell
+// costs the host, from connect to the not_a_cell it reads, while the
+// process's first connection waits for its cell (so each is refused at
+// once).
+func BenchmarkRefuseStranger(b *testing.B) {
+	var asked atomic.Int64
+	th := startHub(b, resolverFunc(func(int) (string, bool) { asked.Add(1); return "", false }), hub.Options{ResolveWait: time.Minute})
+	waiting, err := net.Dial("unix", th.path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer waiting.Close()
+	for deadline := time.Now().Add(5 * time.Second); asked.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) { // admitted in turn: once asked about, it waits
+			b.Fatal("the first connection was not admitted within 5s")
+		}
+	}
+	buf := make([]byte, 512)
+	b.ResetTimer()
+	for b.Loop() {
+		c, err := net.Dial("unix", th.path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, err := c.Read(buf)
+		if err != nil || !strings.Contains(string(buf[:n]), `"not_a_cell"`) {
+			b.Fatalf("read %q, %v; want not_a_cell", buf[:n], err)
+		}
+		c.Close()
+	}
+}

@@ -63,7 +63,7 @@ type testHub struct {
 
 // sockDir returns a short temporary directory: socket paths are limited to
 // 108 bytes, which t.TempDir can exceed.
-func sockDir(t *testing.T) string {
+func sockDir(t testing.TB) string {
 	t.Helper()
 	d, err := os.MkdirTemp("", "hub")
 	if err != nil {
@@ -73,7 +73,7 @@ func sockDir(t *testing.T) string {
 	return d
 }
 
-func startHub(t *testing.T, r hub.Resolver, opts hub.Options) *testHub {
+func startHub(t testing.TB, r hub.Resolver, opts hub.Options) *testHub {
 	t.Helper()
 	th := &testHub{path: filepath.Join(sockDir(t), "agent.sock"), events: make(chan hub.Event, 1000), done: make(chan error, 1)}
 	opts.Now = func() time.Time { return epoch }
@@ -95,7 +95,7 @@ func startHub(t *testing.T, r hub.Resolver, opts hub.Options) *testHub {
 	return th
 }
 
-func (th *testHub) stop(t *testing.T) {
+func (th *testHub) stop(t testing.TB) {
 	t.Helper()
 	th.once.Do(func() {
 		th.cancel()
