@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/maxwellhq/maxwell/internal/api"
+	"github.com/maxwellhq/maxwell/internal/cell"
 	"github.com/maxwellhq/maxwell/internal/daemon"
 	"github.com/maxwellhq/maxwell/internal/economy"
 	"github.com/maxwellhq/maxwell/internal/ledger"
@@ -17,7 +18,7 @@ import (
 
 func newDaemonCmd(a *app) *cobra.Command {
 	var (
-		control, agents, group, ledgerPath, metricsAddr, cpus string
+		control, agents, group, ledgerPath, metricsAddr, cpus, parent string
 	)
 	cmd := &cobra.Command{
 		Use:   "daemon",
@@ -28,9 +29,11 @@ CPUs in an auction, charge winners and memory churners in the ledger, and kill
 that speak the protocol find it at the agent socket; operators use ` + "`maxwell ps`" + `,
 ` + "`fund`, `kill` and `top`" + ` over the control socket (root, or --group).
 
-Only one daemon runs per control socket. Stopping it (SIGINT, SIGTERM) kills
-its cells and settles their wallets; after a crash the cell guard thaws and
-kills them and the next start settles the wallets. No cell is left frozen.`,
+Only one daemon runs per control socket, and one per cgroup parent
+(--cgroup-parent): a second on either refuses to start. Stopping it (SIGINT,
+SIGTERM) kills its cells and settles their wallets; after a crash the cell
+guard thaws and kills them and the next start settles the wallets. No cell
+is left frozen.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := a.config()
@@ -54,7 +57,7 @@ kills them and the next start settles the wallets. No cell is left frozen.`,
 				return fmt.Errorf("control socket directory: %w", err)
 			}
 			return daemon.Run(ctx, daemon.Options{
-				Economy: economy.Options{Config: cfg, Roots: a.roots(), CgroupRoot: a.cgroupRoot,
+				Economy: economy.Options{Config: cfg, Roots: a.roots(), CgroupRoot: a.cgroupRoot, CellParent: parent,
 					AgentSocket: agents, LedgerPath: ledgerPath, CPUs: cpuList},
 				ControlSocket: control, Group: group, MetricsAddr: metricsAddr, Log: log,
 			})
@@ -67,5 +70,6 @@ kills them and the next start settles the wallets. No cell is left frozen.`,
 	f.StringVar(&ledgerPath, "ledger", ledger.DefaultPath(), "ledger database")
 	f.StringVar(&metricsAddr, "metrics-addr", "", `serve Prometheus metrics on this TCP address, e.g. "127.0.0.1:9464"`)
 	f.StringVar(&cpus, "cpus", "", "CPUs to sell (default: every CPU Maxwell may use)")
+	f.StringVar(&parent, "cgroup-parent", cell.DefaultOptions().Parent, "cgroup that holds this daemon's cells: one daemon per parent (it sweeps it at start)")
 	return cmd
 }

@@ -184,6 +184,9 @@ func removeStale(path string) error {
 }
 
 // lookupGroup resolves a group name or numeric GID.
+// LookupGroup resolves a socket group, a name or a numeric GID, to its GID.
+func LookupGroup(group string) (int, error) { return lookupGroup(group) }
+
 func lookupGroup(group string) (int, error) {
 	if gid, err := strconv.Atoi(group); err == nil {
 		if gid < 0 {

@@ -918,3 +918,31 @@ func TestKillWithoutCgroupKill(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestOneManagerPerParent: a second manager on a parent another holds is
+// refused with ErrParentBusy, naming the holder; once the first closes, the
+// parent is free again.
+func TestOneManagerPerParent(t *testing.T) {
+	m := newManager(t, FreezerAuto)
+	opts := DefaultOptions()
+	opts.Parent = m.opts.Parent
+	_, err := NewManager(opts)
+	if !errors.Is(err, ErrParentBusy) || !strings.Contains(err.Error(), fmt.Sprintf("process %d", os.Getpid())) {
+		t.Fatalf("a second manager on %s: %v, want ErrParentBusy naming process %d", opts.Parent, err, os.Getpid())
+	}
+	other := DefaultOptions()
+	other.Parent = testParent()
+	m2, err := NewManager(other)
+	if err != nil {
+		t.Fatalf("a manager on another parent: %v", err)
+	}
+	m2.Close()
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m3, err := NewManager(opts)
+	if err != nil {
+		t.Fatalf("the parent is not free after Close: %v", err)
+	}
+	m3.Close()
+}

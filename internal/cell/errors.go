@@ -32,4 +32,8 @@ var (
 	// ErrGuard means the guard process that thaws and kills cells when
 	// the host dies is not running, so no cell may start.
 	ErrGuard = errors.New("cell guard not running")
+	// ErrParentBusy: another manager (another Maxwell) holds the Parent
+	// cgroup: two economies must never share one, since each sweeps its
+	// parent at start.
+	ErrParentBusy = errors.New("cgroup parent in use by another manager")
 )

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -99,6 +100,10 @@ type Manager struct {
 	parent cgroupSet // the Parent directories
 	guard  *guardClient
 
+	// lock holds an flock on the Parent cgroup's directory for the
+	// manager's life: one manager per parent.
+	lock *os.File
+
 	mu      sync.Mutex
 	cells   map[string]*cell // nil value: name reserved while starting, or adopted
 	adopted map[string]*adopted
@@ -143,23 +148,29 @@ func NewManager(opts Options) (*Manager, error) {
 	m.pfs = pfs
 
 	m.layout = m.detect()
+	if err := m.lockParent(); err != nil {
+		return nil, err
+	}
 	switch opts.Freezer {
 	case FreezerAuto:
 	case FreezerV1, FreezerV2, FreezerSignal:
 		if !slices.Contains(m.layout.Freezers, opts.Freezer) {
 			m.removeParent()
+			m.unlockParent()
 			return nil, fmt.Errorf("freezer %s on %s: %w", opts.Freezer, m.layout, ErrFreezerUnavailable)
 		}
 		m.layout.Freezer = opts.Freezer
 		m.layout.Reason += fmt.Sprintf("; freezer %s as configured", opts.Freezer)
 	default:
 		m.removeParent()
+		m.unlockParent()
 		return nil, fmt.Errorf("freezer %q: %w", opts.Freezer, ErrFreezerUnavailable)
 	}
 
 	g, err := startGuard(m.shim, opts.ProcRoot)
 	if err != nil {
 		m.removeParent()
+		m.unlockParent()
 		return nil, err
 	}
 	m.guard = g
@@ -470,7 +481,69 @@ func (m *Manager) Close() error {
 		errs = append(errs, fmt.Errorf("stopping cell guard: %w", err))
 	}
 	m.removeParent()
+	m.unlockParent()
 	return errors.Join(errs...)
+}
+
+// lockParent takes an exclusive flock on the Parent cgroup's first
+// directory, held until Close (or the process's end: the kernel drops it),
+// so that a second manager on the same parent — another Maxwell, whose
+// sweep would kill this one's cells — fails at once with ErrParentBusy.
+// The signal backend has no cgroups, and nothing to lock.
+func (m *Manager) lockParent() error {
+	dirs := m.parent.dirs()
+	if m.layout.Kind == LayoutNone || len(dirs) == 0 {
+		return nil
+	}
+	f, err := os.Open(dirs[0])
+	if err != nil {
+		m.removeParent()
+		return fmt.Errorf("parent cgroup %s: %w", dirs[0], err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		defer f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			who := "another process"
+			if pid := flockHolder(m.opts.ProcRoot, f); pid > 0 {
+				who = fmt.Sprintf("process %d", pid)
+			}
+			return fmt.Errorf("%w: %s holds cgroup parent %q (%s); give each economy a parent of its own", ErrParentBusy, who, m.opts.Parent, dirs[0])
+		}
+		return fmt.Errorf("locking parent cgroup %s: %w", dirs[0], err)
+	}
+	m.lock = f
+	return nil
+}
+
+func (m *Manager) unlockParent() {
+	if m.lock != nil {
+		m.lock.Close() // closing the last descriptor drops the flock
+		m.lock = nil
+	}
+}
+
+// flockHolder finds, in <proc>/locks, the process that holds an flock on
+// f's inode; 0 if it cannot tell.
+func flockHolder(procRoot string, f *os.File) int {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		return 0
+	}
+	b, err := os.ReadFile(filepath.Join(procRoot, "locks"))
+	if err != nil {
+		return 0
+	}
+	// "1: FLOCK  ADVISORY  WRITE 1234 00:1a:5678 0 EOF"
+	suffix := ":" + strconv.FormatUint(st.Ino, 10)
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 6 && f[1] == "FLOCK" && strings.HasSuffix(f[5], suffix) {
+			if pid, err := strconv.Atoi(f[4]); err == nil {
+				return pid
+			}
+		}
+	}
+	return 0
 }
 
 // cgroupID returns the id of the cgroup2 directory dir: its inode number,

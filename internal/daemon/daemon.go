@@ -42,12 +42,22 @@ type Options struct {
 	Ready func()
 }
 
-// Run runs a daemon until ctx ends.
+// Run runs a daemon until ctx ends. Every check that can fail at start —
+// the socket group, the single-daemon lock, the metrics address — runs
+// before anything is created; if one fails, nothing is left behind.
 func Run(ctx context.Context, opts Options) error {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	opts.Economy.Log = opts.Log
+	opts.Economy.SocketGID = -1
+	if opts.Group != "" {
+		gid, err := api.LookupGroup(opts.Group)
+		if err != nil {
+			return err
+		}
+		opts.Economy.SocketGID = gid
+	}
 	lock, err := api.Lock(opts.ControlSocket)
 	if err != nil {
 		return err

@@ -57,6 +57,9 @@ type Options struct {
 	CellParent string
 	// AgentSocket is where agents connect (the agent protocol).
 	AgentSocket string
+	// SocketGID, if positive, is the group the agent socket belongs to
+	// (mode 0660); otherwise it is root's alone.
+	SocketGID int
 	// LedgerPath is the ledger database; its directory is created.
 	LedgerPath string
 	// StateDir holds what the cell backends keep on disk (OCI bundles and
@@ -232,6 +235,11 @@ func (e *Economy) open(ctx context.Context) error {
 		Auctions:    o.Policy == engine.PolicyMaxwell,
 	}); err != nil {
 		return err
+	}
+	if o.SocketGID > 0 {
+		if err := os.Chown(o.AgentSocket, -1, o.SocketGID); err != nil {
+			return fmt.Errorf("economy: agent socket group: %w", err)
+		}
 	}
 	e.driver = &engine.Driver{
 		Core: core, Temp: e.tel.Temp, Energy: e.tel.Energy, Util: util, Meter: e.meter, Ledger: e.lg,
