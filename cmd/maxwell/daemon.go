@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/maxwellhq/maxwell/internal/access"
 	"github.com/maxwellhq/maxwell/internal/api"
 	"github.com/maxwellhq/maxwell/internal/cell"
 	"github.com/maxwellhq/maxwell/internal/daemon"
@@ -18,7 +19,7 @@ import (
 
 func newDaemonCmd(a *app) *cobra.Command {
 	var (
-		control, agents, group, ledgerPath, metricsAddr, cpus, parent string
+		control, agents, group, ledgerPath, metricsAddr, cpus, parent, policy string
 	)
 	cmd := &cobra.Command{
 		Use:   "daemon",
@@ -28,6 +29,12 @@ CPUs in an auction, charge winners and memory churners in the ledger, and kill
 (or hibernate) whoever cannot pay. Programs join with ` + "`maxwell spawn`" + `; agents
 that speak the protocol find it at the agent socket; operators use ` + "`maxwell ps`" + `,
 ` + "`fund`, `kill` and `top`" + ` over the control socket (root, or --group).
+
+The daemon knows each caller from the kernel (SO_PEERCRED). Root may do
+anything; members of --group, or the users and groups of the --policy file,
+act on their own cells only, and their cells run as themselves, never as
+root. A process inside a cell may only read its own wallet. See
+docs/SECURITY.md.
 
 Only one daemon runs per control socket, and one per cgroup parent
 (--cgroup-parent): a second on either refuses to start. Stopping it (SIGINT,
@@ -59,14 +66,15 @@ is left frozen.`,
 			return daemon.Run(ctx, daemon.Options{
 				Economy: economy.Options{Config: cfg, Roots: a.roots(), CgroupRoot: a.cgroupRoot, CellParent: parent,
 					AgentSocket: agents, LedgerPath: ledgerPath, CPUs: cpuList},
-				ControlSocket: control, Group: group, MetricsAddr: metricsAddr, Log: log,
+				ControlSocket: control, Group: group, PolicyFile: policy, MetricsAddr: metricsAddr, Log: log,
 			})
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&control, "socket", api.DefaultSocket(), "control API socket")
 	f.StringVar(&agents, "agent-socket", "", "agent protocol socket (default: agent.sock beside the control socket)")
-	f.StringVar(&group, "group", "", "group allowed to use the sockets besides root")
+	f.StringVar(&group, "group", "", "group allowed to connect to the control socket besides root")
+	f.StringVar(&policy, "policy", access.DefaultPolicyPath, "who may spawn, with what limits (a missing file: root, and --group without limits)")
 	f.StringVar(&ledgerPath, "ledger", ledger.DefaultPath(), "ledger database")
 	f.StringVar(&metricsAddr, "metrics-addr", "", `serve Prometheus metrics on this TCP address, e.g. "127.0.0.1:9464"`)
 	f.StringVar(&cpus, "cpus", "", "CPUs to sell (default: every CPU Maxwell may use)")

@@ -22,8 +22,11 @@ is a budgeted agent: with --max-bid P the daemon bids P credits per slot for
 --units slots on its behalf every tick, so the wallet is an operator's hard
 spend cap, and the cell is killed when it runs out.
 
-The program runs in the current directory with the daemon's environment
-plus any --env; a command without a slash is looked up in the daemon's PATH.
+The program runs as you (root may name another user with --user, or the
+daemon's policy may name one), in the current directory, with a minimal
+environment (PATH, HOME, USER, LOGNAME) plus any --env and
+MAXWELL_AGENT_SOCKET; a command without a slash is looked up in the daemon's
+PATH.
 Flags end at the first argument that is not one, or at --:
 
   maxwell spawn --wallet 50000000 --max-bid 2000 --name crunch -- ./crunch -n 8`
@@ -89,6 +92,7 @@ func newSpawnCmd(a *app) *cobra.Command {
 	f.StringVar(&req.OCIRootfs, "oci", "", "run the program in an OCI container on this root filesystem")
 	f.StringArrayVar(&req.Env, "env", nil, "set an environment variable KEY=value (repeatable)")
 	f.StringVar(&req.Dir, "dir", "", "working directory (default: the current one)")
+	f.StringVar(&req.User, "user", "", "run the program as this user, a name or UID (default: you)")
 	f.BoolVar(&asJSON, "json", false, "print the new cell as JSON")
 	cmd.MarkFlagRequired("wallet")
 	return cmd

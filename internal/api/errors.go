@@ -12,6 +12,7 @@ type Code string
 // The error codes and the HTTP status each travels with.
 const (
 	CodeBadRequest  Code = "bad_request" // 400
+	CodeForbidden   Code = "forbidden"   // 403: the caller may not do this
 	CodeNotFound    Code = "not_found"   // 404
 	CodeExists      Code = "exists"      // 409
 	CodeConflict    Code = "conflict"    // 409: the cell's state forbids it (dead, …)
@@ -25,6 +26,7 @@ const (
 // them with errors.Is.
 var (
 	ErrBadRequest  = &Error{Code: CodeBadRequest, Message: "bad request"}
+	ErrForbidden   = &Error{Code: CodeForbidden, Message: "forbidden"}
 	ErrNotFound    = &Error{Code: CodeNotFound, Message: "no such cell"}
 	ErrExists      = &Error{Code: CodeExists, Message: "cell already exists"}
 	ErrConflict    = &Error{Code: CodeConflict, Message: "not possible in the cell's state"}
@@ -62,6 +64,8 @@ func (c Code) Status() int {
 	switch c {
 	case CodeBadRequest:
 		return http.StatusBadRequest
+	case CodeForbidden:
+		return http.StatusForbidden
 	case CodeNotFound:
 		return http.StatusNotFound
 	case CodeExists, CodeConflict:

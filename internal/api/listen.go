@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"net"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,16 +14,29 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/maxwellhq/maxwell/internal/identity"
 )
 
 // DefaultSocket returns the control socket's default path.
 func DefaultSocket() string { return "/run/maxwell/control.sock" }
 
-// Socket modes: root only, or root and a group.
+// Socket modes: root only, root and a group, or anyone.
 const (
-	ModeOwner fs.FileMode = 0o600
-	ModeGroup fs.FileMode = 0o660
+	ModeOwner  fs.FileMode = 0o600
+	ModeGroup  fs.FileMode = 0o660
+	ModeAnyone fs.FileMode = 0o666
 )
+
+// Access says who may connect to the control socket. The zero value is
+// root only (ModeOwner); Group adds a group (ModeGroup); Anyone lets every
+// local user connect (ModeAnyone), for a daemon whose policy, not the
+// socket file, decides what each caller may do. With both, the socket
+// belongs to Group and anyone may connect.
+type Access struct {
+	Group  string
+	Anyone bool
+}
 
 // Lockfile is the daemon's single-instance lock: an flock(2) on a file,
 // held until Release or the process's end.
@@ -75,10 +87,9 @@ func (l *Lockfile) Release() error {
 	return l.f.Close() // closing the last descriptor drops the flock
 }
 
-// Listen creates the control socket at path and listens on it. group ""
-// makes it root's only (mode 0600); otherwise the socket belongs to that
-// group (a name or a numeric GID) with mode 0660. The parent directory is
-// created if missing.
+// Listen creates the control socket at path and listens on it, with the
+// owner, group (a name or a numeric GID) and mode that a says. The parent
+// directory is created if missing.
 //
 // A socket file nobody answers on (left by a dead daemon) is replaced; a
 // live one gives an error wrapping ErrRunning, and a file that is not a
@@ -86,14 +97,17 @@ func (l *Lockfile) Release() error {
 // name, given its owner and mode, and only then linked to path, so no one
 // can connect through a socket with looser permissions. Closing the
 // listener removes the socket file if it is still this one.
-func Listen(path, group string) (net.Listener, error) {
+func Listen(path string, a Access) (net.Listener, error) {
 	mode, gid := ModeOwner, -1
-	if group != "" {
-		g, err := lookupGroup(group)
+	if a.Group != "" {
+		g, err := identity.LookupGroup(a.Group)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("api: socket group: %w", err)
 		}
 		mode, gid = ModeGroup, g
+	}
+	if a.Anyone {
+		mode = ModeAnyone
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("api: listen: %w", err)
@@ -181,26 +195,4 @@ func removeStale(path string) error {
 		return fmt.Errorf("api: remove stale socket %s: %w", path, err)
 	}
 	return nil
-}
-
-// lookupGroup resolves a group name or numeric GID.
-// LookupGroup resolves a socket group, a name or a numeric GID, to its GID.
-func LookupGroup(group string) (int, error) { return lookupGroup(group) }
-
-func lookupGroup(group string) (int, error) {
-	if gid, err := strconv.Atoi(group); err == nil {
-		if gid < 0 {
-			return 0, fmt.Errorf("api: group %q: negative GID", group)
-		}
-		return gid, nil
-	}
-	g, err := user.LookupGroup(group)
-	if err != nil {
-		return 0, fmt.Errorf("api: socket group: %w", err)
-	}
-	gid, err := strconv.Atoi(g.Gid)
-	if err != nil {
-		return 0, fmt.Errorf("api: group %q has GID %q: %w", group, g.Gid, err)
-	}
-	return gid, nil
 }

@@ -27,12 +27,15 @@ func TestListenPermissions(t *testing.T) {
 	named := otherGroup(t)
 	tests := []struct {
 		name, group string
+		anyone      bool
 		mode        fs.FileMode
 		gid         int
 	}{
-		{"root only", "", 0o600, os.Getgid()},
-		{"numeric group", "4242", 0o660, 4242},
-		{"named group", named.Name, 0o660, named.Gid},
+		{"root only", "", false, 0o600, os.Getgid()},
+		{"numeric group", "4242", false, 0o660, 4242},
+		{"named group", named.Name, false, 0o660, named.Gid},
+		{"anyone", "", true, 0o666, os.Getgid()},
+		{"anyone, owned by a group", "4242", true, 0o666, 4242},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -41,7 +44,7 @@ func TestListenPermissions(t *testing.T) {
 			}
 			dir := t.TempDir()
 			path := filepath.Join(dir, "sub", "control.sock")
-			ln, err := api.Listen(path, tt.group)
+			ln, err := api.Listen(path, api.Access{Group: tt.group, Anyone: tt.anyone})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -67,7 +70,7 @@ func TestListenPermissions(t *testing.T) {
 			}
 		})
 	}
-	if _, err := api.Listen(filepath.Join(t.TempDir(), "c.sock"), "no-such-group-maxwell"); err == nil || !strings.Contains(err.Error(), "no-such-group-maxwell") {
+	if _, err := api.Listen(filepath.Join(t.TempDir(), "c.sock"), api.Access{Group: "no-such-group-maxwell"}); err == nil || !strings.Contains(err.Error(), "no-such-group-maxwell") {
 		t.Errorf("unknown group: %v", err)
 	}
 }
@@ -132,7 +135,7 @@ func TestListenSocketInUse(t *testing.T) {
 	t.Run("stale socket is replaced", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "c.sock")
 		staleSocket(t, path)
-		ln, err := api.Listen(path, "")
+		ln, err := api.Listen(path, api.Access{})
 		if err != nil {
 			t.Fatalf("Listen over a stale socket: %v", err)
 		}
@@ -145,12 +148,12 @@ func TestListenSocketInUse(t *testing.T) {
 	})
 	t.Run("live socket is refused", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "c.sock")
-		ln, err := api.Listen(path, "")
+		ln, err := api.Listen(path, api.Access{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer ln.Close()
-		if _, err := api.Listen(path, ""); !errors.Is(err, api.ErrRunning) {
+		if _, err := api.Listen(path, api.Access{}); !errors.Is(err, api.ErrRunning) {
 			t.Errorf("second Listen = %v, want ErrRunning", err)
 		}
 		if _, err := os.Lstat(path); err != nil {
@@ -162,7 +165,7 @@ func TestListenSocketInUse(t *testing.T) {
 		if err := os.WriteFile(path, []byte("precious"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := api.Listen(path, ""); err == nil || !strings.Contains(err.Error(), "not a socket") {
+		if _, err := api.Listen(path, api.Access{}); err == nil || !strings.Contains(err.Error(), "not a socket") {
 			t.Errorf("Listen over a file = %v", err)
 		}
 		if b, _ := os.ReadFile(path); string(b) != "precious" {
@@ -171,7 +174,7 @@ func TestListenSocketInUse(t *testing.T) {
 	})
 	t.Run("close removes only its own socket", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "c.sock")
-		ln, err := api.Listen(path, "")
+		ln, err := api.Listen(path, api.Access{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -179,7 +182,7 @@ func TestListenSocketInUse(t *testing.T) {
 		if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("socket left after Close: %v", err)
 		}
-		ln2, err := api.Listen(path, "")
+		ln2, err := api.Listen(path, api.Access{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -255,7 +258,7 @@ func TestClientDaemonDies(t *testing.T) {
 func TestServeStopsOnCancel(t *testing.T) {
 	before := runtime.NumGoroutine()
 	path := filepath.Join(t.TempDir(), "c.sock")
-	ln, err := api.Listen(path, "")
+	ln, err := api.Listen(path, api.Access{})
 	if err != nil {
 		t.Fatal(err)
 	}

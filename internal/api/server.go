@@ -18,9 +18,12 @@ import (
 
 // Backend is what the control API controls: the daemon's engine. Errors
 // wrapping one of the package's sentinels (ErrNotFound, ErrExists,
-// ErrConflict, ErrUnsupported, ErrUnavailable, ErrBadRequest) are answered
-// with that code; any other error is an internal error. Every method must
-// return when ctx is done.
+// ErrConflict, ErrUnsupported, ErrUnavailable, ErrBadRequest, ErrForbidden)
+// are answered with that code; any other error is an internal error. Every
+// method must return when ctx is done. The Server puts the caller's kernel
+// credentials in every call's ctx (PeerOf); the Server itself authorizes
+// nothing beyond the socket's file mode: a Backend that must tell callers
+// apart (package access) reads them there.
 type Backend interface {
 	State(ctx context.Context) (State, error)
 	// Spawn starts a validated request's program in a new cell.
@@ -44,6 +47,9 @@ type Options struct {
 	Log *slog.Logger
 	// CallTimeout bounds each Backend call; 0 means 60 s.
 	CallTimeout time.Duration
+	// CellOf, if set, says at accept which cell a connecting process is
+	// in (Peer.Cell).
+	CellOf func(pid int) (string, bool)
 	// ShutdownTimeout bounds how long Serve waits for requests in flight
 	// once its context is done; 0 means 5 s.
 	ShutdownTimeout time.Duration
@@ -123,7 +129,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
-		ErrorLog:          slog.NewLogLogger(s.opts.Log.Handler(), slog.LevelDebug),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			p, err := connPeer(c)
+			if err != nil {
+				s.opts.Log.Debug("control connection without peer credentials", "err", err)
+				return ctx
+			}
+			if s.opts.CellOf != nil {
+				p.Cell, _ = s.opts.CellOf(p.PID)
+			}
+			return WithPeer(ctx, p)
+		},
+		ErrorLog: slog.NewLogLogger(s.opts.Log.Handler(), slog.LevelDebug),
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -316,7 +316,7 @@ func TestServerCallTimeout(t *testing.T) {
 	b := &apitest.Backend{Block: make(chan struct{})}
 	defer close(b.Block)
 	path := filepath.Join(t.TempDir(), "c.sock")
-	ln, err := api.Listen(path, "")
+	ln, err := api.Listen(path, api.Access{})
 	if err != nil {
 		t.Fatal(err)
 	}

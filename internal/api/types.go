@@ -114,8 +114,14 @@ type Cell struct {
 	PID int `json:"pid,omitempty"`
 	// Backend is how the cell is contained, e.g. "cgroup2", "hybrid",
 	// "cgroup1", "signal" or "oci".
-	Backend   string        `json:"backend"`
-	Argv      []string      `json:"argv,omitempty"`
+	Backend string   `json:"backend"`
+	Argv    []string `json:"argv,omitempty"`
+	// User is the user the cell's program runs as ("" for the daemon's
+	// own); OwnerUID is the user who asked for the cell, whose it is to
+	// fund, pause and kill (-1 for a cell the daemon adopted rather than
+	// spawned, e.g. a Kubernetes pod's).
+	User      string        `json:"user,omitempty"`
+	OwnerUID  int           `json:"owner_uid"`
 	Balance   units.Credits `json:"balance_credits"`
 	Endowment units.Credits `json:"endowment_credits"`
 	// TapRate is income in credits per second while the balance is
@@ -209,6 +215,14 @@ type SpawnRequest struct {
 	// OCIRootfs, if set, runs the program in an OCI container on this
 	// root filesystem.
 	OCIRootfs string `json:"oci_rootfs,omitempty"`
+	// User is who the program runs as: a user name or a numeric UID; ""
+	// means the daemon's own user (for a daemon serving its control API,
+	// package access decides it from the caller and the policy).
+	User string `json:"user,omitempty"`
+
+	// OwnerUID is the user the cell belongs to. It never travels: the
+	// daemon sets it from the caller's kernel credentials.
+	OwnerUID int `json:"-"`
 }
 
 // Limits on a SpawnRequest.
@@ -243,8 +257,8 @@ func (r *SpawnRequest) Validate() error {
 			return bad("env[%d] %q: want KEY=value", i, e)
 		}
 	}
-	if hasNUL(r.Dir) || hasNUL(r.OCIRootfs) {
-		return bad("dir and oci_rootfs must not hold a NUL byte")
+	if hasNUL(r.Dir) || hasNUL(r.OCIRootfs) || hasNUL(r.User) {
+		return bad("dir, oci_rootfs and user must not hold a NUL byte")
 	}
 	switch {
 	case r.Wallet < 0:

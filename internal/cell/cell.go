@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -25,15 +26,23 @@ type Spec struct {
 	// Name names the cell, and its cgroup: see ErrInvalidName.
 	Name string
 	// Path is the command, looked up in the host's PATH if it holds no
-	// slash.
+	// slash; a relative path with a slash is taken from Dir.
 	Path string
 	// Args are the command's arguments, not counting the command itself
 	// (as in exec.Command(Path, Args...)); argv[0] is Path.
 	Args []string
 	// Env is the command's environment; nil means the host's.
 	Env []string
-	// Dir is the command's working directory; "" means the host's.
+	// Dir is the command's working directory; "" means the host's. The
+	// shim enters it after taking on Credential, so a cell cannot start
+	// in a directory its user could not enter.
 	Dir string
+	// Credential, if set, is the user and groups the command runs as:
+	// the shim drops to them (setgroups, setgid, setuid) just before it
+	// execs the command, once it is in the cell's cgroups, so the command
+	// never runs with the manager's privileges. nil keeps the manager's.
+	// Groups nil means none: a user's supplementary groups must be given.
+	Credential *syscall.Credential
 	// CPUs pins the cell to these CPUs (cpuset where the layout has one,
 	// and sched_setaffinity of the first task in every case); empty
 	// means no pinning.
@@ -143,7 +152,12 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (Cell, error) {
 		return fail(fmt.Errorf("freezer %q (this host offers %v): %w", freezer, m.layout.Freezers, ErrFreezerUnavailable))
 	}
 	signalCell := freezer == FreezerSignal
-	path, err := exec.LookPath(spec.Path)
+	// A relative path with a slash is the user's, from their directory.
+	path := spec.Path
+	if strings.ContainsRune(path, '/') && !filepath.IsAbs(path) && spec.Dir != "" {
+		path = filepath.Join(spec.Dir, path)
+	}
+	path, err := exec.LookPath(path)
 	if err != nil {
 		return fail(err)
 	}
@@ -362,12 +376,11 @@ func (c *cell) start(ctx context.Context, spec Spec, path, cpus string) error {
 	defer statusR.Close()
 	childEnds = append(childEnds, statusW)
 
-	argv := append([]string{c.m.shim, shimArg, cpus, path, path}, spec.Args...)
+	argv := append([]string{c.m.shim, shimArg, cpus, formatCredential(spec.Credential), spec.Dir, path, path}, spec.Args...)
 	c.cmd = &exec.Cmd{
 		Path:        c.m.shim,
 		Args:        argv,
 		Env:         spec.Env,
-		Dir:         spec.Dir,
 		Stdout:      stdout,
 		Stderr:      stderr,
 		ExtraFiles:  []*os.File{readyR, statusW},

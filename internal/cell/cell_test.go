@@ -946,3 +946,63 @@ func TestOneManagerPerParent(t *testing.T) {
 	}
 	m3.Close()
 }
+
+// TestCredential: a cell with a Credential runs as that user and those
+// groups only (not the manager's root), enters its directory as that user,
+// and a relative command is taken from that directory; a directory the user
+// may not enter fails the start and leaves no cell.
+func TestCredential(t *testing.T) {
+	m := newManager(t, FreezerAuto)
+	ctx := testCtx(t)
+	open, err := os.MkdirTemp("", "mxcred-") // t.TempDir's parent is 0700
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(open) })
+	if err := os.Chmod(open, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(open, "whoami.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"$(id -u) $(id -g) $(id -G) $(pwd)\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	var c Cell
+	cred := &syscall.Credential{Uid: 65534, Gid: 65533, Groups: []uint32{65532}}
+	c, err = m.Start(ctx, Spec{Name: "nobody", Path: "./whoami.sh", Dir: open, Credential: cred, Stdout: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Wait(ctx); err != nil {
+		t.Fatalf("wait: %v", err)
+	}
+	c.Close()
+	if got, want := strings.TrimSpace(out.String()), "65534 65533 65533 65532 "+open; got != want {
+		t.Errorf("the cell saw %q, want %q", got, want)
+	}
+
+	private := t.TempDir() // 0700: nobody may not enter it
+	_, err = m.Start(ctx, Spec{Name: "locked-out", Path: "/bin/true", Dir: private, Credential: cred})
+	if err == nil || !strings.Contains(err.Error(), "working directory") {
+		t.Fatalf("start in a directory the user may not enter: %v, want a working directory error", err)
+	}
+	for _, d := range m.cellSet("locked-out").dirs() {
+		if cgroupfs.Exists(d) {
+			t.Errorf("the failed start left %s", d)
+		}
+	}
+}
+
+func TestCredentialFormat(t *testing.T) {
+	for _, c := range []*syscall.Credential{nil, {Uid: 1, Gid: 2, Groups: []uint32{}}, {Uid: 1000, Gid: 1000, Groups: []uint32{4, 27, 1000}}} {
+		got, err := parseCredential(formatCredential(c))
+		if err != nil || (c == nil) != (got == nil) || c != nil && (got.Uid != c.Uid || got.Gid != c.Gid || !slices.Equal(got.Groups, c.Groups)) {
+			t.Errorf("round trip of %+v: %+v, %v", c, got, err)
+		}
+	}
+	for _, bad := range []string{"1", "1:2", "x:2:", "1:2:3,y", "-1:2:", "1:2:3:4"} {
+		if _, err := parseCredential(bad); err == nil {
+			t.Errorf("parseCredential(%q) accepted it", bad)
+		}
+	}
+}

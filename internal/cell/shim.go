@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/maxwellhq/maxwell/internal/cpuset"
@@ -64,24 +66,31 @@ func RunShimIfRequested() {
 	}
 }
 
-// runShim is the shim's main. args are: cpu list ("" for none), path of
-// the command, then its argv (argv[0] first).
+// runShim is the shim's main. args are: cpu list ("" for none), the
+// credential (formatCredential; "" keeps the shim's), the working
+// directory ("" keeps the shim's), the path of the command, then its argv
+// (argv[0] first).
 func runShim(args []string) int {
 	// Affinity is per thread, and execve keeps the calling thread's: set
 	// it on the thread that will exec.
 	runtime.LockOSThread()
 	status := os.NewFile(shimStatusFD, "status")
 	ready := os.NewFile(shimReadyFD, "ready")
-	if status == nil || ready == nil || len(args) < 3 {
+	if status == nil || ready == nil || len(args) < 5 {
 		fmt.Fprintln(os.Stderr, "maxwell cell shim: bad invocation")
 		return shimExitUsage
 	}
+	cpuList, credArg, dir, path, argv := args[0], args[1], args[2], args[3], args[4:]
 	// Neither pipe may leak into the command.
 	unix.CloseOnExec(shimReadyFD)
 	unix.CloseOnExec(shimStatusFD)
 	fail := func(code int, format string, a ...any) int {
 		fmt.Fprintf(status, format, a...)
 		return code
+	}
+	cred, err := parseCredential(credArg)
+	if err != nil {
+		return fail(shimExitUsage, "credential: %v", err)
 	}
 
 	var b [1]byte
@@ -91,8 +100,8 @@ func runShim(args []string) int {
 	}
 	ready.Close()
 
-	if args[0] != "" {
-		cpus, err := cpuset.Parse(args[0])
+	if cpuList != "" {
+		cpus, err := cpuset.Parse(cpuList)
 		if err != nil {
 			return fail(shimExitUsage, "cpu list: %v", err)
 		}
@@ -101,9 +110,90 @@ func runShim(args []string) int {
 			set.Set(c)
 		}
 		if err := unix.SchedSetaffinity(0, &set); err != nil {
-			return fail(shimExitExec, "sched_setaffinity %s: %v", args[0], err)
+			return fail(shimExitExec, "sched_setaffinity %s: %v", cpuList, err)
 		}
 	}
-	err := syscall.Exec(args[1], args[2:], os.Environ())
-	return fail(shimExitExec, "exec %s: %v", args[1], err)
+	if cred != nil {
+		if err := dropTo(cred); err != nil {
+			return fail(shimExitExec, "%v", err)
+		}
+	}
+	if dir != "" {
+		if err := os.Chdir(dir); err != nil {
+			return fail(shimExitExec, "working directory: %v", err)
+		}
+	}
+	err = syscall.Exec(path, argv, os.Environ())
+	return fail(shimExitExec, "exec %s: %v", path, err)
+}
+
+// dropTo makes the process cred's user: groups first, then the GID, then
+// the UID, after which it can regain nothing (setuid away from root
+// clears every capability). Go applies each call to all of the process's
+// threads.
+func dropTo(cred *syscall.Credential) error {
+	groups := make([]int, len(cred.Groups))
+	for i, g := range cred.Groups {
+		groups[i] = int(g)
+	}
+	if err := syscall.Setgroups(groups); err != nil {
+		return fmt.Errorf("setgroups %v: %w", groups, err)
+	}
+	if err := syscall.Setgid(int(cred.Gid)); err != nil {
+		return fmt.Errorf("setgid %d: %w", cred.Gid, err)
+	}
+	if err := syscall.Setuid(int(cred.Uid)); err != nil {
+		return fmt.Errorf("setuid %d: %w", cred.Uid, err)
+	}
+	return nil
+}
+
+// formatCredential writes a credential as the shim reads it:
+// "UID:GID:G1,G2,…", or "" for none.
+func formatCredential(c *syscall.Credential) string {
+	if c == nil {
+		return ""
+	}
+	gs := make([]string, len(c.Groups))
+	for i, g := range c.Groups {
+		gs[i] = strconv.FormatUint(uint64(g), 10)
+	}
+	return fmt.Sprintf("%d:%d:%s", c.Uid, c.Gid, strings.Join(gs, ","))
+}
+
+// parseCredential reads what formatCredential wrote.
+func parseCredential(s string) (*syscall.Credential, error) {
+	if s == "" {
+		return nil, nil
+	}
+	f := strings.Split(s, ":")
+	if len(f) != 3 {
+		return nil, fmt.Errorf("%q: want UID:GID:GROUPS", s)
+	}
+	id := func(v string) (uint32, error) {
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil {
+			return 0, fmt.Errorf("%q: %w", v, err)
+		}
+		return uint32(n), nil
+	}
+	uid, err := id(f[0])
+	if err != nil {
+		return nil, err
+	}
+	gid, err := id(f[1])
+	if err != nil {
+		return nil, err
+	}
+	c := &syscall.Credential{Uid: uid, Gid: gid, Groups: []uint32{}}
+	if f[2] != "" {
+		for _, g := range strings.Split(f[2], ",") {
+			n, err := id(g)
+			if err != nil {
+				return nil, err
+			}
+			c.Groups = append(c.Groups, n)
+		}
+	}
+	return c, nil
 }

@@ -22,8 +22,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/maxwellhq/maxwell/internal/access"
 	"github.com/maxwellhq/maxwell/internal/api"
 	"github.com/maxwellhq/maxwell/internal/economy"
+	"github.com/maxwellhq/maxwell/internal/identity"
 	"github.com/maxwellhq/maxwell/internal/metrics"
 )
 
@@ -33,8 +35,13 @@ type Options struct {
 	Economy economy.Options
 	// ControlSocket serves the control API.
 	ControlSocket string
-	// Group, if set, may use the control socket besides root.
+	// Group, if set, may connect to the control socket besides root;
+	// what its members may do there is the policy's.
 	Group string
+	// PolicyFile is the access policy (package access); "" or a missing
+	// file means none: root may do anything, and Group's members may
+	// spawn and act on their own cells, as themselves, without limits.
+	PolicyFile string
 	// MetricsAddr, if set, serves Prometheus metrics over TCP.
 	MetricsAddr string
 	Log         *slog.Logger
@@ -43,7 +50,8 @@ type Options struct {
 }
 
 // Run runs a daemon until ctx ends. Every check that can fail at start —
-// the socket group, the single-daemon lock, the metrics address — runs
+// the socket group, the policy, the single-daemon lock, the metrics
+// address — runs
 // before anything is created; if one fails, nothing is left behind.
 func Run(ctx context.Context, opts Options) error {
 	if opts.Log == nil {
@@ -52,11 +60,18 @@ func Run(ctx context.Context, opts Options) error {
 	opts.Economy.Log = opts.Log
 	opts.Economy.SocketGID = -1
 	if opts.Group != "" {
-		gid, err := api.LookupGroup(opts.Group)
+		gid, err := identity.LookupGroup(opts.Group)
 		if err != nil {
 			return err
 		}
 		opts.Economy.SocketGID = gid
+	}
+	policy := access.Default(opts.Economy.SocketGID)
+	if opts.PolicyFile != "" {
+		var err error
+		if policy, err = access.Load(opts.PolicyFile, opts.Economy.SocketGID); err != nil {
+			return err
+		}
 	}
 	lock, err := api.Lock(opts.ControlSocket)
 	if err != nil {
@@ -74,7 +89,8 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	ctl, err := api.Listen(opts.ControlSocket, opts.Group)
+	// With a policy of rules, anyone may connect and the policy decides.
+	ctl, err := api.Listen(opts.ControlSocket, api.Access{Group: opts.Group, Anyone: policy.Delegates()})
 	if err != nil {
 		return errors.Join(err, econ.Close())
 	}
@@ -94,7 +110,10 @@ func Run(ctx context.Context, opts Options) error {
 		}()
 	}
 	run("economy", func() error { return econ.Run(ctx) })
-	run("control API", func() error { return api.NewServer(econ, api.Options{Log: opts.Log}).Serve(ctx, ctl) })
+	ctlBackend := access.New(econ, policy, opts.Log)
+	run("control API", func() error {
+		return api.NewServer(ctlBackend, api.Options{Log: opts.Log, CellOf: econ.CellForPID}).Serve(ctx, ctl)
+	})
 	if ln != nil {
 		srv := &http.Server{Handler: metrics.Handler(econ.State), ReadHeaderTimeout: 10 * time.Second}
 		run("metrics", func() error {
@@ -106,7 +125,7 @@ func Run(ctx context.Context, opts Options) error {
 		})
 	}
 	opts.Log.Info("daemon ready", "control", opts.ControlSocket, "agents", opts.Economy.AgentSocket,
-		"ledger", opts.Economy.LedgerPath, "cpus", opts.Economy.CPUs)
+		"ledger", opts.Economy.LedgerPath, "cpus", opts.Economy.CPUs, "policy", policy.Describe())
 	if opts.Ready != nil {
 		opts.Ready()
 	}

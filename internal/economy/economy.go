@@ -57,8 +57,10 @@ type Options struct {
 	CellParent string
 	// AgentSocket is where agents connect (the agent protocol).
 	AgentSocket string
-	// SocketGID, if positive, is the group the agent socket belongs to
-	// (mode 0660); otherwise it is root's alone.
+	// SocketGID, if positive, is the group the agent socket belongs to.
+	// The socket's mode is 0666 either way: cells run as the users who
+	// asked for them, and the hub, not the file, tells a cell's process
+	// from a stranger.
 	SocketGID int
 	// LedgerPath is the ledger database; its directory is created.
 	LedgerPath string
@@ -115,8 +117,12 @@ type Economy struct {
 
 // managed is what the economy keeps about one cell.
 type managed struct {
-	c        cell.Cell
-	argv     []string
+	c    cell.Cell
+	argv []string
+	// user is who the program runs as; owner the UID of who asked for
+	// the cell.
+	user     string
+	owner    int
 	standing bool
 	logFile  *os.File
 	acct     cellAccount
@@ -226,8 +232,11 @@ func (e *Economy) open(ctx context.Context) error {
 		return fmt.Errorf("economy: agent socket directory: %w", err)
 	}
 	if e.hub, err = hub.Listen(o.AgentSocket, e, hub.Options{
-		Now:     e.clock.Now,
-		OnEvent: e.agentEvent,
+		Clock: e.clock,
+		// Cells run as whichever users asked for them: anyone may
+		// connect, and the hub refuses at once a peer in no cell.
+		SocketMode: 0o666,
+		OnEvent:    e.agentEvent,
 		// A cell the economy has frozen cannot talk: it must not lose its
 		// connection for its silence. Hung peers still cannot block the
 		// host: every write and the handshake keep their deadlines.

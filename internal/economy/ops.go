@@ -7,12 +7,14 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 
 	"github.com/maxwellhq/maxwell/internal/api"
 	"github.com/maxwellhq/maxwell/internal/cell"
 	"github.com/maxwellhq/maxwell/internal/cell/oci"
 	"github.com/maxwellhq/maxwell/internal/engine"
 	"github.com/maxwellhq/maxwell/internal/event"
+	"github.com/maxwellhq/maxwell/internal/identity"
 	"github.com/maxwellhq/maxwell/internal/ledger"
 	"github.com/maxwellhq/maxwell/internal/life"
 	"github.com/maxwellhq/maxwell/internal/units"
@@ -65,7 +67,15 @@ func (e *Economy) Spawn(ctx context.Context, req api.SpawnRequest) (api.CellInfo
 	var starter interface {
 		Start(context.Context, cell.Spec) (cell.Cell, error)
 	} = e.mgr
-	env := append(os.Environ(), req.Env...)
+	var cred *syscall.Credential
+	who, err := e.runAs(req.User)
+	if err != nil {
+		return api.CellInfo{}, err
+	}
+	if req.User != "" {
+		cred = who.Credential()
+	}
+	env := append(CellEnv(who), req.Env...)
 	env = append(env, "MAXWELL_AGENT_SOCKET="+e.opts.AgentSocket)
 	if req.OCIRootfs != "" {
 		m, err := e.ociManager(ctx, req.OCIRootfs)
@@ -77,7 +87,7 @@ func (e *Economy) Spawn(ctx context.Context, req api.SpawnRequest) (api.CellInfo
 		// socket where its directory is mounted.
 		env = append(append(oci.DefaultEnv(), req.Env...), "MAXWELL_AGENT_SOCKET="+filepath.Join(OCISocketDir, filepath.Base(e.opts.AgentSocket)))
 	}
-	spec := cell.Spec{Name: name, Path: req.Argv[0], Args: req.Argv[1:], Env: env, Dir: req.Dir, CPUs: cpus}
+	spec := cell.Spec{Name: name, Path: req.Argv[0], Args: req.Argv[1:], Env: env, Dir: req.Dir, CPUs: cpus, Credential: cred}
 	var logFile *os.File
 	if e.opts.LogDir != "" {
 		if logFile, err = os.OpenFile(filepath.Join(e.opts.LogDir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640); err != nil {
@@ -117,7 +127,10 @@ func (e *Economy) Spawn(ctx context.Context, req api.SpawnRequest) (api.CellInfo
 		standing = &engine.Bid{Price: req.MaxBid, Units: max(req.Units, 1)}
 	}
 	e.mu.Lock()
-	e.cells[name] = &managed{c: c, argv: req.Argv, standing: standing != nil, logFile: logFile}
+	e.cells[name] = &managed{c: c, argv: req.Argv, user: who.Name, owner: req.OwnerUID, standing: standing != nil, logFile: logFile}
+	if who.Name == "" {
+		e.cells[name].user = strconv.Itoa(who.UID)
+	}
 	e.order = append(e.order, name)
 	e.mu.Unlock()
 	if err := e.driver.Admit(ctx, name, c, w, standing); err != nil {
@@ -126,8 +139,48 @@ func (e *Economy) Spawn(ctx context.Context, req api.SpawnRequest) (api.CellInfo
 		e.ledger.CloseWallet(context.WithoutCancel(ctx), "abort/cell:"+name, 0, name)
 		return api.CellInfo{}, apiError(err)
 	}
-	e.note(event.Event{Kind: event.Spawned, Cell: name, Detail: fmt.Sprintf("pid %d, backend %s, wallet %d credits", c.PID(), c.Backend(), req.Wallet)})
+	e.note(event.Event{Kind: event.Spawned, Cell: name, Detail: fmt.Sprintf("pid %d, backend %s, as %s, wallet %d credits", c.PID(), c.Backend(), who, req.Wallet)})
 	return api.CellInfo{Name: name, PID: c.PID(), Backend: c.Backend()}, nil
+}
+
+// CellPath is the PATH a cell's program gets unless its request sets one.
+const CellPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// CellEnv is the environment every cell starts from, before its request's
+// own variables: PATH, and HOME, USER and LOGNAME of the user it runs as.
+// Nothing of the daemon's own environment leaks into a cell.
+func CellEnv(who identity.Identity) []string {
+	home := who.Home
+	if home == "" {
+		home = "/"
+	}
+	env := []string{"PATH=" + CellPath, "HOME=" + home}
+	if who.Name != "" {
+		env = append(env, "USER="+who.Name, "LOGNAME="+who.Name)
+	}
+	return env
+}
+
+// runAs resolves the user a request's cell runs as: its User, or the
+// daemon's own user. A daemon that is not root can run cells only as
+// itself.
+func (e *Economy) runAs(user string) (identity.Identity, error) {
+	self := os.Geteuid()
+	if user == "" {
+		id, err := identity.LookupUID(self)
+		if err != nil {
+			return identity.Identity{}, fmt.Errorf("economy: the daemon's own user: %w", err)
+		}
+		return id, nil
+	}
+	id, err := identity.Lookup(user)
+	if err != nil {
+		return identity.Identity{}, fmt.Errorf("%w: %v", api.ErrBadRequest, err)
+	}
+	if self != 0 && id.UID != self {
+		return identity.Identity{}, fmt.Errorf("%w: this daemon runs as uid %d, not root: it cannot run cells as %s", api.ErrForbidden, self, id)
+	}
+	return id, nil
 }
 
 // reserveName checks a requested name, or makes one, and holds it until

@@ -168,7 +168,7 @@ func (e *Economy) State(ctx context.Context) (api.State, error) {
 		r := m.acct.report
 		w := wallets[name]
 		row := api.Cell{
-			Name: name, State: w.st, PID: m.c.PID(), Backend: m.c.Backend(), Argv: m.argv,
+			Name: name, State: w.st, PID: m.c.PID(), Backend: m.c.Backend(), Argv: m.argv, User: m.user, OwnerUID: m.owner,
 			Balance: w.w.Balance, Endowment: w.w.Endowment, TapRate: w.w.TapRate, TapCap: w.w.TapCap,
 			Payment: r.Payment, Paid: r.PaidTotal, Tax: r.TaxTotal, BidPrice: r.BidPrice, BidUnits: r.BidUnits, Won: r.Won,
 			FreedBytes: m.acct.freed, Energy: m.acct.energy.Joules(), EnergyEstimated: en.Estimated(),

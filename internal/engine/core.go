@@ -565,36 +565,47 @@ func (c *Core) charge(cs *cellState, ci CellInput, dt time.Duration) charge {
 // clear runs the tick's auction: every living cell with money bids its
 // units. Equal bids are ranked by a cell order that rotates with the tick,
 // so that ties go to each cell in turn (and a replay, given the tick,
-// ranks them the same). It returns each cell's slots and what they cost at
-// full use.
+// ranks them the same). Startup bids (AtReserve) are served first, one slot
+// each at the reserve, in that order: a newcomer frozen since admission
+// cannot bid until it has run, so it must not have to outbid anyone to
+// run at all. The auction sells the slots left. It returns each cell's
+// slots and what they cost at full use.
 func (c *Core) clear(d *Decision, inputs map[string]CellInput) (won []int, price []units.Credits, err error) {
 	n := len(c.order)
 	rot := 0
 	if n > 0 {
 		rot = int(d.Tick % uint64(n))
 	}
+	won = make([]int, n)
+	price = make([]units.Credits, n)
 	c.bids = c.bids[:0]
-	for i, name := range c.order {
+	startups := 0
+	for k := range n {
+		i := (k + rot) % n // in rank order
+		name := c.order[i]
 		cs := d.next[name]
 		b := inputs[name].Bid
-		if b.AtReserve {
-			b.Price = d.Reserve
-		}
 		if cs.state == life.Dead || cs.state == life.Hibernating || b.Units <= 0 || b.Price < 0 || cs.wallet.Balance <= 0 {
 			continue
 		}
-		rank := (i - rot + n) % n
+		if b.AtReserve {
+			if startups < len(c.slots) {
+				startups++
+				won[i], price[i] = 1, d.Reserve
+				d.Revenue += d.Reserve
+			}
+			continue
+		}
 		for u := range min(b.Units, MaxUnits, c.cfg.Slots) {
-			c.bids = append(c.bids, market.Bid{Bidder: rank*MaxUnits + u, Price: b.Price})
+			c.bids = append(c.bids, market.Bid{Bidder: k*MaxUnits + u, Price: b.Price})
 		}
 	}
-	res, err := c.auction.Clear(c.slots, c.bids, d.Reserve)
+	res, err := c.auction.Clear(c.slots[startups:], c.bids, d.Reserve)
 	if err != nil {
 		return nil, nil, fmt.Errorf("auction: %w", err)
 	}
-	d.Clearing, d.Revenue = res.ClearingPrice, res.Revenue
-	won = make([]int, n)
-	price = make([]units.Credits, n)
+	d.Clearing = res.ClearingPrice
+	d.Revenue += res.Revenue
 	for _, a := range res.Allocations {
 		i := (a.Bidder/MaxUnits + rot) % n
 		won[i]++

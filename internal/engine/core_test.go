@@ -529,3 +529,61 @@ func mustCore(t *testing.T, cfg Config) *Core {
 	}
 	return c
 }
+
+// TestNewcomerRunsWhenOutbid: a startup bid is served before the auction,
+// so a newcomer runs (and can then bid for itself) on a host whose every
+// slot an incumbent outbids it for; with more newcomers than slots they
+// take turns.
+func TestNewcomerRunsWhenOutbid(t *testing.T) {
+	c, err := NewCore(testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"incumbent", "new1", "new2", "new3"} {
+		if err := c.Admit(n, Wallet{Balance: 1e12, Endowment: 1e12}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slots := testConfig().Slots
+	d, err := c.Decide(input(1, 40,
+		CellInput{Name: "incumbent", Bid: Bid{Price: 100 * slotE, Units: slots}},
+		CellInput{Name: "new1", Bid: Bid{Units: 1, AtReserve: true}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := reportOf(d, "new1"); r.Won != 1 {
+		t.Errorf("the newcomer won %d slots against an incumbent bidding for all %d, want its startup slot", r.Won, slots)
+	}
+	if r := reportOf(d, "incumbent"); r.Won != slots-1 {
+		t.Errorf("the incumbent won %d, want the %d left", r.Won, slots-1)
+	}
+	c.Commit(d)
+	wins := map[string]int{}
+	const ticks = 60
+	for tick := uint64(2); tick < 2+ticks; tick++ {
+		var in []CellInput
+		for _, n := range []string{"new1", "new2", "new3"} {
+			in = append(in, CellInput{Name: n, Bid: Bid{Units: 1, AtReserve: true}})
+		}
+		in = append(in, CellInput{Name: "incumbent", Bid: Bid{Price: 100 * slotE, Units: slots}})
+		d, err := c.Decide(input(tick, 40, in...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		total := 0
+		for _, r := range d.Cells {
+			total += r.Won
+			wins[r.Name] += r.Won
+		}
+		if total > slots {
+			t.Fatalf("tick %d sold %d slots of %d", tick, total, slots)
+		}
+		c.Commit(d)
+	}
+	for _, n := range []string{"new1", "new2", "new3"} {
+		if wins[n] == 0 {
+			t.Errorf("%s never ran: %v", n, wins)
+		}
+	}
+	t.Logf("slots won over %d ticks: %v", ticks, wins)
+}

@@ -26,6 +26,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"net"
 	"slices"
@@ -74,6 +75,11 @@ type Options struct {
 
 	// Now stamps reports and events. Default Clock.Now.
 	Now func() time.Time
+
+	// SocketMode is the permission Listen gives the socket file; 0 means
+	// SocketMode. A host whose cells run as many users needs 0666: the
+	// peer's cell, checked at accept, is the boundary, not the file.
+	SocketMode fs.FileMode
 
 	// OnEvent, if set, receives connection, disconnection and error events.
 	// It is called from many goroutines at once and must not block.

@@ -19,7 +19,8 @@ const SocketMode fs.FileMode = 0o660
 // path, or the path is taken by something that is not a socket.
 var ErrInUse = errors.New("hub: socket path in use")
 
-// Listen creates a Unix stream socket file at path with mode SocketMode and
+// Listen creates a Unix stream socket file at path with mode
+// opts.SocketMode (default SocketMode) and
 // returns a Hub serving it. A socket file left by a dead host (nobody
 // accepts connections on it) is replaced; a live one, or a file that is not
 // a socket, gives ErrInUse. Serve removes the file when it returns.
@@ -45,7 +46,11 @@ func Listen(path string, r Resolver, opts Options) (*Hub, error) {
 		os.Remove(tmp)
 		return nil, fmt.Errorf("hub: listen %s: %w", path, err)
 	}
-	if err := os.Chmod(tmp, SocketMode); err != nil {
+	mode := opts.SocketMode
+	if mode == 0 {
+		mode = SocketMode
+	}
+	if err := os.Chmod(tmp, mode); err != nil {
 		return fail(err)
 	}
 	if err := os.Link(tmp, path); err != nil {

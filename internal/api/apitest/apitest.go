@@ -60,7 +60,7 @@ func (f *Backend) SetCells(cells ...api.Cell) {
 func Serve(t testing.TB, b api.Backend) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "control.sock")
-	ln, err := api.Listen(path, "")
+	ln, err := api.Listen(path, api.Access{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -22,7 +23,7 @@ var containerCaps = []string{
 }
 
 // runtimeSpec returns the OCI runtime configuration of a cell: spec's
-// command in rootfs (read-only), in new PID, mount, IPC, UTS (and, unless
+// command, as spec.Credential's user if set, in rootfs (read-only), in new PID, mount, IPC, UTS (and, unless
 // hostNet, network) namespaces, with its cgroups at /<parent>/<name>.
 func runtimeSpec(spec cell.Spec, rootfs, parent string, mounts []Mount, hostNet bool) (*specs.Spec, error) {
 	env := spec.Env
@@ -81,6 +82,14 @@ func runtimeSpec(spec cell.Spec, rootfs, parent string, mounts []Mount, hostNet 
 				"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
 			},
 		},
+	}
+	if c := spec.Credential; c != nil {
+		s.Process.User = specs.User{UID: c.Uid, GID: c.Gid, AdditionalGids: slices.Clone(c.Groups)}
+		if c.Uid != 0 {
+			// A user's process keeps no capability, as outside a
+			// container.
+			s.Process.Capabilities = &specs.LinuxCapabilities{}
+		}
 	}
 	if !hostNet {
 		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace})

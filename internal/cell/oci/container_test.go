@@ -445,3 +445,31 @@ func primePi(n uint64) uint64 {
 	}
 	return count
 }
+
+// TestContainerCredential: a container cell with a Credential runs as that
+// user and groups, with no capability left.
+func TestContainerCredential(t *testing.T) {
+	m := newTestManager(t)
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := m.Start(ctx, cell.Spec{
+		Name:       "as-user",
+		Path:       "/bin/sh",
+		Args:       []string{"-c", "echo $(id -u) $(id -g) $(id -G); grep CapEff /proc/self/status"},
+		Credential: &syscall.Credential{Uid: 1234, Gid: 2345, Groups: []uint32{3456}},
+		Stdout:     &out,
+	})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	defer c.Close()
+	if err := c.Wait(ctx); err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	c.Close()
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || lines[0] != "1234 2345 2345 3456" || strings.Fields(lines[1])[len(strings.Fields(lines[1]))-1] != "0000000000000000" {
+		t.Errorf("the container saw %q, want uid 1234, gid 2345, groups 2345 3456 and no capability", out.String())
+	}
+}
