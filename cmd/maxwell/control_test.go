@@ -149,6 +149,8 @@ func TestControlCommandErrors(t *testing.T) {
 		{"fund nobody", []string{"fund", "--socket", sock, "nobody", "5"}, api.ErrNotFound, "fund nobody: no such cell"},
 		{"fund zero", []string{"fund", "--socket", sock, "dup", "0"}, nil, "want a positive whole number"},
 		{"fund words", []string{"fund", "--socket", sock, "dup", "lots"}, nil, `credits "lots"`},
+		{"fund negative", []string{"fund", "--socket", sock, "dup", "-5"}, nil, "fund: credits -5: want a positive whole number"},
+		{"kill no name", []string{"kill", "--socket", sock, ""}, api.ErrBadRequest, `cell name ""`},
 		{"kill nobody", []string{"kill", "--socket", sock, "nobody"}, api.ErrNotFound, "kill nobody"},
 	}
 	for _, tt := range tests {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -39,5 +40,15 @@ balance is no longer negative.`,
 		},
 	}
 	sock = socketFlag(cmd)
+	// "fund NAME -5" reaches the flag parser as the flag -5.
+	// pflag says "unknown shorthand flag: '5' in -5".
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		if _, arg, ok := strings.Cut(err.Error(), "' in "); ok {
+			if n, perr := strconv.ParseInt(arg, 10, 64); perr == nil && n < 0 {
+				return fmt.Errorf("fund: credits %s: want a positive whole number", arg)
+			}
+		}
+		return err
+	})
 	return cmd
 }

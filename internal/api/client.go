@@ -110,21 +110,33 @@ func (c *Client) Spawn(ctx context.Context, req SpawnRequest) (CellInfo, error) 
 
 // Fund adds credits to a cell's wallet.
 func (c *Client) Fund(ctx context.Context, name string, credits units.Credits) error {
+	if err := ValidName(name); err != nil {
+		return err
+	}
 	return c.do(ctx, c.timeout(), http.MethodPost, cellPath(name, "fund"), FundRequest{Credits: credits}, nil)
 }
 
 // Kill kills a cell and closes its wallet.
 func (c *Client) Kill(ctx context.Context, name string) error {
+	if err := ValidName(name); err != nil {
+		return err
+	}
 	return c.do(ctx, c.timeout(), http.MethodPost, cellPath(name, "kill"), nil, nil)
 }
 
 // Pause freezes a cell.
 func (c *Client) Pause(ctx context.Context, name string) error {
+	if err := ValidName(name); err != nil {
+		return err
+	}
 	return c.do(ctx, c.timeout(), http.MethodPost, cellPath(name, "pause"), nil, nil)
 }
 
 // Resume thaws a cell the operator paused.
 func (c *Client) Resume(ctx context.Context, name string) error {
+	if err := ValidName(name); err != nil {
+		return err
+	}
 	return c.do(ctx, c.timeout(), http.MethodPost, cellPath(name, "resume"), nil, nil)
 }
 

@@ -48,9 +48,22 @@ var (
 type Error struct {
 	Code    Code   `json:"code"`
 	Message string `json:"error"`
+	// err is the error it classifies, for errors.Is and errors.As in
+	// the daemon (see Classify); it does not travel.
+	err error
 }
 
 func (e *Error) Error() string { return e.Message }
+
+// Unwrap returns the error Classify classified, if any.
+func (e *Error) Unwrap() error { return e.err }
+
+// Classify gives err the code of sentinel (one of the Err… *Error
+// values) without adding the sentinel's words to its message: "no such
+// cell: x", not "no such cell: no such cell: x". err stays in the chain.
+func Classify(sentinel *Error, err error) error {
+	return &Error{Code: sentinel.Code, Message: err.Error(), err: err}
+}
 
 // Is reports whether target is an *Error with the same Code, so that every
 // error of a code matches that code's sentinel.

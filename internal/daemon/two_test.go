@@ -101,3 +101,47 @@ func TestFailedStartLeavesNothing(t *testing.T) {
 		t.Errorf("a failed start left %v behind", names)
 	}
 }
+
+// TestConcurrentSpawnsGetNames: spawns of one program at once, without
+// names, all succeed, each under a name of its own.
+func TestConcurrentSpawnsGetNames(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for cgroups")
+	}
+	r := start(t, t.TempDir())
+	defer r.stop(t)
+	const n = 8
+	names := make(chan string, n)
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			c, err := api.Dial(r.opts.ControlSocket)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			info, err := c.Spawn(context.Background(), api.SpawnRequest{Argv: []string{"/bin/sleep", "300"}, Wallet: 1_000_000, MaxBid: 1, Units: 1})
+			if err != nil {
+				errs <- err
+				return
+			}
+			names <- info.Name
+		}()
+	}
+	seen := map[string]bool{}
+	for range n {
+		select {
+		case name := <-names:
+			if seen[name] {
+				t.Errorf("two cells named %s", name)
+			}
+			seen[name] = true
+		case err := <-errs:
+			t.Errorf("a concurrent spawn failed: %v", err)
+		case <-time.After(30 * time.Second):
+			t.Fatal("spawns did not return in 30 s")
+		}
+	}
+	t.Logf("names: %v", seen)
+}

@@ -415,5 +415,10 @@ func (e *Economy) agentEvent(h hub.Event) {
 	if !ok {
 		return
 	}
-	e.note(event.Event{Kind: k, Cell: h.Cell, Detail: h.Detail})
+	detail := h.Detail
+	if h.Count > 1 {
+		// A summary of a flood: the hub held the others back.
+		detail = fmt.Sprintf("%s (%d times in %v)", detail, h.Count, hub.EventWindow)
+	}
+	e.note(event.Event{Kind: k, Cell: h.Cell, Detail: detail})
 }

@@ -2,10 +2,13 @@ package economy
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/maxwellhq/maxwell/internal/api"
 	"github.com/maxwellhq/maxwell/internal/config"
 	"github.com/maxwellhq/maxwell/internal/engine"
 	"github.com/maxwellhq/maxwell/internal/ledger"
@@ -92,6 +95,26 @@ func TestLedgerPostsATick(t *testing.T) {
 		}
 		if acct.Balance != want {
 			t.Errorf("%s: ledger balance %d, engine %d (%s)", name, acct.Balance, w.Balance, st)
+		}
+	}
+}
+
+// TestAPIErrorSaysItOnce: the engine's and the ledger's errors keep their
+// own words and gain the API's code, without the code's words twice ("no
+// such cell: no such cell: x").
+func TestAPIErrorSaysItOnce(t *testing.T) {
+	for _, tt := range []struct {
+		err  error
+		code *api.Error
+	}{
+		{fmt.Errorf("%w: x", engine.ErrUnknown), api.ErrNotFound},
+		{fmt.Errorf("%w: x", engine.ErrDead), api.ErrConflict},
+		{fmt.Errorf("%w: x", engine.ErrBadAmount), api.ErrBadRequest},
+		{fmt.Errorf("%w: x", ledger.ErrFull), api.ErrUnavailable},
+	} {
+		got := apiError(tt.err)
+		if !errors.Is(got, tt.code) || !errors.Is(got, tt.err) || got.Error() != tt.err.Error() {
+			t.Errorf("apiError(%q) = %q (is %v: %t)", tt.err, got, tt.code.Code, errors.Is(got, tt.code))
 		}
 	}
 }

@@ -33,13 +33,13 @@ func apiError(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, engine.ErrUnknown):
-		return fmt.Errorf("%w: %v", api.ErrNotFound, err)
+		return api.Classify(api.ErrNotFound, err)
 	case errors.Is(err, engine.ErrDead), errors.Is(err, cell.ErrExited), errors.Is(err, ledger.ErrClosed):
-		return fmt.Errorf("%w: %v", api.ErrConflict, err)
+		return api.Classify(api.ErrConflict, err)
 	case errors.Is(err, engine.ErrBadAmount), errors.Is(err, ledger.ErrInvalid):
-		return fmt.Errorf("%w: %v", api.ErrBadRequest, err)
+		return api.Classify(api.ErrBadRequest, err)
 	case errors.Is(err, ledger.ErrFull), errors.Is(err, ledger.ErrReadOnly):
-		return fmt.Errorf("%w: %v", api.ErrUnavailable, err)
+		return api.Classify(api.ErrUnavailable, err)
 	}
 	return err
 }
