@@ -177,3 +177,21 @@ func TestBenchPauseJSON(t *testing.T) {
 		t.Errorf("backends measured: %v", backends)
 	}
 }
+
+// TestBenchLandauerTiming: --timing picks the clock by name, and the report
+// says which one timed the loops; an unknown name is refused.
+func TestBenchLandauerTiming(t *testing.T) {
+	if _, _, err := run(t, "bench", "landauer", "--timing", "nope"); err == nil || !strings.Contains(err.Error(), "want thread_cpu or wall") {
+		t.Errorf("--timing nope: %v", err)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("the meter needs root")
+	}
+	stdout, stderr, err := run(t, "bench", "landauer", "--timing", "wall", "--runs", "1", "--calls", "2000", "--churn-steps", "1", "--attach", "tracepoint", "--json")
+	if err != nil {
+		t.Fatalf("bench landauer: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(stdout, `"timing": "wall"`) && !strings.Contains(stdout, `"timing":"wall"`) {
+		t.Errorf("the JSON report does not say the wall clock timed it:\n%s", stdout)
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -67,6 +68,28 @@ microseconds. Needs root for the cgroup freezers.`,
 	return cmd
 }
 
+// timingFlag is --timing: a meter.Timing by name.
+type timingFlag struct{ t *meter.Timing }
+
+func (f timingFlag) String() string {
+	if f.t == nil {
+		return meter.TimingThreadCPU.String()
+	}
+	return f.t.String()
+}
+
+func (f timingFlag) Set(s string) error {
+	for _, t := range []meter.Timing{meter.TimingThreadCPU, meter.TimingWall} {
+		if s == t.String() {
+			*f.t = t
+			return nil
+		}
+	}
+	return fmt.Errorf("want thread_cpu or wall")
+}
+
+func (timingFlag) Type() string { return "timing" }
+
 // newBenchLandauerCmd builds `maxwell bench landauer`, which measures what
 // the Landauer meter costs, or meters one cgroup for a while.
 func newBenchLandauerCmd(a *app) *cobra.Command {
@@ -81,12 +104,17 @@ func newBenchLandauerCmd(a *app) *cobra.Command {
 		Short: "Measure the cost of the Landauer meter, or meter one cgroup with --watch",
 		Long: `Measure what the Landauer meter (the eBPF program that counts the memory
 cells free) costs: for each attachment (fentry, per-syscall tracepoints,
-tp_btf/sys_enter), --runs times, time tight loops of --calls syscalls
-without and then with the meter attached: a metered call (madvise of one
-page with MADV_DONTNEED, from a watched cgroup), an unrelated syscall
-(getppid), and the Miner's churn step (map 4 MiB, write every page, free
-it). Prints the median and spread of the paired differences. Needs root;
-the process moves into a cgroup2 directory of its own while it runs.
+tp_btf/sys_enter), time tight loops of --calls syscalls in 2×--runs+1
+runs that alternate without and with the meter attached (ABAB…A): a
+metered call (madvise of one page with MADV_DONTNEED, from a watched
+cgroup), an unrelated syscall (getppid), and the Miner's churn step (map
+4 MiB, write every page, free it). Each run with the meter is paired with
+the mean of its neighbours without; it prints the median and interquartile
+range of the paired differences, and "too noisy to measure" instead of a
+figure whose spread exceeds it. Loops are timed by the thread's CPU time
+(--timing thread_cpu, which keeps other jobs' preemptions out) or by the
+wall clock (--timing wall). Needs root; the process moves into a cgroup2
+directory of its own while it runs.
 
 With --watch DIR it instead meters the cgroup2 directory DIR for
 --duration and prints what its tasks freed, per syscall, as the meter saw
@@ -128,7 +156,8 @@ it: for cross-checks against bpftrace or strace.`,
 	}
 	f := cmd.Flags()
 	f.BoolVar(&asJSON, "json", false, "print JSON")
-	f.IntVar(&bo.Runs, "runs", 15, "paired runs (without, then with the meter)")
+	f.IntVar(&bo.Runs, "runs", 15, "runs with the meter, each between two without it")
+	f.Var(timingFlag{&bo.Timing}, "timing", "what times the loops: thread_cpu or wall")
 	f.IntVar(&bo.Calls, "calls", 100000, "syscalls per timed loop")
 	f.IntVar(&bo.ChurnSteps, "churn-steps", 20, "Miner churn steps (4 MiB each) per timed run")
 	f.StringSliceVar(&attach, "attach", nil, "attachments to use, in order: fentry, tracepoint, tp_btf (default all, best first)")
