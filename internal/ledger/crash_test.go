@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -25,6 +26,9 @@ const crashEnv = "MAXWELL_LEDGER_CRASH_CHILD"
 func TestMain(m *testing.M) {
 	if arg := os.Getenv(crashEnv); arg != "" {
 		os.Exit(crashChild(arg))
+	}
+	if arg := os.Getenv(rollupCrashEnv); arg != "" {
+		os.Exit(rollupChild(arg))
 	}
 	os.Exit(m.Run())
 }
@@ -78,16 +82,9 @@ func crashBatch(seed uint64, n int) []Tx {
 // Each line is one write(2) to a pipe, so the parent sees it whole or not
 // at all even when the child is killed right after.
 func crashChild(arg string) int {
-	var path string
-	var seed uint64
-	var n int
-	if _, err := fmt.Sscan(arg, &path, &seed, &n); err != nil {
-		fmt.Fprintln(os.Stderr, "crash child:", err)
-		return 2
-	}
 	ctx := context.Background()
 	// Checkpoint often, so that kills land in checkpoints too.
-	l, err := Open(ctx, path, Options{walAutocheckpoint: 16})
+	l, seed, n, err := childLedger(ctx, arg, Options{walAutocheckpoint: 16})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "crash child:", err)
 		return 2
@@ -100,23 +97,78 @@ func crashChild(arg string) int {
 			fmt.Fprintln(os.Stderr, "crash child:", err)
 			return 2
 		}
-		var minted, burned units.Credits
-		dups := 0
-		for _, r := range rs {
-			for _, e := range r.Entries {
-				switch e.Account {
-				case Mint:
-					minted -= e.Amount
-				case Burn:
-					burned += e.Amount
-				}
-			}
-			if r.Duplicate {
-				dups++
-			}
-		}
+		minted, burned, dups := batchFigures(rs)
 		fmt.Fprintf(os.Stdout, "ack %d %d %d %d\n", n, minted, burned, dups)
 	}
+}
+
+// killChild runs the test binary as a crash child with env added to its
+// environment, kills it with SIGKILL at a random instant (mostly once it
+// said "ready", sometimes before it could open the ledger) and returns the
+// lines it printed but "ready".
+func killChild(t *testing.T, rng *rand.Rand, env string, round int) []string {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(t.Context(), exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), env)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 1024)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	var delay time.Duration
+	if rng.IntN(6) == 0 {
+		delay = time.Duration(rng.IntN(15_000)) * time.Microsecond
+	} else {
+		select {
+		case l, ok := <-lines:
+			if !ok || l != "ready" {
+				cmd.Wait()
+				t.Fatalf("round %d: child said %q instead of ready; stderr: %s", round, l, stderr.String())
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: child not ready after 10 s", round)
+		}
+		delay = time.Duration(rng.IntN(40_000)) * time.Microsecond
+	}
+	time.Sleep(delay)
+	cmd.Process.Signal(syscall.SIGKILL)
+	var got []string
+	for l := range lines {
+		if l != "ready" {
+			got = append(got, l)
+		}
+	}
+	if err := cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Fatalf("round %d: child ended with %v before the kill; stderr: %s", round, err, stderr.String())
+	}
+	return got
+}
+
+// childLedger parses a crash child's argument, "<db path> <seed> <first
+// batch>", and opens its ledger with opts.
+func childLedger(ctx context.Context, arg string, opts Options) (l *Ledger, seed uint64, first int, err error) {
+	var path string
+	if _, err := fmt.Sscan(arg, &path, &seed, &first); err != nil {
+		return nil, 0, 0, err
+	}
+	l, err = Open(ctx, path, opts)
+	return l, seed, first, err
 }
 
 // ack is what a child reported for one committed batch.
@@ -136,10 +188,6 @@ func TestKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short")
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	const seed, rounds = 20240607, 30
 	rng := rand.New(rand.NewPCG(seed, 0))
 	path := filepath.Join(t.TempDir(), "ledger.db")
@@ -150,51 +198,7 @@ func TestKill9(t *testing.T) {
 	killedMidBatch, foundCommitted := 0, 0
 
 	for round := range rounds {
-		cmd := exec.CommandContext(t.Context(), exe, "-test.run=^$")
-		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d %d", crashEnv, path, uint64(seed), next))
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		lines := make(chan string, 1024)
-		go func() {
-			defer close(lines)
-			sc := bufio.NewScanner(stdout)
-			for sc.Scan() {
-				lines <- sc.Text()
-			}
-		}()
-		// Kill at a random instant: mostly while batches are going in,
-		// sometimes before the child has even opened the ledger.
-		var delay time.Duration
-		if rng.IntN(6) == 0 {
-			delay = time.Duration(rng.IntN(15_000)) * time.Microsecond
-		} else {
-			select {
-			case l, ok := <-lines:
-				if !ok || l != "ready" {
-					cmd.Wait()
-					t.Fatalf("round %d: child said %q instead of ready; stderr: %s", round, l, stderr.String())
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatalf("round %d: child not ready after 10 s", round)
-			}
-			delay = time.Duration(rng.IntN(40_000)) * time.Microsecond
-		}
-		time.Sleep(delay)
-		cmd.Process.Signal(syscall.SIGKILL)
-		var got []string
-		for l := range lines {
-			got = append(got, l)
-		}
-		if err := cmd.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
-			t.Fatalf("round %d: child ended with %v before the kill; stderr: %s", round, err, stderr.String())
-		}
+		got := killChild(t, rng, fmt.Sprintf("%s=%s %d %d", crashEnv, path, uint64(seed), next), round)
 
 		// What the child acknowledged, and what it had in flight.
 		tried := -1
@@ -228,7 +232,6 @@ func TestKill9(t *testing.T) {
 				sumBurned += a.burned
 				next++
 				tried = -1
-			case l == "ready":
 			default:
 				t.Fatalf("round %d: child said %q", round, l)
 			}
@@ -318,4 +321,248 @@ func TestKill9(t *testing.T) {
 	if len(acked) == 0 || killedMidBatch == 0 {
 		t.Errorf("the test exercised nothing: %d batches, %d kills mid-batch", len(acked), killedMidBatch)
 	}
+}
+
+// rollupCrashEnv, when set in the environment, makes the test binary a
+// crash child that rolls up: "<db path> <seed> <first batch>".
+const rollupCrashEnv = "MAXWELL_LEDGER_ROLLUP_CRASH_CHILD"
+
+// rollupCrashOpts keeps 4 ticks of per-tick postings and rolls them up in
+// buckets of 2, in steps of 4 rows, so that a rollup takes about as long as
+// a batch and kills land in both.
+var rollupCrashOpts = Options{Tick: time.Second, Keep: 4 * time.Second, Bucket: 2 * time.Second, stepRows: 4, walAutocheckpoint: 16}
+
+const rollupCrashWallets = 8
+
+// rollupBatch returns batch n of the rollup crash test's engine, the
+// postings of tick n+1: deterministic in (seed, n). Batch 0 opens the
+// wallets; every batch charges each a payment and a tax, pays the even
+// ones their tap and charges some for energy.
+func rollupBatch(seed uint64, n int) []Tx {
+	r := rand.New(rand.NewPCG(seed, uint64(n)))
+	tick := uint64(n) + 1
+	var txs []Tx
+	for j := range rollupCrashWallets {
+		w := "r" + strconv.Itoa(j)
+		if n == 0 {
+			spec := WalletSpec{Name: w, Endowment: 1 << 40}
+			if j%2 == 0 {
+				spec.TapRate, spec.TapCap = 1, 1<<50
+			}
+			txs = append(txs, Tx{Key: "open/cell:" + w, Kind: KindEndow, Open: &spec})
+		}
+		charge := func(k Kind, a units.Credits) {
+			txs = append(txs, Tx{Key: Key(tick, w, string(k)), Kind: k, Tick: tick, Wallet: w, Entries: []Entry{{w, -a}, {Burn, a}}})
+		}
+		if j%2 == 0 {
+			a := units.Credits(1 + r.IntN(1000))
+			txs = append(txs, Tx{Key: Key(tick, w, string(KindTap)), Kind: KindTap, Tick: tick, Wallet: w, Entries: []Entry{{Mint, -a}, {w, a}}})
+		}
+		charge(KindPayment, units.Credits(1+r.IntN(50_000)))
+		charge(KindTax, units.Credits(1+r.IntN(500)))
+		if r.IntN(3) == 0 {
+			charge(KindEnergy, units.Credits(1+r.IntN(100)))
+		}
+	}
+	return txs
+}
+
+// rollupChild is the engine the rollup crash test kills: from the first
+// batch on, forever, it reports "try N", applies batch N, reports
+// "ack N <minted> <burned> <duplicates>", reports "roll N", rolls up at
+// tick N+1 and reports "rolled N <watermark>".
+func rollupChild(arg string) int {
+	ctx := context.Background()
+	l, seed, n, err := childLedger(ctx, arg, rollupCrashOpts)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "rollup child:", err)
+		return 2
+	}
+	fmt.Fprintln(os.Stdout, "ready")
+	for ; ; n++ {
+		fmt.Fprintf(os.Stdout, "try %d\n", n)
+		rs, err := l.Apply(ctx, rollupBatch(seed, n)...)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "rollup child:", err)
+			return 2
+		}
+		minted, burned, dups := batchFigures(rs)
+		fmt.Fprintf(os.Stdout, "ack %d %d %d %d\n", n, minted, burned, dups)
+		fmt.Fprintf(os.Stdout, "roll %d\n", n)
+		r, err := l.Rollup(ctx, uint64(n)+1)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "rollup child:", err)
+			return 2
+		}
+		fmt.Fprintf(os.Stdout, "rolled %d %d\n", n, r.Below)
+	}
+}
+
+// batchFigures returns what a batch's results minted and burned, and how
+// many of them were duplicates.
+func batchFigures(rs []Result) (minted, burned units.Credits, dups int) {
+	for _, r := range rs {
+		for _, e := range r.Entries {
+			switch e.Account {
+			case Mint:
+				minted -= e.Amount
+			case Burn:
+				burned += e.Amount
+			}
+		}
+		if r.Duplicate {
+			dups++
+		}
+	}
+	return minted, burned, dups
+}
+
+// TestKill9Rollup kills an engine that posts per-tick batches and rolls
+// them up after each, at random instants, until enough kills have landed
+// inside a rollup, and checks after each kill that nothing was lost or
+// counted twice: every committed batch is in the ledger once, in per-tick
+// rows or in rollups (the counts of both add up to its postings), every
+// balance, minted and burned equal what the committed batches move, and
+// Verify passes. Each restarted child replays the batch in flight, which
+// must come back as all duplicates if it had committed: the window always
+// covers it.
+func TestKill9Rollup(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	const seed = 20260101
+	rng := rand.New(rand.NewPCG(seed, 1))
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	next := 0                // first batch not acknowledged
+	committedBefore := false // batch next committed under an earlier child
+	midRollup, midBatch, replayed, round := 0, 0, 0, 0
+	for ; round < 80 && (round < 20 || midRollup < 3); round++ {
+		got := killChild(t, rng, fmt.Sprintf("%s=%s %d %d", rollupCrashEnv, path, uint64(seed), next), round)
+		tried, rolling := -1, false
+		for _, l := range got {
+			f := strings.Fields(l)
+			var b int
+			if len(f) >= 2 {
+				b, _ = strconv.Atoi(f[1])
+			}
+			switch {
+			case len(f) == 2 && f[0] == "try":
+				tried = b
+			case len(f) == 5 && f[0] == "ack":
+				var minted, burned units.Credits
+				var dups int
+				fmt.Sscan(strings.Join(f[2:], " "), &minted, &burned, &dups)
+				batch := rollupBatch(seed, b)
+				if b != next {
+					t.Fatalf("round %d: ack of batch %d, want %d", round, b, next)
+				}
+				want := 0
+				if committedBefore {
+					want = len(batch) // replayed after its commit: all duplicates
+					replayed++
+				}
+				if dups != want {
+					t.Errorf("round %d: batch %d had %d duplicates, want %d", round, b, dups, want)
+				}
+				if m, bu := batchMoves(batch); minted != m || burned != bu {
+					t.Errorf("round %d: batch %d minted %d burned %d, want %d %d", round, b, minted, burned, m, bu)
+				}
+				next++
+				committedBefore, tried = false, -1
+			case len(f) == 2 && f[0] == "roll":
+				rolling = true
+			case len(f) == 3 && f[0] == "rolled":
+				rolling = false
+			default:
+				t.Fatalf("round %d: child said %q", round, l)
+			}
+		}
+		if rolling {
+			midRollup++
+		}
+		if tried >= 0 {
+			midBatch++
+		}
+
+		l, err := Open(t.Context(), path, Options{})
+		if err != nil {
+			t.Fatalf("round %d: reopen: %v", round, err)
+		}
+		rep := mustVerify(t, l)
+		// Is batch next in the ledger? All of it or none.
+		var rows int
+		if err := l.db.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM ticks WHERE tick = ?`, next+1).Scan(&rows); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case rows == rollupCrashWallets:
+			committedBefore = true
+		case rows == 0 && committedBefore:
+			t.Fatalf("round %d: batch %d, committed before, has vanished", round, next)
+		case rows != 0:
+			t.Fatalf("round %d: batch %d is there in part: %d of %d rows", round, next, rows, rollupCrashWallets)
+		}
+		committed := next
+		if committedBefore {
+			committed++
+		}
+		// What the committed batches move.
+		want := map[string]units.Credits{}
+		var postings int64
+		for b := range committed {
+			for _, tx := range rollupBatch(seed, b) {
+				if tx.Open != nil {
+					want[tx.Open.Name] += tx.Open.Endowment
+					want[Mint] -= tx.Open.Endowment
+					continue
+				}
+				postings++
+				for _, e := range tx.Entries {
+					want[e.Account] += e.Amount
+				}
+			}
+		}
+		if got := balances(t, l); committed > 0 && !maps.Equal(got, want) {
+			t.Fatalf("round %d: balances %v, want %v", round, got, want)
+		}
+		if rep.Postings+rep.RolledUp != postings || rep.Minted != -want[Mint] || rep.Burned != want[Burn] {
+			t.Fatalf("round %d: %d per-tick postings + %d rolled up, want %d; minted %d burned %d, want %d %d",
+				round, rep.Postings, rep.RolledUp, postings, rep.Minted, rep.Burned, -want[Mint], want[Burn])
+		}
+		if keep := uint64(4); rep.RolledBelow+keep > uint64(committed)+1 && rep.RolledBelow > 0 {
+			t.Fatalf("round %d: rolled up below tick %d with %d ticks committed: the window of %d ticks was not kept", round, rep.RolledBelow, committed, keep)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := Open(t.Context(), path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := mustVerify(t, l)
+	l.Close()
+	t.Logf("%d rounds, %d batches acknowledged, %d kills mid-batch (%d batches found committed and replayed as duplicates), %d mid-rollup; %d postings rolled up into %d rows below tick %d, %d kept",
+		round, next, midBatch, replayed, midRollup, rep.RolledUp, rep.Rollups, rep.RolledBelow, rep.Postings)
+	if midRollup == 0 || midBatch == 0 || rep.RolledUp == 0 {
+		t.Errorf("the test exercised too little: %d kills mid-rollup, %d mid-batch, %d postings rolled up", midRollup, midBatch, rep.RolledUp)
+	}
+}
+
+// batchMoves returns what a batch mints and burns.
+func batchMoves(txs []Tx) (minted, burned units.Credits) {
+	for _, tx := range txs {
+		if tx.Open != nil {
+			minted += tx.Open.Endowment
+		}
+		for _, e := range tx.Entries {
+			switch e.Account {
+			case Mint:
+				minted -= e.Amount
+			case Burn:
+				burned += e.Amount
+			}
+		}
+	}
+	return minted, burned
 }

@@ -25,7 +25,7 @@
 // zero. It is immutable once written. Each transaction, or each batch given to
 // Apply, is one SQLite transaction that writes the entries and the account
 // balances together, so a balance is always both stored and derivable from
-// the entries. Applying a key again with identical content does nothing and
+// the entries (and the per-tick rows and rollups, below). Applying a key again with identical content does nothing and
 // reports Duplicate; with different content it fails with ErrKeyConflict. An
 // engine that crashes can therefore replay its last tick safely.
 //
@@ -44,9 +44,44 @@
 // on "<path>.lock" for the ledger's life. Readers (Options.ReadOnly) take no
 // lock and may read while the engine writes.
 //
+// The database file, its write-ahead log, its shared-memory index and the
+// lock file are created mode 0640 (less under a stricter umask); an existing
+// one that others may read or write loses those bits when a writer opens it.
+//
+// # Per-tick postings and rollups
+//
+// The bulk of a ledger is the engine's per-tick postings: a payment, an
+// energy charge, a tax, rent or a tap for each cell on every tick. A
+// transaction of one of those kinds whose key is its conventional
+// Key(tick, wallet, kind), with no memo and the two entries Charge or Tap
+// would make, is stored compactly, one row per wallet and tick holding every
+// kind, instead of as a transaction with its entries (some 26 bytes for a
+// wallet's tick instead of some 190 for each of its postings; Result.ID and
+// Posted.ID are then 0). Every other transaction (opens,
+// endowments, funds, refunds, closes, any transaction with a memo, other
+// entries or another key) is stored whole and kept for ever.
+//
+// Per-tick postings are kept for a window (Options.Keep, one hour by
+// default). Rollup folds older ones into per-wallet totals per bucket of
+// ticks (Options.Bucket, one minute by default): per kind, the number of
+// postings and their sum, and the wallet's net change. A rollup is done in
+// steps, each one SQLite transaction that writes the totals, deletes the
+// postings they replace and advances the rollup watermark together, so a
+// crash loses and doubles nothing. A per-tick posting whose tick lies below
+// the watermark can no longer be recognised as a duplicate, so it is refused
+// with ErrRolledUp; the window always covers the tick a restarted engine
+// replays. See docs/LEDGER.md for what Verify can still prove once the
+// detail is gone.
+//
+// # Full disk
+//
 // A full disk surfaces as ErrFull and a read-only file system as ErrReadOnly;
 // the failed transaction leaves no trace and the Ledger stays usable, so the
-// same call succeeds once space returns.
+// same call succeeds once space returns. Checkpoint (or Maintain) keeps the
+// write-ahead log small, and truncates it when the file system is short of
+// space, so that the log does not hold the disk's space once it is back; a
+// transaction that fails with ErrFull first has the log truncated and is
+// tried once more.
 package ledger
 
 import (
@@ -99,7 +134,36 @@ var (
 	ErrLocked = errors.New("locked by another process")
 	// ErrSchema: the database is not a ledger this binary understands.
 	ErrSchema = errors.New("unknown schema")
+	// ErrRolledUp: the per-tick posting's tick lies below the rollup
+	// watermark: its tick was rolled up, so the posting can be neither
+	// recognised as a duplicate nor added.
+	ErrRolledUp = errors.New("tick already rolled up")
 )
+
+// Defaults of Options.
+const (
+	DefaultBusyTimeout = 5 * time.Second
+	DefaultTick        = 100 * time.Millisecond
+	DefaultKeep        = time.Hour
+	DefaultBucket      = time.Minute
+	DefaultLowSpace    = 64 << 20
+)
+
+// fileMode is the mode of the files a writer creates.
+const fileMode = 0o640
+
+// walSizeLimit is PRAGMA journal_size_limit: a write-ahead log that a
+// checkpoint has emptied is truncated to this size when it is next reset.
+const walSizeLimit = 1 << 20
+
+// walAutocheckpoint is PRAGMA wal_autocheckpoint, in pages: the backstop
+// for a writer that never calls Checkpoint, a quarter of SQLite's default
+// of 1000 pages (4 MiB), so that the log stays within walSizeLimit.
+const walAutocheckpoint = 256
+
+// rollupStepRows bounds the rows of per-tick postings one rollup step
+// folds, so that Apply waits for at most one short step.
+const rollupStepRows = 4096
 
 // Options tunes Open. The zero value opens for writing.
 type Options struct {
@@ -108,18 +172,78 @@ type Options struct {
 	// write then fails with ErrReadOnly.
 	ReadOnly bool
 	// BusyTimeout bounds how long a statement waits for another
-	// connection's lock; 0 means 5 s.
+	// connection's lock; 0 means DefaultBusyTimeout.
 	BusyTimeout time.Duration
 	// Logger receives recoveries and errors; nil discards them.
 	Logger *slog.Logger
+
+	// Tick is the engine's tick period, which turns Keep and Bucket into
+	// numbers of ticks; 0 means DefaultTick.
+	Tick time.Duration
+	// Keep is how long per-tick postings are kept before Rollup folds
+	// them; 0 means DefaultKeep, a negative value keeps them for ever.
+	// It is at least one Bucket.
+	Keep time.Duration
+	// Bucket is the span of ticks one rollup row totals; 0 means
+	// DefaultBucket.
+	Bucket time.Duration
+	// LowSpace is the free space, in bytes, below which the file system
+	// counts as short and Checkpoint truncates the write-ahead log; 0
+	// means DefaultLowSpace.
+	LowSpace uint64
 
 	// synchronous overrides PRAGMA synchronous and walAutocheckpoint sets
 	// PRAGMA wal_autocheckpoint, in pages (tests and benchmarks only).
 	synchronous       string
 	walAutocheckpoint int
 
+	// stepRows overrides rollupStepRows (tests).
+	stepRows int
+
 	// immutable: the ledger is on a read-only file system (set by Open).
 	immutable bool
+}
+
+// retention is what Options say about rollups, in ticks.
+type retention struct {
+	keep     uint64 // ticks of per-tick postings kept; 0: kept for ever
+	bucket   uint64 // ticks per rollup bucket
+	stepRows int
+	lowSpace uint64
+}
+
+// retention checks and converts o's rollup settings.
+func (o Options) retention() (retention, error) {
+	tick, keep, bucket := o.Tick, o.Keep, o.Bucket
+	if tick == 0 {
+		tick = DefaultTick
+	}
+	if keep == 0 {
+		keep = DefaultKeep
+	}
+	if bucket == 0 {
+		bucket = DefaultBucket
+	}
+	r := retention{stepRows: o.stepRows, lowSpace: o.LowSpace}
+	if r.stepRows <= 0 {
+		r.stepRows = rollupStepRows
+	}
+	if r.lowSpace == 0 {
+		r.lowSpace = DefaultLowSpace
+	}
+	switch {
+	case tick < 0:
+		return r, fmt.Errorf("tick period %v: want a positive duration", tick)
+	case bucket < tick:
+		return r, fmt.Errorf("rollup bucket %v is shorter than a tick (%v)", bucket, tick)
+	case keep > 0 && keep < bucket:
+		return r, fmt.Errorf("keeping %v of per-tick postings is less than a rollup bucket (%v)", keep, bucket)
+	}
+	r.bucket = uint64(bucket / tick)
+	if keep > 0 {
+		r.keep = uint64((keep + tick - 1) / tick)
+	}
+	return r, nil
 }
 
 // Ledger is an open ledger database. Its methods are safe for concurrent use;
@@ -130,8 +254,20 @@ type Ledger struct {
 	lock *os.File // nil when read-only
 	log  *slog.Logger
 
-	mu    sync.Mutex           // serialises writers; guards stmts
+	ret retention
+
+	busyTimeout time.Duration // PRAGMA busy_timeout of every connection
+
+	mu    sync.Mutex           // serialises writers; guards what follows
 	stmts map[string]*sql.Stmt // prepared statements of Apply, by query
+	// accounts are the open accounts as committed, read by a batch and
+	// updated after its commit: only this Ledger writes the database.
+	accounts map[string]account
+	// What loadState reads once, and writers keep up to date.
+	haveState bool
+	below     uint64 // the rollup watermark
+	maxRow    uint64 // the highest tick of a committed per-tick row (or higher)
+	shadows   bool   // a transaction stored whole may hold a per-tick key
 }
 
 // Open opens the ledger at path, creating it (and its directory) if need be,
@@ -143,9 +279,15 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
-	l := &Ledger{path: abs, log: opts.Logger, stmts: map[string]*sql.Stmt{}}
+	l := &Ledger{path: abs, log: opts.Logger, stmts: map[string]*sql.Stmt{}, accounts: map[string]account{}}
 	if l.log == nil {
 		l.log = slog.New(slog.DiscardHandler)
+	}
+	if l.ret, err = opts.retention(); err != nil {
+		return nil, fmt.Errorf("ledger: %w: %w", ErrInvalid, err)
+	}
+	if l.busyTimeout = opts.BusyTimeout; l.busyTimeout <= 0 {
+		l.busyTimeout = DefaultBusyTimeout
 	}
 	if opts.ReadOnly {
 		if _, err := os.Stat(abs); err != nil {
@@ -161,8 +303,12 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 		if l.lock, err = lockFile(abs + ".lock"); err != nil {
 			return nil, err
 		}
+		if err := l.private(); err != nil {
+			l.unlock()
+			return nil, err
+		}
 	}
-	if l.db, err = sql.Open("sqlite", dsn(abs, opts)); err != nil {
+	if l.db, err = sql.Open("sqlite", dsn(abs, opts, l.busyTimeout)); err != nil {
 		l.unlock()
 		return nil, fmt.Errorf("ledger: open %s: %w", abs, err)
 	}
@@ -180,11 +326,7 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 }
 
 // dsn builds the modernc.org/sqlite data source name for path.
-func dsn(path string, opts Options) string {
-	bt := opts.BusyTimeout
-	if bt <= 0 {
-		bt = 5 * time.Second
-	}
+func dsn(path string, opts Options, bt time.Duration) string {
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", bt.Milliseconds()))
 	q.Add("_pragma", "foreign_keys(1)")
@@ -201,9 +343,12 @@ func dsn(path string, opts Options) string {
 		}
 		q.Add("_pragma", "journal_mode(WAL)")
 		q.Add("_pragma", "synchronous("+sync+")")
-		if opts.walAutocheckpoint > 0 {
-			q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", opts.walAutocheckpoint))
+		q.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", walSizeLimit))
+		ac := opts.walAutocheckpoint
+		if ac <= 0 {
+			ac = walAutocheckpoint
 		}
+		q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", ac))
 		q.Set("_txlock", "immediate")
 	}
 	u := url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}
@@ -234,7 +379,7 @@ func readOnlyFS(path string) (bool, error) {
 // the returned file. The kernel releases it when the process dies, however
 // it dies.
 func lockFile(name string) (*os.File, error) {
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, fileMode)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: lock %s: %w", name, classify(err))
 	}
@@ -252,6 +397,34 @@ func lockFile(name string) (*os.File, error) {
 		return nil, fmt.Errorf("ledger: lock %s: %w", name, err)
 	}
 	return f, nil
+}
+
+// private creates the database file mode 0640 if it does not exist (SQLite
+// gives its write-ahead log and shared-memory file the same mode), and takes
+// from the ledger's existing files the permissions of others.
+func (l *Ledger) private() error {
+	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE|os.O_EXCL, fileMode)
+	switch {
+	case err == nil:
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("ledger: create %s: %w", l.path, classify(err))
+		}
+	case !errors.Is(err, os.ErrExist):
+		return fmt.Errorf("ledger: create %s: %w", l.path, classify(err))
+	}
+	for _, name := range []string{l.path, l.path + "-wal", l.path + "-shm", l.path + ".lock"} {
+		fi, err := os.Stat(name)
+		if err != nil || fi.Mode().Perm()&0o007 == 0 {
+			continue
+		}
+		mode := fi.Mode().Perm() &^ 0o007
+		if err := os.Chmod(name, mode); err != nil {
+			l.log.Warn("ledger file is open to other users", "file", name, "mode", fi.Mode().Perm().String(), "err", err)
+			continue
+		}
+		l.log.Info("ledger file closed to other users", "file", name, "was", fi.Mode().Perm().String(), "now", mode.String())
+	}
+	return nil
 }
 
 func (l *Ledger) unlock() {

@@ -316,30 +316,38 @@ func TestVerifyTampered(t *testing.T) {
 			}
 			mustVerify(t, l)
 			l.Close()
-
-			db, err := sql.Open("sqlite", path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := db.Exec(tc.sql); err != nil {
-				db.Close()
-				t.Fatalf("tamper: %v", err)
-			}
-			db.Close()
-
-			l, err = Open(ctx, path, Options{ReadOnly: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l.Close()
-			rep, err := l.Verify(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if rep.OK || !slices.ContainsFunc(rep.Problems, func(p string) bool { return strings.Contains(p, tc.want) }) {
-				t.Errorf("report %+v\nwant a problem containing %q", rep, tc.want)
-			}
+			tamper(t, path, tc.sql, tc.want)
 		})
+	}
+}
+
+// tamper runs the SQL statements q on the closed ledger at path behind its
+// back, and fails the test unless Verify then reports a problem containing
+// each of want.
+func tamper(t *testing.T, path, q string, want ...string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(q); err != nil {
+		db.Close()
+		t.Fatalf("tamper: %v", err)
+	}
+	db.Close()
+	l, err := Open(t.Context(), path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	rep, err := l.Verify(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range want {
+		if rep.OK || !slices.ContainsFunc(rep.Problems, func(p string) bool { return strings.Contains(p, w) }) {
+			t.Errorf("report %+v\nwant a problem containing %q", rep, w)
+		}
 	}
 }
 

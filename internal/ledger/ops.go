@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/maxwellhq/maxwell/internal/units"
@@ -82,6 +83,14 @@ func (l *Ledger) Tap(ctx context.Context, key string, tick uint64, wallet string
 // negative, is written off to burn, and the wallet takes no more entries.
 // Result.Amount is the final balance; it is also kept on the account
 // (Account.FinalBalance).
+//
+// When the ledger cannot be written (ErrFull, ErrReadOnly), the error says
+// that the wallet stays open; closing it again later, under the same key
+// or another, settles it.
 func (l *Ledger) CloseWallet(ctx context.Context, key string, tick uint64, wallet string) (Result, error) {
-	return l.apply1(ctx, Tx{Key: key, Kind: KindClose, Tick: tick, Wallet: wallet})
+	r, err := l.apply1(ctx, Tx{Key: key, Kind: KindClose, Tick: tick, Wallet: wallet})
+	if errors.Is(err, ErrFull) || errors.Is(err, ErrReadOnly) {
+		err = fmt.Errorf("wallet %q stays open, to be settled when the ledger can be written: %w", wallet, err)
+	}
+	return r, err
 }

@@ -1,10 +1,12 @@
 package ledger
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/maxwellhq/maxwell/internal/units"
 )
@@ -86,6 +88,8 @@ func (l *Ledger) Accounts(ctx context.Context) ([]Account, error) {
 
 // Posted is a transaction as recorded.
 type Posted struct {
+	// ID is the sequence number of a transaction stored whole; 0 for a
+	// per-tick posting, which its key names.
 	ID      int64   `json:"id"`
 	Key     string  `json:"key"`
 	Kind    Kind    `json:"kind"`
@@ -94,7 +98,9 @@ type Posted struct {
 	Entries []Entry `json:"entries"`
 }
 
-// Recent returns the last limit transactions, newest first.
+// Recent returns the last limit transactions, newest first. Per-tick
+// postings are ordered by tick, wallet and kind, and placed among the
+// transactions stored whole by when they were written.
 func (l *Ledger) Recent(ctx context.Context, limit int) ([]Posted, error) {
 	if limit <= 0 {
 		return nil, nil
@@ -104,44 +110,123 @@ func (l *Ledger) Recent(ctx context.Context, limit int) ([]Posted, error) {
 		return nil, fmt.Errorf("ledger: recent: %w", err)
 	}
 	defer tx.Rollback()
+	whole, err := recentWhole(ctx, tx, limit)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: recent: %w", err)
+	}
+	perTick, err := recentPerTick(ctx, tx, limit)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: recent: %w", err)
+	}
+	all := append(whole, perTick...)
+	slices.SortStableFunc(all, func(a, b recent) int { return b.compare(a) })
+	ps := make([]Posted, 0, min(limit, len(all)))
+	for _, r := range all[:min(limit, len(all))] {
+		ps = append(ps, r.p)
+	}
+	return ps, nil
+}
+
+// recent is a transaction with its place in the ledger's history: a whole
+// transaction by its id; a per-tick posting after the whole transaction
+// that was the last when its row was written, then by tick, account and
+// kind.
+type recent struct {
+	p                   Posted
+	seq                 int64 // id, or the row's after
+	perTick             bool
+	tick, account, kind int64
+}
+
+func (a recent) compare(b recent) int {
+	c := cmp.Compare(a.seq, b.seq)
+	if c != 0 {
+		return c
+	}
+	if a.perTick != b.perTick {
+		if a.perTick {
+			return 1
+		}
+		return -1
+	}
+	return cmp.Or(cmp.Compare(a.tick, b.tick), cmp.Compare(a.account, b.account), cmp.Compare(a.kind, b.kind))
+}
+
+// recentWhole returns the last limit transactions stored whole.
+func recentWhole(ctx context.Context, tx *sql.Tx, limit int) ([]recent, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT t.id, t.key, t.kind, t.tick, t.memo, e.account, e.amount
 		FROM (SELECT * FROM txs ORDER BY id DESC LIMIT ?) t LEFT JOIN entries e ON e.tx_id = t.id
 		ORDER BY t.id DESC, e.seq`, limit)
 	if err != nil {
-		return nil, fmt.Errorf("ledger: recent: %w", err)
+		return nil, err
 	}
 	defer rows.Close()
-	var ps []Posted
+	var rs []recent
 	for rows.Next() {
 		var p Posted
 		var tick int64
 		var acc sql.NullString
 		var amt sql.NullInt64
 		if err := rows.Scan(&p.ID, &p.Key, &p.Kind, &tick, &p.Memo, &acc, &amt); err != nil {
-			return nil, fmt.Errorf("ledger: recent: %w", err)
+			return nil, err
 		}
-		if n := len(ps); n == 0 || ps[n-1].ID != p.ID {
+		if n := len(rs); n == 0 || rs[n-1].p.ID != p.ID {
 			p.Tick = uint64(tick)
 			p.Entries = []Entry{}
-			ps = append(ps, p)
+			rs = append(rs, recent{p: p, seq: p.ID})
 		}
 		if acc.Valid {
-			last := &ps[len(ps)-1]
+			last := &rs[len(rs)-1].p
 			last.Entries = append(last.Entries, Entry{acc.String, units.Credits(amt.Int64)})
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("ledger: recent: %w", err)
+	return rs, rows.Err()
+}
+
+// recentPerTick returns the per-tick postings of the last limit rows.
+func recentPerTick(ctx context.Context, tx *sql.Tx, limit int) ([]recent, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT t.tick, t.account, a.name, t.after, t.tap, t.payment, t.energy, t.tax, t.rent
+		FROM ticks t JOIN accounts a ON a.id = t.account ORDER BY t.tick DESC, t.account DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, err
 	}
-	return ps, nil
+	defer rows.Close()
+	var rs []recent
+	for rows.Next() {
+		var tick, account, after int64
+		var wallet string
+		var amts [len(perTickKinds)]sql.NullInt64
+		if err := rows.Scan(&tick, &account, &wallet, &after, &amts[0], &amts[1], &amts[2], &amts[3], &amts[4]); err != nil {
+			return nil, err
+		}
+		for i, a := range amts {
+			if !a.Valid {
+				continue
+			}
+			k := perTickKinds[i]
+			rs = append(rs, recent{
+				p: Posted{Key: Key(uint64(tick), wallet, string(k)), Kind: k, Tick: uint64(tick),
+					Entries: perTickEntries(k, wallet, units.Credits(a.Int64))},
+				seq: after, perTick: true, tick: tick, account: account, kind: int64(i),
+			})
+		}
+	}
+	return rs, rows.Err()
 }
 
 // LastTick returns the highest tick any transaction was posted for, 0 for
 // an empty ledger: a restarted engine continues from the next one, so that
 // its idempotency keys never repeat.
+//
+// Per-tick postings count, and so do rolled-up ones: with every tick below
+// the rollup watermark rolled up, the last tick is at least the one below
+// it, and an engine continuing from there never posts to a rolled-up tick.
 func (l *Ledger) LastTick(ctx context.Context) (uint64, error) {
 	var t sql.NullInt64
-	if err := l.db.QueryRowContext(ctx, `SELECT MAX(tick) FROM txs`).Scan(&t); err != nil {
+	if err := l.db.QueryRowContext(ctx, `SELECT MAX(
+			(SELECT COALESCE(MAX(tick), 0) FROM txs),
+			(SELECT COALESCE(MAX(tick), 0) FROM ticks),
+			(SELECT below - 1 FROM rollup_state WHERE one = 1))`).Scan(&t); err != nil {
 		return 0, fmt.Errorf("ledger: last tick: %w", classify(err))
 	}
 	if !t.Valid || t.Int64 < 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 )
@@ -18,6 +19,9 @@ func (rep Report) WriteText(w io.Writer, path string) error {
 	fmt.Fprintf(w, "minted %d credits = balances %d + burned %d\n", rep.Minted, rep.Balances, rep.Burned)
 	fmt.Fprintf(w, "%d wallets (%d open), %d transactions, %d entries, schema version %d\n",
 		rep.Wallets, rep.OpenWallets, rep.Txs, rep.Entries, rep.SchemaVersion)
+	fmt.Fprintf(w, "%d of the transactions are per-tick postings; %d rollups replace %d per-tick postings of the ticks below %d\n",
+		rep.Postings, rep.Rollups, rep.RolledUp, rep.RolledBelow)
+	fmt.Fprintf(w, "database %d bytes, write-ahead log %d bytes\n", rep.DatabaseBytes, rep.WALBytes)
 	for _, p := range rep.Problems {
 		fmt.Fprintf(w, "problem: %s\n", p)
 	}
@@ -85,7 +89,11 @@ func (b Book) WriteText(w io.Writer) error {
 		if entries == "" {
 			entries = "(none)"
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\n", p.ID, p.Tick, p.Kind, p.Key, entries, p.Memo)
+		id := "-" // a per-tick posting
+		if p.ID != 0 {
+			id = strconv.FormatInt(p.ID, 10)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", id, p.Tick, p.Kind, p.Key, entries, p.Memo)
 	}
 	return tw.Flush()
 }

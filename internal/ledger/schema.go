@@ -41,10 +41,55 @@ CREATE TABLE entries (
 CREATE INDEX entries_account ON entries (account);
 INSERT INTO accounts (name, kind, state) VALUES ('mint', 'mint', 'open'), ('burn', 'burn', 'open');
 `,
+	// 1 → 2: per-tick postings stored compactly (ticks), their per-minute
+	// rollups (rollups) and the rollup watermark (rollup_state); accounts
+	// get a stable integer id for those two tables to refer to. Postings
+	// written before version 2 stay whole in txs and entries.
+	`
+ALTER TABLE accounts ADD COLUMN id INTEGER;
+UPDATE accounts SET id = rowid;
+CREATE UNIQUE INDEX accounts_id ON accounts (id);
+CREATE TABLE ticks (
+	tick    INTEGER NOT NULL,
+	account INTEGER NOT NULL REFERENCES accounts (id),
+	after   INTEGER NOT NULL,
+	tap     INTEGER CHECK (tap > 0),
+	payment INTEGER CHECK (payment > 0),
+	energy  INTEGER CHECK (energy > 0),
+	tax     INTEGER CHECK (tax > 0),
+	rent    INTEGER CHECK (rent > 0),
+	CHECK (COALESCE(tap, payment, energy, tax, rent) IS NOT NULL),
+	PRIMARY KEY (tick, account)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE rollups (
+	account    INTEGER NOT NULL REFERENCES accounts (id),
+	bucket     INTEGER NOT NULL,
+	first_tick INTEGER NOT NULL,
+	last_tick  INTEGER NOT NULL,
+	n_tap      INTEGER NOT NULL,
+	tap        INTEGER NOT NULL,
+	n_payment  INTEGER NOT NULL,
+	payment    INTEGER NOT NULL,
+	n_energy   INTEGER NOT NULL,
+	energy     INTEGER NOT NULL,
+	n_tax      INTEGER NOT NULL,
+	tax        INTEGER NOT NULL,
+	n_rent     INTEGER NOT NULL,
+	rent       INTEGER NOT NULL,
+	net        INTEGER NOT NULL,
+	PRIMARY KEY (bucket, account)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE rollup_state (
+	one    INTEGER PRIMARY KEY CHECK (one = 1),
+	below  INTEGER NOT NULL,
+	bucket INTEGER NOT NULL
+) STRICT;
+INSERT INTO rollup_state (one, below, bucket) VALUES (1, 0, 0);
+`,
 }
 
 // SchemaVersion is the schema version this package writes.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // migrate brings the database to SchemaVersion, one migration per SQLite
 // transaction.

@@ -10,6 +10,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -222,6 +223,7 @@ func (t *Tx) digest() []byte {
 // account is an account row cached for the length of one batch.
 type account struct {
 	name      string
+	id        int64 // accounts.id, which per-tick rows and rollups refer to
 	kind      string
 	state     string
 	balance   units.Credits
@@ -234,25 +236,42 @@ type account struct {
 
 // batch is the state of one Apply.
 type batch struct {
-	ctx  context.Context
-	l    *Ledger
-	tx   *sql.Tx
-	accs map[string]*account
+	ctx   context.Context // the caller's, checked before each transaction
+	sctx  context.Context // for statements: ctx without its cancellation
+	l     *Ledger
+	tx    *sql.Tx
+	bound map[string]*sql.Stmt // l.stmts bound to tx
+	accs  map[string]*account
+	rows  map[rowKey]*tickRow // per-tick rows read or written
+	// maxRow is the highest tick of a per-tick row the batch wrote.
+	maxRow uint64
+	lastID int64 // the highest txs.id, once haveID
+	haveID bool
 }
 
 // stmt returns the statement q bound to the batch's transaction, prepared
 // once per connection: parsing SQL is most of the CPU time of a small
 // transaction otherwise.
+//
+// Statements run without the caller's cancellation: each is a short
+// lookup or write (a busy wait is bounded by the busy timeout), the batch
+// checks the context before each transaction, and a cancellable context
+// costs a goroutine per statement in modernc.org/sqlite.
 func (b *batch) stmt(q string) (*sql.Stmt, error) {
+	if st, ok := b.bound[q]; ok {
+		return st, nil
+	}
 	st, ok := b.l.stmts[q]
 	if !ok {
 		var err error
-		if st, err = b.l.db.PrepareContext(b.ctx, q); err != nil {
+		if st, err = b.l.db.PrepareContext(b.sctx, q); err != nil {
 			return nil, err
 		}
 		b.l.stmts[q] = st
 	}
-	return b.tx.StmtContext(b.ctx, st), nil
+	bst := b.tx.StmtContext(b.sctx, st)
+	b.bound[q] = bst
+	return bst, nil
 }
 
 // exec runs the statement q with args in the batch's transaction.
@@ -261,7 +280,7 @@ func (b *batch) exec(q string, args ...any) (sql.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return st.ExecContext(b.ctx, args...)
+	return st.ExecContext(b.sctx, args...)
 }
 
 // queryRow runs the query q with args in the batch's transaction.
@@ -269,9 +288,9 @@ func (b *batch) queryRow(q string, args ...any) *sql.Row {
 	st, err := b.stmt(q)
 	if err != nil {
 		// A failed prepare surfaces through Scan, like any query error.
-		return b.tx.QueryRowContext(b.ctx, q, args...)
+		return b.tx.QueryRowContext(b.sctx, q, args...)
 	}
-	return st.QueryRowContext(b.ctx, args...)
+	return st.QueryRowContext(b.sctx, args...)
 }
 
 // Apply applies txs, in order, in one SQLite transaction: all of them or,
@@ -288,14 +307,41 @@ func (l *Ledger) Apply(ctx context.Context, txs ...Tx) ([]Result, error) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	res, err := l.applyLocked(ctx, txs)
+	if errors.Is(err, ErrFull) && l.lock != nil {
+		// The write-ahead log may hold the space the commit needed: most
+		// of its frames are older copies of pages. Truncate it and try
+		// once more.
+		if c, cerr := l.checkpoint(ctx, CheckpointTruncate); cerr == nil && !c.Busy && c.WALAfter < c.WALBefore {
+			l.log.Info("ledger full: write-ahead log truncated, trying again", "path", l.path, "wal_bytes", c.WALBefore)
+			res, err = l.applyLocked(ctx, txs)
+		}
+	}
+	return res, err
+}
+
+// applyLocked is Apply with l.mu held: one SQLite transaction.
+func (l *Ledger) applyLocked(ctx context.Context, txs []Tx) ([]Result, error) {
 	sqlTx, err := l.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: begin: %w", classify(err))
 	}
-	b := &batch{ctx: ctx, l: l, tx: sqlTx, accs: map[string]*account{}}
+	b := &batch{ctx: ctx, sctx: context.WithoutCancel(ctx), l: l, tx: sqlTx,
+		bound: map[string]*sql.Stmt{}, accs: map[string]*account{}, rows: map[rowKey]*tickRow{}}
+	if err := l.loadState(b.sctx, sqlTx); err != nil {
+		sqlTx.Rollback()
+		return nil, fmt.Errorf("ledger: %w", classify(err))
+	}
+	if err := b.prefetch(txs); err != nil {
+		sqlTx.Rollback()
+		return nil, fmt.Errorf("ledger: read accounts: %w", classify(err))
+	}
 	res := make([]Result, len(txs))
 	for i := range txs {
-		if res[i], err = b.apply(&txs[i]); err != nil {
+		if err = ctx.Err(); err == nil {
+			res[i], err = b.apply(&txs[i])
+		}
+		if err != nil {
 			sqlTx.Rollback()
 			return nil, fmt.Errorf("ledger: tx %d %q: %w", i, txs[i].Key, classify(err))
 		}
@@ -310,6 +356,16 @@ func (l *Ledger) Apply(ctx context.Context, txs ...Tx) ([]Result, error) {
 		l.log.Warn("ledger commit failed", "path", l.path, "txs", len(txs), "err", err)
 		return nil, fmt.Errorf("ledger: commit: %w", err)
 	}
+	l.maxRow = max(l.maxRow, b.maxRow)
+	for name, a := range b.accs {
+		if a.state != "open" {
+			delete(l.accounts, name) // closed: rarely read again
+			continue
+		}
+		c := *a
+		c.dirty = false
+		l.accounts[name] = c
+	}
 	return res, nil
 }
 
@@ -318,16 +374,25 @@ func (b *batch) get(name string) (*account, error) {
 	if a, ok := b.accs[name]; ok {
 		return a, nil
 	}
+	if c, ok := b.l.accounts[name]; ok {
+		b.accs[name] = &c
+		return &c, nil
+	}
 	a := &account{name: name}
+	var id sql.NullInt64
 	err := b.queryRow(
-		`SELECT kind, state, balance, tap_rate, tap_cap FROM accounts WHERE name = ?`, name).
-		Scan(&a.kind, &a.state, &a.balance, &a.tapRate, &a.tapCap)
+		`SELECT id, kind, state, balance, tap_rate, tap_cap FROM accounts WHERE name = ?`, name).
+		Scan(&id, &a.kind, &a.state, &a.balance, &a.tapRate, &a.tapCap)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: %q", ErrNoAccount, name)
 	}
 	if err != nil {
 		return nil, err
 	}
+	if !id.Valid {
+		return nil, fmt.Errorf("%w: account %q has no id", ErrSchema, name)
+	}
+	a.id = id.Int64
 	b.accs[name] = a
 	return a, nil
 }
@@ -349,22 +414,37 @@ func (b *batch) wallet(name string) (*account, error) {
 
 func (b *batch) apply(t *Tx) (Result, error) {
 	r := Result{Key: t.Key}
-	dg := t.digest()
-	var have []byte
-	err := b.queryRow(`SELECT id, digest FROM txs WHERE key = ?`, t.Key).Scan(&r.ID, &have)
-	switch {
-	case err == nil:
-		if string(have) != string(dg) {
-			return r, ErrKeyConflict
-		}
-		r.Duplicate = true
-		if r.Entries, err = b.entries(r.ID); err != nil {
+	amt, perTick := t.perTick()
+	// A per-tick posting's key is only looked for among whole
+	// transactions when one of those may have a per-tick key.
+	if !perTick || b.l.shadows {
+		var have []byte
+		err := b.queryRow(`SELECT id, digest FROM txs WHERE key = ?`, t.Key).Scan(&r.ID, &have)
+		switch {
+		case err == nil:
+			if string(have) != string(t.digest()) {
+				return r, ErrKeyConflict
+			}
+			r.Duplicate = true
+			if r.Entries, err = b.entries(r.ID); err != nil {
+				return r, err
+			}
+			r.Amount = amount(t, r.Entries)
+			return r, nil
+		case !errors.Is(err, sql.ErrNoRows):
 			return r, err
 		}
-		r.Amount = amount(t, r.Entries)
-		return r, nil
-	case !errors.Is(err, sql.ErrNoRows):
-		return r, err
+	}
+	if perTick {
+		return b.applyPerTick(t, amt)
+	}
+	if tick, wallet, k, ok := parsePerTickKey(t.Key); ok {
+		// A per-tick posting may hold this key; and from now on a whole
+		// transaction may hold a per-tick key.
+		if err := b.shadowed(tick, wallet, k); err != nil {
+			return r, err
+		}
+		b.l.shadows = true
 	}
 
 	entries := t.Entries
@@ -376,29 +456,24 @@ func (b *batch) apply(t *Tx) (Result, error) {
 			return r, err
 		}
 		o := t.Open
-		if _, err := b.exec(
-			`INSERT INTO accounts (name, kind, state, endowment, tap_rate, tap_cap, opened_tick) VALUES (?, 'wallet', 'open', ?, ?, ?, ?)`,
-			o.Name, o.Endowment, o.TapRate, o.TapCap, int64(t.Tick)); err != nil {
+		var id int64
+		if err := b.queryRow(
+			`INSERT INTO accounts (name, kind, state, endowment, tap_rate, tap_cap, opened_tick, id)
+			VALUES (?, 'wallet', 'open', ?, ?, ?, ?, (SELECT COALESCE(MAX(id), 0) + 1 FROM accounts)) RETURNING id`,
+			o.Name, o.Endowment, o.TapRate, o.TapCap, int64(t.Tick)).Scan(&id); err != nil {
 			return r, err
 		}
-		b.accs[o.Name] = &account{name: o.Name, kind: "wallet", state: "open", tapRate: o.TapRate, tapCap: o.TapCap}
+		b.accs[o.Name] = &account{name: o.Name, id: id, kind: "wallet", state: "open", tapRate: o.TapRate, tapCap: o.TapCap}
 		if o.Endowment > 0 {
 			entries = []Entry{{Mint, -o.Endowment}, {o.Name, o.Endowment}}
 		}
 	case t.Kind == KindTap:
-		// The engine computes tap income; the ledger holds it to the
-		// wallet's terms: a tap only pays a wallet that has one, and never
-		// lifts its balance above the cap.
 		w, err := b.wallet(t.Wallet)
 		if err != nil {
 			return r, err
 		}
-		inc := amount(t, entries)
-		if w.tapRate <= 0 {
-			return r, fmt.Errorf("%w: %q: wallet %q has no tap", ErrInvalid, t.Key, w.name)
-		}
-		if nb, ok := w.balance.Add(inc); inc <= 0 || !ok || nb > w.tapCap {
-			return r, fmt.Errorf("%w: %q: a tap of %d would take %q from %d past its cap of %d", ErrInvalid, t.Key, inc, w.name, w.balance, w.tapCap)
+		if err := checkTap(t, w, amount(t, entries)); err != nil {
+			return r, err
 		}
 	case t.Kind == KindClose:
 		w, err := b.wallet(t.Wallet)
@@ -414,26 +489,18 @@ func (b *batch) apply(t *Tx) (Result, error) {
 	}
 
 	res, err := b.exec(`INSERT INTO txs (key, kind, tick, memo, digest) VALUES (?, ?, ?, ?, ?)`,
-		t.Key, string(t.Kind), int64(t.Tick), t.Memo, dg)
+		t.Key, string(t.Kind), int64(t.Tick), t.Memo, t.digest())
 	if err != nil {
 		return r, err
 	}
 	if r.ID, err = res.LastInsertId(); err != nil {
 		return r, err
 	}
+	b.lastID, b.haveID = r.ID, true
 	for i, e := range entries {
-		a, err := b.get(e.Account)
-		if err != nil {
+		if err := b.move(e); err != nil {
 			return r, err
 		}
-		if a.state != "open" {
-			return r, fmt.Errorf("%w: %q", ErrClosed, a.name)
-		}
-		nb, ok := a.balance.Add(e.Amount)
-		if !ok {
-			return r, fmt.Errorf("%q: %d%+d: %w", a.name, a.balance, e.Amount, ErrOverflow)
-		}
-		a.balance, a.dirty = nb, true
 		if _, err := b.exec(`INSERT INTO entries (tx_id, seq, account, amount) VALUES (?, ?, ?, ?)`,
 			r.ID, i, e.Account, e.Amount); err != nil {
 			return r, err
@@ -453,6 +520,36 @@ func (b *batch) apply(t *Tx) (Result, error) {
 	return r, nil
 }
 
+// move adds e to its account's cached balance.
+func (b *batch) move(e Entry) error {
+	a, err := b.get(e.Account)
+	if err != nil {
+		return err
+	}
+	if a.state != "open" {
+		return fmt.Errorf("%w: %q", ErrClosed, a.name)
+	}
+	nb, ok := a.balance.Add(e.Amount)
+	if !ok {
+		return fmt.Errorf("%q: %d%+d: %w", a.name, a.balance, e.Amount, ErrOverflow)
+	}
+	a.balance, a.dirty = nb, true
+	return nil
+}
+
+// checkTap holds a tap of inc credits to the wallet w's terms. The engine
+// computes tap income; the ledger checks that a tap only pays a wallet that
+// has one, and never lifts its balance above the cap.
+func checkTap(t *Tx, w *account, inc units.Credits) error {
+	if w.tapRate <= 0 {
+		return fmt.Errorf("%w: %q: wallet %q has no tap", ErrInvalid, t.Key, w.name)
+	}
+	if nb, ok := w.balance.Add(inc); inc <= 0 || !ok || nb > w.tapCap {
+		return fmt.Errorf("%w: %q: a tap of %d would take %q from %d past its cap of %d", ErrInvalid, t.Key, inc, w.name, w.balance, w.tapCap)
+	}
+	return nil
+}
+
 // amount is Result.Amount for t posted as es.
 func amount(t *Tx, es []Entry) units.Credits {
 	var d units.Credits
@@ -468,7 +565,7 @@ func amount(t *Tx, es []Entry) units.Credits {
 }
 
 func (b *batch) entries(id int64) ([]Entry, error) {
-	rows, err := b.tx.QueryContext(b.ctx, `SELECT account, amount FROM entries WHERE tx_id = ? ORDER BY seq`, id)
+	rows, err := b.tx.QueryContext(b.sctx, `SELECT account, amount FROM entries WHERE tx_id = ? ORDER BY seq`, id)
 	if err != nil {
 		return nil, err
 	}
@@ -484,23 +581,110 @@ func (b *batch) entries(id int64) ([]Entry, error) {
 	return es, rows.Err()
 }
 
-// flush writes the balances (and closings) of the accounts the batch moved.
+// flush writes the per-tick rows the batch changed, then the balances (and
+// closings) of the accounts it moved.
 func (b *batch) flush() error {
+	if err := b.flushRows(); err != nil {
+		return err
+	}
+	// The balances, a few statements for all accounts.
+	var bals []any
 	for _, a := range b.accs {
 		if !a.dirty {
 			continue
 		}
-		var err error
 		if a.closeTick != nil {
-			_, err = b.exec(
+			if _, err := b.exec(
 				`UPDATE accounts SET balance = ?, state = 'closed', closed_tick = ?, final_balance = ? WHERE name = ?`,
-				a.balance, int64(*a.closeTick), a.final, a.name)
-		} else {
-			_, err = b.exec(`UPDATE accounts SET balance = ? WHERE name = ?`, a.balance, a.name)
+				a.balance, int64(*a.closeTick), a.final, a.name); err != nil {
+				return err
+			}
+			continue
 		}
+		bals = append(bals, a.name, a.balance)
+	}
+	return b.execRows(bals, 2, func(values string) string {
+		return `UPDATE accounts SET balance = v.column2 FROM (VALUES ` + values + `) AS v WHERE accounts.name = v.column1`
+	})
+}
+
+// rowsPerStatement bounds the rows of one multi-row statement.
+const rowsPerStatement = 64
+
+// execRows runs the statement query(values) for args, cols values a row,
+// in chunks of at most rowsPerStatement rows; values is the statement's
+// list of rows of placeholders, "(?, ?), (?, ?)".
+func (b *batch) execRows(args []any, cols int, query func(values string) string) error {
+	for len(args) > 0 {
+		n := min(len(args)/cols, rowsPerStatement)
+		if _, err := b.exec(query(placeholders(n, cols)), args[:n*cols]...); err != nil {
+			return err
+		}
+		args = args[n*cols:]
+	}
+	return nil
+}
+
+// placeholders returns rows rows of cols placeholders each.
+func placeholders(rows, cols int) string {
+	row := "(?" + strings.Repeat(", ?", cols-1) + ")"
+	return row + strings.Repeat(", "+row, rows-1)
+}
+
+// prefetch reads, in a few queries, the accounts txs name that the batch
+// has not read yet.
+func (b *batch) prefetch(txs []Tx) error {
+	var names []any
+	seen := map[string]bool{}
+	want := func(n string) {
+		if n != "" && !seen[n] {
+			seen[n] = true
+			_, batch := b.accs[n]
+			_, committed := b.l.accounts[n]
+			if !batch && !committed {
+				names = append(names, n)
+			}
+		}
+	}
+	for i := range txs {
+		want(txs[i].Wallet)
+		for _, e := range txs[i].Entries {
+			want(e.Account)
+		}
+	}
+	for len(names) > 1 { // get reads one as fast
+		n := min(len(names), rowsPerStatement)
+		st, err := b.stmt(`SELECT name, id, kind, state, balance, tap_rate, tap_cap FROM accounts WHERE name IN (?` +
+			strings.Repeat(", ?", n-1) + `)`)
 		if err != nil {
 			return err
 		}
+		if err := b.scanAccounts(st, names[:n]); err != nil {
+			return err
+		}
+		names = names[n:]
 	}
 	return nil
+}
+
+// scanAccounts caches the accounts the query st returns for args.
+func (b *batch) scanAccounts(st *sql.Stmt, args []any) error {
+	rows, err := st.QueryContext(b.sctx, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		a := &account{}
+		var id sql.NullInt64
+		if err := rows.Scan(&a.name, &id, &a.kind, &a.state, &a.balance, &a.tapRate, &a.tapCap); err != nil {
+			return err
+		}
+		if !id.Valid {
+			return fmt.Errorf("%w: account %q has no id", ErrSchema, a.name)
+		}
+		a.id = id.Int64
+		b.accs[a.name] = a
+	}
+	return rows.Err()
 }

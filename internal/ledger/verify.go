@@ -3,8 +3,11 @@ package ledger
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 
 	"github.com/maxwellhq/maxwell/internal/units"
 )
@@ -19,12 +22,28 @@ type Report struct {
 	// Burned is the net money in the burn account, credits.
 	Burned units.Credits `json:"burned"`
 	// Balances is Σ wallet balances, credits.
-	Balances      units.Credits `json:"balances"`
-	Wallets       int           `json:"wallets"`
-	OpenWallets   int           `json:"open_wallets"`
-	Txs           int64         `json:"txs"`
-	Entries       int64         `json:"entries"`
-	SchemaVersion int           `json:"schema_version"`
+	Balances    units.Credits `json:"balances"`
+	Wallets     int           `json:"wallets"`
+	OpenWallets int           `json:"open_wallets"`
+	// Txs counts the transactions in the ledger's detail: those stored
+	// whole and the per-tick postings not rolled up yet; Entries counts
+	// their entries.
+	Txs     int64 `json:"txs"`
+	Entries int64 `json:"entries"`
+	// Postings is how many of Txs are per-tick postings.
+	Postings int64 `json:"postings"`
+	// Rollups is the number of rollup rows (one per wallet and bucket of
+	// ticks), RolledUp the number of per-tick postings they replace.
+	Rollups  int64 `json:"rollups"`
+	RolledUp int64 `json:"rolled_up"`
+	// RolledBelow is the rollup watermark: the per-tick postings of every
+	// tick below it are rolled up.
+	RolledBelow uint64 `json:"rolled_below"`
+	// DatabaseBytes and WALBytes are the sizes of the database file and
+	// of its write-ahead log.
+	DatabaseBytes int64 `json:"database_bytes"`
+	WALBytes      int64 `json:"wal_bytes"`
+	SchemaVersion int   `json:"schema_version"`
 	// Problems says, one line each, what is wrong.
 	Problems []string `json:"problems,omitempty"`
 }
@@ -35,11 +54,16 @@ const maxProblems = 20
 // Verify checks the ledger in one read snapshot: SQLite's quick_check; that
 // minted == Σ wallet balances + burned exactly; that every transaction sums
 // to zero; that every stored balance equals the sum of its account's
-// entries; that no key appears twice; that every entry belongs to a known
-// transaction and account; and that closed wallets hold nothing. Problems go
-// into the Report; the error is for failing to read.
+// entries, per-tick postings and rollups; that no key appears twice, not
+// even once whole and once as a per-tick posting; that every entry belongs
+// to a known transaction and account; that closed wallets hold nothing;
+// and, of the rollups, that every row balances (the wallet's net change is
+// its taps less its charges), that its counts fit its sums and its span of
+// ticks, that no two rows of a wallet overlap, and that the watermark
+// parts them from the per-tick postings, none of which lies below it.
+// Problems go into the Report; the error is for failing to read.
 func (l *Ledger) Verify(ctx context.Context) (Report, error) {
-	rep := Report{}
+	rep := Report{DatabaseBytes: fileSize(l.path), WALBytes: fileSize(l.path + "-wal")}
 	tx, err := l.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return rep, fmt.Errorf("ledger: verify: %w", err)
@@ -96,13 +120,25 @@ func (l *Ledger) Verify(ctx context.Context) (Report, error) {
 		return rep, err
 	}
 
-	if err := tx.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM txs), (SELECT COUNT(*) FROM entries)`).
-		Scan(&rep.Txs, &rep.Entries); err != nil {
+	var below int64
+	if err := tx.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM txs), (SELECT COUNT(*) FROM entries),
+		(SELECT below FROM rollup_state WHERE one = 1)`).
+		Scan(&rep.Txs, &rep.Entries, &below); err != nil {
 		return rep, fmt.Errorf("ledger: verify counts: %w", err)
 	}
+	rep.RolledBelow = uint64(below)
 
-	// Per account: stored balance against the sum of its entries.
-	rows, err := tx.QueryContext(ctx, `SELECT a.name, a.kind, a.state, a.balance,
+	// What the per-tick postings and the rollups move, per account id.
+	mv, err := verifyMoved(ctx, tx, &rep)
+	if err != nil {
+		return rep, err
+	}
+	rep.Txs += rep.Postings
+	rep.Entries += 2 * rep.Postings
+
+	// Per account: stored balance against the sum of its entries,
+	// per-tick postings and rollups.
+	rows, err := tx.QueryContext(ctx, `SELECT a.name, a.id, a.kind, a.state, a.balance,
 		(SELECT COALESCE(SUM(e.amount), 0) FROM entries e WHERE e.account = a.name)
 		FROM accounts a ORDER BY a.name`)
 	if err != nil {
@@ -111,10 +147,29 @@ func (l *Ledger) Verify(ctx context.Context) (Report, error) {
 	var haveMint, haveBurn, overflow bool
 	for rows.Next() {
 		var name, kind, state string
+		var id sql.NullInt64
 		var stored, derived units.Credits
-		if err := rows.Scan(&name, &kind, &state, &stored, &derived); err != nil {
+		if err := rows.Scan(&name, &id, &kind, &state, &stored, &derived); err != nil {
 			rows.Close()
 			return rep, fmt.Errorf("ledger: verify balances: %w", err)
+		}
+		if !id.Valid {
+			problem("account %q has no id", name)
+		}
+		var add units.Credits
+		switch kind {
+		case "mint":
+			add = -mv.tapped
+		case "burn":
+			add = mv.charged
+		default:
+			add = mv.net[id.Int64]
+			delete(mv.net, id.Int64)
+		}
+		if d, ok := derived.Add(add); ok {
+			derived = d
+		} else {
+			overflow = true
 		}
 		if stored != derived {
 			problem("account %q: stored balance %d, entries sum to %d", name, stored, derived)
@@ -150,6 +205,10 @@ func (l *Ledger) Verify(ctx context.Context) (Report, error) {
 	if !haveMint || !haveBurn {
 		problem("system account missing (mint %t, burn %t)", haveMint, haveBurn)
 	}
+	for _, id := range slices.Sorted(maps.Keys(mv.net)) {
+		problem("per-tick postings or rollups of net %d for account id %d, which is no wallet", mv.net[id], id)
+	}
+	overflow = overflow || mv.overflow
 	if sum, ok := rep.Balances.Add(rep.Burned); overflow || !ok {
 		problem("sums overflow int64: %v", ErrOverflow)
 	} else if rep.Minted != sum {
@@ -167,6 +226,16 @@ func (l *Ledger) Verify(ctx context.Context) (Report, error) {
 		{"unknown accounts", `SELECT 'entry of tx ' || e.tx_id || ' seq ' || e.seq || ': no account ' || quote(e.account)
 			FROM entries e WHERE e.account NOT IN (SELECT name FROM accounts) ORDER BY e.tx_id, e.seq`},
 		{"zero entries", `SELECT 'entry of tx ' || tx_id || ' seq ' || seq || ' is zero' FROM entries WHERE amount = 0`},
+		{"per-tick postings", `SELECT 'per-tick row of tick ' || t.tick || ', account id ' || t.account || ': ' || CASE
+				WHEN a.kind IS NULL THEN 'no such account'
+				WHEN a.kind != 'wallet' THEN 'a ' || a.kind || ' account, not a wallet'
+				WHEN t.tick < s.below THEN 'lies below the rollup watermark ' || s.below || ': rolled up and kept at once'
+				ELSE 'holds no posting, or one of no credits or fewer' END
+			FROM ticks t CROSS JOIN rollup_state s LEFT JOIN accounts a ON a.id = t.account
+			WHERE a.kind IS NOT 'wallet' OR t.tick < s.below
+				OR COALESCE(t.tap, t.payment, t.energy, t.tax, t.rent) IS NULL
+				OR t.tap <= 0 OR t.payment <= 0 OR t.energy <= 0 OR t.tax <= 0 OR t.rent <= 0
+			ORDER BY t.tick, t.account`},
 	}
 	for _, c := range checks {
 		err := lines(c.what, c.query, func(r *sql.Rows) (string, error) {
@@ -177,6 +246,189 @@ func (l *Ledger) Verify(ctx context.Context) (Report, error) {
 			return rep, err
 		}
 	}
+	if err := verifyRollups(ctx, tx, rep.RolledBelow, problem); err != nil {
+		return rep, err
+	}
+	if err := verifyShadows(ctx, tx, problem); err != nil {
+		return rep, err
+	}
 	rep.OK = len(rep.Problems) == 0
 	return rep, nil
+}
+
+// moved is what per-tick postings and rollups move.
+type moved struct {
+	net      map[int64]units.Credits // per wallet id: taps less charges
+	tapped   units.Credits           // out of the mint
+	charged  units.Credits           // into burn
+	overflow bool
+}
+
+// verifyMoved sums the per-tick postings and the rollups, and counts them
+// into rep.
+func verifyMoved(ctx context.Context, tx *sql.Tx, rep *Report) (moved, error) {
+	m := moved{net: map[int64]units.Credits{}}
+	add := func(sum *units.Credits, v units.Credits) {
+		var ok bool
+		if *sum, ok = sum.Add(v); !ok {
+			m.overflow = true
+		}
+	}
+	for _, q := range []struct{ what, query string }{
+		{"per-tick postings", `SELECT account, COUNT(*),
+			COUNT(tap) + COUNT(payment) + COUNT(energy) + COUNT(tax) + COUNT(rent),
+			COALESCE(SUM(tap), 0), COALESCE(SUM(payment), 0) + COALESCE(SUM(energy), 0) + COALESCE(SUM(tax), 0) + COALESCE(SUM(rent), 0),
+			COALESCE(SUM(tap), 0) - COALESCE(SUM(payment), 0) - COALESCE(SUM(energy), 0) - COALESCE(SUM(tax), 0) - COALESCE(SUM(rent), 0)
+			FROM ticks GROUP BY account`},
+		{"rollups", `SELECT account, COUNT(*), SUM(n_tap + n_payment + n_energy + n_tax + n_rent),
+			SUM(tap), SUM(payment) + SUM(energy) + SUM(tax) + SUM(rent), SUM(net)
+			FROM rollups GROUP BY account`},
+	} {
+		rows, err := tx.QueryContext(ctx, q.query)
+		if err != nil {
+			return m, fmt.Errorf("ledger: verify %s: %w", q.what, err)
+		}
+		for rows.Next() {
+			var id, n, postings int64
+			var tapped, charged, net units.Credits
+			if err := rows.Scan(&id, &n, &postings, &tapped, &charged, &net); err != nil {
+				rows.Close()
+				return m, fmt.Errorf("ledger: verify %s: %w", q.what, err)
+			}
+			if q.what == "rollups" {
+				rep.Rollups += n
+				rep.RolledUp += postings
+			} else {
+				rep.Postings += postings
+			}
+			add(&m.tapped, tapped)
+			add(&m.charged, charged)
+			w := m.net[id]
+			add(&w, net)
+			m.net[id] = w
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return m, fmt.Errorf("ledger: verify %s: %w", q.what, err)
+		}
+	}
+	return m, nil
+}
+
+// verifyRollups checks every rollup row on its own, and each wallet's rows
+// against each other and the watermark.
+func verifyRollups(ctx context.Context, tx *sql.Tx, below uint64, problem func(string, ...any)) error {
+	rows, err := tx.QueryContext(ctx, `SELECT r.account, COALESCE(a.name, ''), COALESCE(a.kind, ''), r.bucket, r.first_tick, r.last_tick,
+		r.n_tap, r.tap, r.n_payment, r.payment, r.n_energy, r.energy, r.n_tax, r.tax, r.n_rent, r.rent, r.net
+		FROM rollups r LEFT JOIN accounts a ON a.id = r.account ORDER BY r.account, r.first_tick`)
+	if err != nil {
+		return fmt.Errorf("ledger: verify rollups: %w", err)
+	}
+	defer rows.Close()
+	n := 0
+	report := func(format string, args ...any) {
+		if n++; n <= maxProblems {
+			problem(format, args...)
+		}
+	}
+	prev, prevLast := int64(-1), int64(-1)
+	for rows.Next() {
+		var id, bucket, first, last int64
+		var name, kind string
+		var counts, sums [len(perTickKinds)]int64
+		var net units.Credits
+		if err := rows.Scan(&id, &name, &kind, &bucket, &first, &last,
+			&counts[0], &sums[0], &counts[1], &sums[1], &counts[2], &sums[2], &counts[3], &sums[3], &counts[4], &sums[4], &net); err != nil {
+			return fmt.Errorf("ledger: verify rollups: %w", err)
+		}
+		what := fmt.Sprintf("rollup of %q (account id %d) at bucket %d, ticks %d to %d", name, id, bucket, first, last)
+		if kind != "wallet" {
+			report("%s: no such wallet", what)
+		}
+		if first < bucket || last < first {
+			report("%s: ticks out of order", what)
+		}
+		if uint64(last) >= below {
+			report("%s: at or above the rollup watermark %d", what, below)
+		}
+		if id == prev && first <= prevLast {
+			report("%s: overlaps the wallet's rollup that ends at tick %d", what, prevLast)
+		}
+		prev, prevLast = id, last
+		var want units.Credits
+		ok := true
+		for i, k := range perTickKinds {
+			c, s := counts[i], sums[i]
+			switch {
+			case c < 0 || (c == 0) != (s == 0) || s < c:
+				report("%s: %d %s postings cannot sum to %d (each is at least one credit)", what, c, k, s)
+			case c > last-first+1:
+				report("%s: %d %s postings in %d ticks (at most one a tick)", what, c, k, last-first+1)
+			}
+			if k == KindTap {
+				want, ok = want.Add(units.Credits(s))
+			} else {
+				var o bool
+				want, o = want.Sub(units.Credits(s))
+				ok = ok && o
+			}
+		}
+		if !ok {
+			report("%s: sums overflow int64", what)
+		} else if net != want {
+			report("%s: does not balance: the wallet's net change is %d, its taps less its charges %d", what, net, want)
+		}
+	}
+	if n > maxProblems {
+		problem("rollups: %d more", n-maxProblems)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("ledger: verify rollups: %w", err)
+	}
+	return nil
+}
+
+// verifyShadows finds keys held twice: by a transaction stored whole and
+// by a per-tick posting.
+func verifyShadows(ctx context.Context, tx *sql.Tx, problem func(string, ...any)) error {
+	rows, err := tx.QueryContext(ctx, `SELECT key FROM txs WHERE key >= 'tick:' AND key < 'tick;' ORDER BY key`)
+	if err != nil {
+		return fmt.Errorf("ledger: verify keys: %w", err)
+	}
+	var keys []string
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			rows.Close()
+			return fmt.Errorf("ledger: verify keys: %w", err)
+		}
+		if _, _, _, ok := parsePerTickKey(k); ok {
+			keys = append(keys, k)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("ledger: verify keys: %w", err)
+	}
+	n := 0
+	for _, k := range keys {
+		tick, wallet, kind, _ := parsePerTickKey(k)
+		col, _ := perTickColumn(kind)
+		var held int
+		err := tx.QueryRowContext(ctx, `SELECT `+string(perTickKinds[col])+` IS NOT NULL FROM ticks t JOIN accounts a ON a.id = t.account
+			WHERE t.tick = ? AND a.name = ?`, int64(tick), wallet).Scan(&held)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return fmt.Errorf("ledger: verify keys: %w", err)
+		case held != 0:
+			if n++; n <= maxProblems {
+				problem("key %q appears twice: stored whole and as a per-tick posting", k)
+			}
+		}
+	}
+	if n > maxProblems {
+		problem("keys held twice: %d more", n-maxProblems)
+	}
+	return nil
 }
