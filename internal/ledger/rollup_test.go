@@ -224,6 +224,42 @@ func TestRollup(t *testing.T) {
 	}
 }
 
+// TestMaintainSteps: Maintain does one rollup step a call, says when more
+// is due, and gets there in as many calls as Rollup takes steps.
+func TestMaintainSteps(t *testing.T) {
+	ctx := t.Context()
+	l, _ := openWith(t, rollupOpts)
+	postRollupFixture(t, l)
+	calls, due := 0, true
+	for ; due; calls++ {
+		if calls > 100 {
+			t.Fatal("Maintain never caught up")
+		}
+		m, err := l.Maintain(ctx, 40)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Rollup.Steps > 1 || m.Checkpoint.Mode != CheckpointPassive {
+			t.Fatalf("call %d: %+v, want one rollup step at most and a passive checkpoint", calls, m)
+		}
+		due = m.Rollup.Due
+	}
+	rep := mustVerify(t, l)
+	// The same ledger rolled up at once.
+	l2, _ := openWith(t, rollupOpts)
+	postRollupFixture(t, l2)
+	r, err := l2.Rollup(ctx, 40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.RolledBelow != 30 || calls != r.Steps || r.Steps < 2 || r.Due {
+		t.Errorf("%d calls to roll up below %d; Rollup took %d steps (%+v)", calls, rep.RolledBelow, r.Steps, r)
+	}
+	if m, err := l.Maintain(ctx, 40); err != nil || m.Rollup.Steps != 0 || m.Rollup.Due {
+		t.Errorf("nothing due: %+v, %v", m, err)
+	}
+}
+
 // TestRollupReplays: within the window a replayed per-tick posting is a
 // duplicate; below the watermark it is refused, as is a new one; whole
 // transactions are never rolled up.
