@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,7 +20,7 @@ func newBenchCmd(a *app) *cobra.Command {
 		Short: "Measure Maxwell's own machinery on this host",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(newBenchPauseCmd(a), newBenchLandauerCmd(a))
+	cmd.AddCommand(newBenchPauseCmd(a), newBenchLandauerCmd(a), newBenchDaemonCmd(a))
 	return cmd
 }
 
@@ -65,6 +66,72 @@ microseconds. Needs root for the cgroup freezers.`,
 	f.StringVar(&o.ControllerCPUs, "controller-cpus", "auto", `CPUs for the measuring thread: a list, "auto" (every allowed CPU but the cells', if any) or "none"`)
 	f.BoolVar(&o.OCI, "oci", false, "also measure a runc container (runc's own pause; needs runc and busybox-static)")
 	f.DurationVar(&timeout, "timeout", 2*time.Minute, "give up after this long, with a unit, e.g. 90s")
+	return cmd
+}
+
+// newBenchDaemonCmd builds `maxwell bench daemon`.
+func newBenchDaemonCmd(a *app) *cobra.Command {
+	var (
+		o       bench.DaemonOptions
+		asJSON  bool
+		cpus    string
+		profile string
+	)
+	cmd := &cobra.Command{
+		Use:   "daemon",
+		Short: "Measure what the economy costs the host while it governs --cells cells",
+		Long: `Run the daemon's economy in this process, as ` + "`maxwell daemon`" + ` does (real
+cgroups, the SQLite ledger, the Landauer meter, the agent hub; private
+sockets, ledger and cgroup parent), admit --cells budgeted cells, each a
+sleeping program (or, with --busy, one that spins), let it settle for
+--warmup, then measure for --duration: the process's CPU time per tick and
+per cell (getrusage), and the tick's latency, its phases and its jitter
+(p50, p99, max). --realtime P runs the tick under SCHED_FIFO at priority
+P. --cpuprofile writes a pprof profile of the window. Needs root.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := a.config()
+			if err != nil {
+				return err
+			}
+			cpuList, err := runCPUs(cpus)
+			if err != nil {
+				return err
+			}
+			log, err := a.logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			o.Economy.Config, o.Economy.Roots, o.Economy.CgroupRoot, o.Economy.CPUs, o.Economy.Log = cfg, a.roots(), a.cgroupRoot, cpuList, log
+			if profile != "" {
+				f, err := os.Create(profile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				o.CPUProfile = f
+			}
+			ctx, stop := signalContext(cmd)
+			defer stop()
+			res, err := bench.MeasureDaemon(ctx, o)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), res)
+			}
+			return res.WriteText(cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.Cells, "cells", 100, "cells to govern")
+	f.BoolVar(&o.Busy, "busy", false, "cells spin instead of sleeping: every CPU sold saturated")
+	f.DurationVar(&o.Warmup, "warmup", 3*time.Second, "run this long before measuring")
+	f.DurationVar(&o.Duration, "duration", 30*time.Second, "measure for this long")
+	f.IntVar(&o.Economy.RealtimePriority, "realtime", 0, "run the tick under SCHED_FIFO at this priority (1-99; 0: no)")
+	f.StringVar(&cpus, "cpus", "", "CPUs to sell (default: every CPU Maxwell may use)")
+	f.StringVar(&profile, "cpuprofile", "", "write a pprof CPU profile of the window here")
+	f.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
 

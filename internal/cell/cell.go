@@ -112,6 +112,23 @@ type Cell interface {
 	Close() error
 }
 
+// UsageReader is implemented by cells that read the two figures a daemon
+// takes of every cell every tick — CPU time and memory — more cheaply than
+// Stats, which also reads the freezer and counts the tasks.
+type UsageReader interface {
+	// Usage returns Stats with CPUTime and MemoryBytes set.
+	Usage() (Stats, error)
+}
+
+// ReadUsage returns c's CPU time and memory: by c.Usage where c is a
+// UsageReader, else by c.Stats.
+func ReadUsage(c Cell) (Stats, error) {
+	if u, ok := c.(UsageReader); ok {
+		return u.Usage()
+	}
+	return c.Stats()
+}
+
 // cell implements Cell for both backends: cg is set for cgroup cells, pg
 // for signal cells.
 type cell struct {
@@ -198,6 +215,7 @@ func (m *Manager) Start(ctx context.Context, spec Spec) (Cell, error) {
 			m.release(spec.Name)
 			return fail(err)
 		}
+		c.cg.files = cgroupfs.NewFiles()
 		if c.cg.V2 != "" {
 			if c.cgID, err = cgroupID(c.cg.V2); err != nil {
 				c.abort()
@@ -541,6 +559,19 @@ func (c *cell) Stats() (Stats, error) {
 		return st, fmt.Errorf("stats of cell %q: %w", c.name, err)
 	}
 	return st, nil
+}
+
+// Usage implements UsageReader: one read each of the CPU time and the
+// memory of a cgroup cell, through descriptors kept open.
+func (c *cell) Usage() (Stats, error) {
+	if c.pg != nil {
+		return c.Stats()
+	}
+	u, err := c.cg.files.ReadCPUMemory(c.cg.usageDirs())
+	if err != nil {
+		return Stats{}, fmt.Errorf("usage of cell %q: %w", c.name, err)
+	}
+	return Stats{CPUTime: u.CPUTime, MemoryBytes: u.MemoryBytes}, nil
 }
 
 // Contains implements Cell.

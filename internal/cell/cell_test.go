@@ -1006,3 +1006,33 @@ func TestCredentialFormat(t *testing.T) {
 		}
 	}
 }
+
+// TestUsage: a cell's Usage (what the daemon reads every tick, through
+// descriptors it keeps open) agrees with its Stats, and keeps moving with
+// the cell's CPU time read after read.
+func TestUsage(t *testing.T) {
+	m := newManager(t, FreezerAuto)
+	ctx := testCtx(t)
+	c, err := m.Start(ctx, spinSpec(t, "usage", FreezerAuto))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitCPU(t, ctx, c, 50*time.Millisecond)
+	u1, err := ReadUsage(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := stats(t, c)
+	waitCPU(t, ctx, c, s.CPUTime+50*time.Millisecond)
+	u2, err := ReadUsage(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u1.CPUTime <= 0 || u1.CPUTime > s.CPUTime || u2.CPUTime <= s.CPUTime {
+		t.Errorf("usage %v, stats %v, usage again %v: want them in order", u1.CPUTime, s.CPUTime, u2.CPUTime)
+	}
+	if s.MemoryBytes > 0 && u2.MemoryBytes == 0 {
+		t.Errorf("Stats says %d bytes of memory, Usage none", s.MemoryBytes)
+	}
+}

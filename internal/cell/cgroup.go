@@ -24,6 +24,10 @@ type cgroupSet struct {
 	V1 map[string]string `json:"v1,omitempty"`
 	// V2 is the cell's directory in the cgroup2 hierarchy, or "".
 	V2 string `json:"v2,omitempty"`
+
+	// files keeps the control files read every tick open (nil: read
+	// each afresh); whoever owns the set closes it.
+	files *cgroupfs.Files
 }
 
 // dirs returns every distinct directory of s, v1 first, sorted.
@@ -80,6 +84,11 @@ func (s *cgroupSet) contains(pid int) bool {
 	return cgroupfs.HasProcess(d, pid)
 }
 
+// usageDirs are the directories that account for s's usage.
+func (s *cgroupSet) usageDirs() cgroupfs.Dirs {
+	return cgroupfs.Dirs{CPUAcct: s.V1["cpuacct"], Memory: s.V1["memory"], PIDs: s.V1["pids"], V2: s.V2}
+}
+
 // join moves pid (and all its threads) into every cgroup of s.
 func (s *cgroupSet) join(pid int) error {
 	for _, d := range s.dirs() {
@@ -111,7 +120,7 @@ func (s *cgroupSet) freezeV1(ctx context.Context) error {
 	}
 	n := 0
 	return cgroupfs.Poll(ctx, func() (bool, error) {
-		st, err := cgroupfs.ReadString(state)
+		st, err := s.files.String(state)
 		if err != nil {
 			return false, fmt.Errorf("freezing: %w", err)
 		}
@@ -138,7 +147,7 @@ func (s *cgroupSet) thawV1(ctx context.Context) error {
 		return fmt.Errorf("thawing: %w", err)
 	}
 	return cgroupfs.Poll(ctx, func() (bool, error) {
-		st, err := cgroupfs.ReadString(state)
+		st, err := s.files.String(state)
 		if err != nil {
 			return false, fmt.Errorf("thawing: %w", err)
 		}
@@ -148,7 +157,7 @@ func (s *cgroupSet) thawV1(ctx context.Context) error {
 
 // frozenV1 reports whether freezer.state reads FROZEN.
 func (s *cgroupSet) frozenV1() (bool, error) {
-	st, err := cgroupfs.ReadString(filepath.Join(s.V1["freezer"], "freezer.state"))
+	st, err := s.files.String(filepath.Join(s.V1["freezer"], "freezer.state"))
 	return st == v1Frozen, err
 }
 
@@ -180,7 +189,7 @@ func (s *cgroupSet) setFreezeV2(ctx context.Context, want uint64) error {
 	}
 	events := filepath.Join(s.V2, "cgroup.events")
 	return cgroupfs.Poll(ctx, func() (bool, error) {
-		v, err := cgroupfs.ReadKeyed(events, "frozen")
+		v, err := s.files.Keyed(events, "frozen")
 		if err != nil {
 			return false, fmt.Errorf("%s: %w", verb, err)
 		}
@@ -190,7 +199,7 @@ func (s *cgroupSet) setFreezeV2(ctx context.Context, want uint64) error {
 
 // frozenV2 reports whether cgroup.events says "frozen 1".
 func (s *cgroupSet) frozenV2() (bool, error) {
-	v, err := cgroupfs.ReadKeyed(filepath.Join(s.V2, "cgroup.events"), "frozen")
+	v, err := s.files.Keyed(filepath.Join(s.V2, "cgroup.events"), "frozen")
 	return v == 1, err
 }
 
@@ -256,6 +265,9 @@ func (s *cgroupSet) thawNoWait() {
 // EBUSY (a task not yet fully gone) is retried until ctx ends.
 func (s *cgroupSet) remove(ctx context.Context) error {
 	var errs []error
+	if err := s.files.Close(); err != nil {
+		errs = append(errs, err)
+	}
 	for _, d := range s.dirs() {
 		err := cgroupfs.Poll(ctx, func() (bool, error) {
 			err := os.Remove(d)
@@ -286,10 +298,10 @@ func (s *cgroupSet) cleanup(ctx context.Context) error {
 // stats reads s's accounting files. Figures the layout does not account
 // for are left zero.
 func (s *cgroupSet) stats() (Stats, error) {
-	d := cgroupfs.Dirs{CPUAcct: s.V1["cpuacct"], Memory: s.V1["memory"], PIDs: s.V1["pids"], V2: s.V2}
+	d := s.usageDirs()
 	if ds := s.dirs(); len(ds) > 0 {
 		d.Tasks = ds[0]
 	}
-	u, err := cgroupfs.ReadUsage(d)
+	u, err := s.files.ReadUsage(d)
 	return Stats{CPUTime: u.CPUTime, MemoryBytes: u.MemoryBytes, PIDs: u.Tasks}, err
 }

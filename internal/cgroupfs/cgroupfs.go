@@ -4,11 +4,10 @@
 package cgroupfs
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -38,49 +37,15 @@ func Write(path, s string) error {
 }
 
 // ReadString reads a one-value file, trimmed of white space.
-func ReadString(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	return string(bytes.TrimSpace(b)), nil
-}
+func ReadString(path string) (string, error) { return (*Files)(nil).String(path) }
 
 // ReadUint reads a file holding one unsigned integer (e.g. pids.current,
 // memory.current, cpuacct.usage).
-func ReadUint(path string) (uint64, error) {
-	s, err := ReadString(path)
-	if err != nil {
-		return 0, err
-	}
-	v, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w: %q", path, ErrGarbage, s)
-	}
-	return v, nil
-}
+func ReadUint(path string) (uint64, error) { return (*Files)(nil).Uint(path) }
 
 // ReadKeyed reads one key of a flat-keyed file such as cpu.stat or
 // cgroup.events ("key value" per line).
-func ReadKeyed(path, key string) (uint64, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), " ")
-		if !ok || k != key {
-			continue
-		}
-		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("%s: %w: key %s = %q", path, ErrGarbage, key, v)
-		}
-		return n, nil
-	}
-	return 0, fmt.Errorf("%s: %w: no key %q", path, ErrGarbage, key)
-}
+func ReadKeyed(path, key string) (uint64, error) { return (*Files)(nil).Keyed(path, key) }
 
 // ReadPIDs reads a cgroup.procs, cgroup.threads or tasks file.
 func ReadPIDs(path string) ([]int, error) {
@@ -171,31 +136,13 @@ type Usage struct {
 // accounts for a figure, from cgroup2 otherwise (cpu.stat usage_usec,
 // memory.current, pids.current or cgroup.threads). A figure no hierarchy
 // accounts for is left zero.
-func ReadUsage(d Dirs) (Usage, error) {
-	var u Usage
-	switch {
-	case d.CPUAcct != "":
-		ns, err := ReadUint(filepath.Join(d.CPUAcct, "cpuacct.usage"))
-		if err != nil {
-			return u, fmt.Errorf("cpu time: %w", err)
-		}
-		u.CPUTime = time.Duration(ns)
-	case d.V2 != "":
-		us, err := ReadKeyed(filepath.Join(d.V2, "cpu.stat"), "usage_usec")
-		if err != nil {
-			return u, fmt.Errorf("cpu time: %w", err)
-		}
-		u.CPUTime = time.Duration(us) * time.Microsecond
-	}
-	var err error
-	switch {
-	case d.Memory != "":
-		u.MemoryBytes, err = ReadUint(filepath.Join(d.Memory, "memory.usage_in_bytes"))
-	case d.V2 != "" && Exists(filepath.Join(d.V2, "memory.current")):
-		u.MemoryBytes, err = ReadUint(filepath.Join(d.V2, "memory.current"))
-	}
+func ReadUsage(d Dirs) (Usage, error) { return (*Files)(nil).ReadUsage(d) }
+
+// ReadUsage is the package's ReadUsage through f's descriptors.
+func (f *Files) ReadUsage(d Dirs) (Usage, error) {
+	u, err := f.ReadCPUMemory(d)
 	if err != nil {
-		return u, fmt.Errorf("memory: %w", err)
+		return u, err
 	}
 	var n uint64
 	count := func(path string) {
@@ -205,11 +152,11 @@ func ReadUsage(d Dirs) (Usage, error) {
 	}
 	switch {
 	case d.PIDs != "":
-		n, err = ReadUint(filepath.Join(d.PIDs, "pids.current"))
-	case d.V2 != "" && Exists(filepath.Join(d.V2, "pids.current")):
-		n, err = ReadUint(filepath.Join(d.V2, "pids.current"))
+		n, err = f.Uint(filepath.Join(d.PIDs, "pids.current"))
 	case d.V2 != "":
-		count(filepath.Join(d.V2, "cgroup.threads"))
+		if n, err = f.Uint(filepath.Join(d.V2, "pids.current")); absent(err) {
+			count(filepath.Join(d.V2, "cgroup.threads"))
+		}
 	case d.Tasks != "":
 		count(filepath.Join(d.Tasks, "tasks"))
 	}
@@ -219,6 +166,43 @@ func ReadUsage(d Dirs) (Usage, error) {
 	u.Tasks = int(n)
 	return u, nil
 }
+
+// ReadCPUMemory reads what ReadUsage does but the task count: the two
+// figures a daemon reads of every cell every tick.
+func (f *Files) ReadCPUMemory(d Dirs) (Usage, error) {
+	var u Usage
+	switch {
+	case d.CPUAcct != "":
+		ns, err := f.Uint(filepath.Join(d.CPUAcct, "cpuacct.usage"))
+		if err != nil {
+			return u, fmt.Errorf("cpu time: %w", err)
+		}
+		u.CPUTime = time.Duration(ns)
+	case d.V2 != "":
+		us, err := f.Keyed(filepath.Join(d.V2, "cpu.stat"), "usage_usec")
+		if err != nil {
+			return u, fmt.Errorf("cpu time: %w", err)
+		}
+		u.CPUTime = time.Duration(us) * time.Microsecond
+	}
+	var err error
+	switch {
+	case d.Memory != "":
+		u.MemoryBytes, err = f.Uint(filepath.Join(d.Memory, "memory.usage_in_bytes"))
+	case d.V2 != "":
+		if u.MemoryBytes, err = f.Uint(filepath.Join(d.V2, "memory.current")); absent(err) {
+			err = nil // no memory controller there
+		}
+	}
+	if err != nil {
+		return u, fmt.Errorf("memory: %w", err)
+	}
+	return u, nil
+}
+
+// absent reports that a control file does not exist: in cgroup2, a
+// controller not enabled for the group.
+func absent(err error) bool { return errors.Is(err, fs.ErrNotExist) }
 
 // HasProcess reports whether pid is listed in dir's cgroup.procs. An
 // unreadable file counts as no.

@@ -38,7 +38,20 @@ type Config struct {
 	ThermalTwin    ThermalTwin   `yaml:"thermal_twin"`
 	Baseline       Baseline      `yaml:"baseline"`
 	Engine         Engine        `yaml:"engine"`
+	Ledger         Ledger        `yaml:"ledger"`
 	Demo           Demo          `yaml:"demo"`
+}
+
+// Ledger configures how the ledger keeps its history (docs/LEDGER.md).
+type Ledger struct {
+	// Keep is how long every charge of every tick is kept in detail
+	// before it is folded into per-cell totals per Bucket; negative:
+	// for ever.
+	Keep   time.Duration `yaml:"keep"`
+	Bucket time.Duration `yaml:"bucket"`
+	// MaintainEvery is how often the economy does a step of that folding
+	// and checkpoints the write-ahead log.
+	MaintainEvery time.Duration `yaml:"maintain_every"`
 }
 
 // Engine configures Maxwell's economy.
@@ -241,6 +254,16 @@ func (c Config) Validate() error {
 	}
 	if e.StartupGrace < 0 || e.StartupGrace > time.Hour {
 		return bad("engine.startup_grace %v must be between 0 and 1h", e.StartupGrace)
+	}
+	l := c.Ledger
+	if l.Bucket < e.Tick || l.Bucket > 24*time.Hour {
+		return bad("ledger.bucket %v must be between the tick (%v) and 24h", l.Bucket, e.Tick)
+	}
+	if l.Keep >= 0 && l.Keep < l.Bucket {
+		return bad("ledger.keep %v must be at least one bucket (%v), or negative to keep everything", l.Keep, l.Bucket)
+	}
+	if l.MaintainEvery < e.Tick || l.MaintainEvery > time.Hour {
+		return bad("ledger.maintain_every %v must be between the tick (%v) and 1h", l.MaintainEvery, e.Tick)
 	}
 	if e.LowBalancePercent < 0 || e.LowBalancePercent > 100 {
 		return bad("engine.low_balance_percent %d must be between 0 and 100", e.LowBalancePercent)

@@ -17,7 +17,10 @@
 package economy
 
 import (
+	"runtime"
+
 	"github.com/maxwellhq/maxwell/internal/meter"
+	"golang.org/x/sys/unix"
 
 	"context"
 	"errors"
@@ -82,6 +85,14 @@ type Options struct {
 	// Clock is the economy's time; nil means the real clock.
 	Clock clock.Clock
 	Log   *slog.Logger
+	// OnStep, if set, receives how long each tick's work took
+	// (engine.Driver.OnStep).
+	OnStep func(engine.Step)
+	// RealtimePriority, if positive, runs the tick on an OS thread of its
+	// own under SCHED_FIFO at that priority (1–99; needs root or
+	// CAP_SYS_NICE), so that cells saturating every CPU cannot delay it.
+	// If the kernel refuses, the economy says so and runs without it.
+	RealtimePriority int
 }
 
 // Economy is a running economy. Its methods are safe for concurrent use.
@@ -202,7 +213,8 @@ func (e *Economy) open(ctx context.Context) error {
 	if err := os.MkdirAll(filepath.Dir(o.LedgerPath), 0o750); err != nil {
 		return fmt.Errorf("economy: ledger directory: %w", err)
 	}
-	if e.ledger, err = ledger.Open(ctx, o.LedgerPath, ledger.Options{Logger: e.log}); err != nil {
+	lc := o.Config.Ledger
+	if e.ledger, err = ledger.Open(ctx, o.LedgerPath, ledger.Options{Logger: e.log, Tick: o.Config.Engine.Tick, Keep: lc.Keep, Bucket: lc.Bucket}); err != nil {
 		return err
 	}
 	e.lg = Ledger{L: e.ledger}
@@ -253,6 +265,7 @@ func (e *Economy) open(ctx context.Context) error {
 	e.driver = &engine.Driver{
 		Core: core, Temp: e.tel.Temp, Energy: e.tel.Energy, Util: util, Meter: e.meter, Ledger: e.lg,
 		Clock: e.clock, Log: e.log, Note: e.note, OnDecision: e.decided, Grace: o.Config.Engine.StartupGrace,
+		OnStep: o.OnStep,
 	}
 	if o.Policy == engine.PolicyMaxwell {
 		e.driver.Auction = Auctioneer{H: e.hub, Log: e.log}
@@ -292,7 +305,7 @@ func (e *Economy) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	run := func(name string, f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -304,7 +317,8 @@ func (e *Economy) Run(ctx context.Context) error {
 		}()
 	}
 	run("agent hub", e.hub.Serve)
-	run("engine", e.driver.Run)
+	run("engine", e.runDriver)
+	run("ledger maintenance", e.maintainLedger)
 	<-ctx.Done()
 	wg.Wait()
 	e.shutdown()
@@ -314,6 +328,72 @@ func (e *Economy) Run(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(append(errs, e.Close())...)
+}
+
+// maintainLedger folds old per-tick postings into rollups and checkpoints
+// the write-ahead log every Config.Ledger.MaintainEvery, as long as ctx
+// lasts: one step at a time, so a tick waits at most one step (a few
+// milliseconds) for the ledger, and as many steps as are due. A failure
+// is logged when it starts and when it ends, not at every attempt.
+func (e *Economy) maintainLedger(ctx context.Context) error {
+	t := e.clock.NewTicker(e.opts.Config.Ledger.MaintainEvery)
+	defer t.Stop()
+	var failing error
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.Chan():
+		}
+		e.mu.Lock()
+		tick := e.acct.last.Tick
+		e.mu.Unlock()
+		if tick == 0 {
+			continue
+		}
+		for {
+			m, err := e.ledger.Maintain(ctx, tick)
+			switch {
+			case err != nil && failing == nil:
+				e.log.Warn("ledger maintenance failed; retrying every "+e.opts.Config.Ledger.MaintainEvery.String(), "err", err)
+			case err == nil && failing != nil:
+				e.log.Info("ledger maintenance recovered")
+			}
+			failing = err
+			if err != nil || !m.Rollup.Due || ctx.Err() != nil {
+				break
+			}
+		}
+	}
+}
+
+// runDriver runs the driver, on a SCHED_FIFO thread of its own where
+// Options.RealtimePriority asks for one.
+func (e *Economy) runDriver(ctx context.Context) error {
+	if p := e.opts.RealtimePriority; p > 0 {
+		// The goroutine keeps this thread; when it ends, the thread ends
+		// with it (no UnlockOSThread), so no other goroutine inherits
+		// the policy.
+		runtime.LockOSThread()
+		if err := setFIFO(p); err != nil {
+			e.log.Warn("the tick runs without real-time priority", "priority", p, "err", err)
+		} else {
+			e.log.Info("the tick runs under SCHED_FIFO", "priority", p)
+		}
+	}
+	return e.driver.Run(ctx)
+}
+
+// setFIFO puts the calling thread under SCHED_FIFO at priority p.
+func setFIFO(p int) error {
+	if p < 1 || p > 99 {
+		return fmt.Errorf("SCHED_FIFO priority %d: want 1..99", p)
+	}
+	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_FIFO, Priority: uint32(p)}
+	if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
+		return fmt.Errorf("sched_setattr SCHED_FIFO %d: %w", p, err)
+	}
+	return nil
 }
 
 // shutdown kills every cell and settles its wallet.

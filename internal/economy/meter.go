@@ -27,14 +27,19 @@ func OpenMeter(sysRoot, cgroupRoot string, log *slog.Logger) *Meter {
 	})}
 }
 
-// Freed implements engine.FreedMeter.
+// Freed implements engine.FreedMeter: the figures of cells, reading only
+// their cgroups.
 func (m *Meter) Freed(cells map[string]cell.Cell) (map[string]uint64, error) {
 	if m.watched == nil {
 		m.watched = map[string]uint64{}
 	}
 	var errs []error
+	ids := make([]uint64, 0, len(cells))
 	for name, c := range cells {
-		if _, ok := m.watched[name]; ok {
+		if id, ok := m.watched[name]; ok {
+			if id != 0 {
+				ids = append(ids, id)
+			}
 			continue
 		}
 		id := c.CgroupID()
@@ -48,14 +53,18 @@ func (m *Meter) Freed(cells map[string]cell.Cell) (map[string]uint64, error) {
 			continue
 		}
 		m.watched[name] = id
+		ids = append(ids, id)
 	}
-	counts, err := m.M.Read()
+	if len(ids) == 0 {
+		return map[string]uint64{}, errors.Join(errs...)
+	}
+	counts, err := m.M.Read(ids...)
 	if err != nil {
 		return nil, errors.Join(append(errs, err)...)
 	}
-	out := make(map[string]uint64, len(m.watched))
-	for name, id := range m.watched {
-		if c, ok := counts[id]; ok && id != 0 {
+	out := make(map[string]uint64, len(cells))
+	for name := range cells {
+		if c, ok := counts[m.watched[name]]; ok {
 			out[name] = c.FreedBytes()
 		}
 	}

@@ -344,7 +344,7 @@ func (c *Core) Fund(name string, amount units.Credits) error {
 	if cs.state == life.Hibernating && b >= 0 {
 		cs.state = life.Paused
 	}
-	if cs.wallet.Endowment > 0 && int64(b)*100 >= int64(cs.wallet.Endowment)*c.cfg.LowBalancePercent {
+	if cs.wallet.Endowment > 0 && !belowPercent(b, cs.wallet.Endowment, c.cfg.LowBalancePercent) {
 		cs.warned = false
 	}
 	c.cells[name] = cs
@@ -503,7 +503,7 @@ func (c *Core) Decide(in Input) (Decision, error) {
 			cs.state = life.Paused
 			d.Actions = append(d.Actions, Action{Cell: name, Kind: ActPause})
 		}
-		if cs.state != life.Dead && !cs.warned && cs.wallet.Endowment > 0 && int64(bal)*100 < int64(cs.wallet.Endowment)*c.cfg.LowBalancePercent {
+		if cs.state != life.Dead && !cs.warned && cs.wallet.Endowment > 0 && belowPercent(bal, cs.wallet.Endowment, c.cfg.LowBalancePercent) {
 			cs.warned = true
 			d.note(event.LowBalance, name, fmt.Sprintf("balance %d credits is below %d%% of the %d endowment", bal, c.cfg.LowBalancePercent, cs.wallet.Endowment))
 		}
@@ -612,6 +612,17 @@ func (c *Core) clear(d *Decision, inputs map[string]CellInput) (won []int, price
 		price[i] += min(a.Payment, math.MaxInt64/MaxUnits)
 	}
 	return won, price, nil
+}
+
+// belowPercent reports whether b < pct% of of, without overflow at any
+// balance (b·100 overflows int64 above 9.2e16 credits).
+func belowPercent(b, of units.Credits, pct int64) bool {
+	if b < 0 {
+		return true
+	}
+	hb, lb := bits.Mul64(uint64(b), 100)
+	ho, lo := bits.Mul64(uint64(max(of, 0)), uint64(pct))
+	return hb < ho || hb == ho && lb < lo
 }
 
 // share returns p × part / whole, rounded down, without overflow (part ≤

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"strings"
@@ -586,4 +587,22 @@ func TestNewcomerRunsWhenOutbid(t *testing.T) {
 		}
 	}
 	t.Logf("slots won over %d ticks: %v", ticks, wins)
+}
+
+func TestBelowPercent(t *testing.T) {
+	const big = units.Credits(1) << 60
+	for _, tt := range []struct {
+		b, of units.Credits
+		pct   int64
+		want  bool
+	}{
+		{19, 100, 20, true}, {20, 100, 20, false}, {0, 100, 20, true}, {-1, 100, 0, true},
+		{big - 158, big, 20, false},                           // b·100 overflows int64
+		{big/5 + 1, big, 20, false}, {big / 5, big, 20, true}, // big is not a multiple of 5
+		{math.MaxInt64, math.MaxInt64, 100, false}, {5, 0, 20, false},
+	} {
+		if got := belowPercent(tt.b, tt.of, tt.pct); got != tt.want {
+			t.Errorf("belowPercent(%d, %d, %d) = %t, want %t", tt.b, tt.of, tt.pct, got, tt.want)
+		}
+	}
 }

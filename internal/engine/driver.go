@@ -88,6 +88,9 @@ type Driver struct {
 	// (state for the API, metrics, dashboards and records). It is called
 	// from Run's goroutine and should not block.
 	OnDecision func(Decision)
+	// OnStep, if set, receives how long each tick's work took (see
+	// Step), from Run's goroutine; it should not block.
+	OnStep func(Step)
 	// Journal, if set, receives every change to the core, in order, for
 	// exact replay (see Replay). It is called with the core locked.
 	Journal func(JournalEntry)
@@ -122,13 +125,43 @@ type driven struct {
 	policy   bool // the standing bid is the operator's (spawn --max-bid), not the agent's
 	idle     int  // ticks its policy bid sits out, having left its last slot idle
 	held     bool // paused by an operator: no bids, frozen
-	frozen   bool
-	limited  int // the CPU limit set, in cores; 0 none
-	since    time.Time
-	freed    uint64        // the meter's last cumulative count
-	cpu      time.Duration // CPU time at the last tick
-	exited   string        // why it ended, once seen
+	frozen   bool // use setFrozen
+	thaws    int  // times frozen went from true to false
+	// seen is frozen and thaws at the last measure, and mem the memory
+	// read then; memAge counts the measures since memory was read.
+	seen struct {
+		frozen bool
+		thaws  int
+	}
+	mem     uint64
+	memAge  int
+	limited int // the CPU limit set, in cores; 0 none
+	since   time.Time
+	freed   uint64        // the meter's last cumulative count
+	cpu     time.Duration // CPU time at the last tick
+	exited  string        // why it ended, once seen
 }
+
+// setFrozen records whether the driver holds the cell frozen.
+func (dc *driven) setFrozen(v bool) {
+	if dc.frozen && !v {
+		dc.thaws++
+	}
+	dc.frozen = v
+}
+
+// steady reports whether the cell has been frozen by a cgroup freezer (or
+// a VM's pause) since the last measure, without a moment thawed: its CPU
+// time cannot have moved. A signal cell's can (SIGCONT from any process of
+// its user), so it never counts as steady.
+func (dc *driven) steady() bool {
+	return dc.frozen && dc.seen.frozen && dc.seen.thaws == dc.thaws && dc.c.Freezer() != cell.FreezerSignal
+}
+
+// memEvery is how many measures a steady cell's memory is read only
+// once in: a frozen cell allocates nothing, and what the kernel reclaims
+// from it meanwhile shows a second later.
+const memEvery = 10
 
 // Run runs the economy every Core tick until ctx ends, and then resumes
 // every cell it froze and lifts every CPU limit: whatever happens, no cell
@@ -188,11 +221,16 @@ func (d *Driver) Run(ctx context.Context) error {
 		}
 		now := d.Clock.Now()
 		d.coreMu.Lock()
-		dec, err := d.step(ctx, tick, now.Sub(last))
+		st := Step{Tick: tick, Interval: now.Sub(last)}
+		dec, err := d.step(ctx, tick, now.Sub(last), &st)
 		if err == nil && d.Auction != nil {
 			quotes = d.quotes(dec)
 		}
 		d.coreMu.Unlock()
+		st.Total = d.Clock.Now().Sub(now)
+		if d.OnStep != nil {
+			d.OnStep(st)
+		}
 		last = now
 		if err != nil {
 			d.note(event.Event{Kind: event.EngineError, Detail: err.Error()})
@@ -243,7 +281,8 @@ func (d *Driver) measure(ctx context.Context, in *Input) {
 	if d.Meter != nil {
 		live := make(map[string]cell.Cell, len(d.cells))
 		for name, dc := range d.cells {
-			if dc.exited == "" {
+			// A cell frozen since the last tick has made no syscall.
+			if dc.exited == "" && !dc.steady() {
 				live[name] = dc.c
 			}
 		}
@@ -276,11 +315,19 @@ func (d *Driver) measure(ctx context.Context, in *Input) {
 			}
 		}
 		ci.Exited, ci.ExitCause = dc.exited != "", dc.exited
+		// A cell frozen since the last measure is read only now and then:
+		// the daemon's cost grows with the cells that run, not with all.
 		prev := dc.cpu
-		if st, err := dc.c.Stats(); err == nil {
-			ci.ResidentBytes = st.MemoryBytes
-			dc.cpu = max(st.CPUTime, dc.cpu)
+		if !dc.steady() || dc.memAge+1 >= memEvery {
+			if st, err := cell.ReadUsage(dc.c); err == nil {
+				dc.mem, dc.memAge = st.MemoryBytes, 0
+				dc.cpu = max(st.CPUTime, dc.cpu)
+			}
+		} else {
+			dc.memAge++
 		}
+		dc.seen.frozen, dc.seen.thaws = dc.frozen, dc.thaws
+		ci.ResidentBytes = dc.mem
 		ci.CPUTime = dc.cpu
 		iv.CellCPU = append(iv.CellCPU, dc.cpu-prev)
 		if f, ok := freed[name]; ok {
@@ -351,15 +398,35 @@ type wonAt struct {
 	cpu time.Duration
 }
 
-// step runs one tick: measure, decide, post, act.
-func (d *Driver) step(ctx context.Context, tick uint64, dt time.Duration) (Decision, error) {
+// Step is how long one tick's work took, by the Driver's clock: the
+// phases of step, and Total from the tick's wake-up to its end (quotes
+// for the next auction included). Interval is the time since the previous
+// tick's wake-up: the tick's length as it happened, whose spread from the
+// configured tick is the daemon's jitter.
+type Step struct {
+	Tick                         uint64
+	Interval                     time.Duration
+	Measure, Decide, Post, Apply time.Duration
+	Total                        time.Duration
+}
+
+// step runs one tick: measure, decide, post, act; st receives the phases'
+// durations.
+func (d *Driver) step(ctx context.Context, tick uint64, dt time.Duration, st *Step) (Decision, error) {
 	in := Input{Tick: tick, Dt: dt}
+	t0 := d.Clock.Now()
 	d.measure(ctx, &in)
+	t1 := d.Clock.Now()
 	dec, err := d.Core.Decide(in)
+	t2 := d.Clock.Now()
+	st.Measure, st.Decide = t1.Sub(t0), t2.Sub(t1)
 	if err != nil {
 		return dec, err
 	}
 	perr := d.Ledger.Post(ctx, dec.Postings)
+	t3 := d.Clock.Now()
+	st.Post = t3.Sub(t2)
+	defer func() { st.Apply = d.Clock.Now().Sub(t3) }()
 	if d.Journal != nil {
 		d.Journal(JournalEntry{Tick: &JournalTick{Input: in.Record(), Decision: dec, Committed: perr == nil}})
 	}
@@ -442,7 +509,7 @@ func (d *Driver) apply(ctx context.Context, dec Decision) {
 					d.note(event.Event{Kind: event.ResumeFailed, Cell: a.Cell, Detail: err.Error()})
 					continue
 				}
-				dc.frozen = false
+				dc.setFrozen(false)
 			}
 		case ActPause:
 			if !dc.frozen {
@@ -452,7 +519,7 @@ func (d *Driver) apply(ctx context.Context, dec Decision) {
 					}
 					continue
 				}
-				dc.frozen = true
+				dc.setFrozen(true)
 			}
 		case ActKill:
 			kctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -461,7 +528,7 @@ func (d *Driver) apply(ctx context.Context, dec Decision) {
 			if err != nil && !errors.Is(err, cell.ErrExited) {
 				d.note(event.Event{Kind: event.KillFailed, Cell: a.Cell, Detail: err.Error()})
 			}
-			dc.frozen = false
+			dc.setFrozen(false)
 		}
 	}
 }
@@ -473,7 +540,7 @@ func (d *Driver) resumeAll(ctx context.Context) {
 			if err := dc.c.Resume(ctx); err != nil && !errors.Is(err, cell.ErrExited) {
 				d.Log.Warn("resume", "cell", name, "err", err)
 			}
-			dc.frozen = false
+			dc.setFrozen(false)
 		}
 	}
 }
@@ -487,7 +554,7 @@ func (d *Driver) release() {
 			if err := dc.c.Resume(ctx); err != nil && !errors.Is(err, cell.ErrExited) {
 				d.Log.Warn("resume", "cell", name, "err", err)
 			}
-			dc.frozen = false
+			dc.setFrozen(false)
 		}
 		if l, ok := dc.c.(cell.CPULimiter); ok && dc.limited != 0 {
 			if err := l.LimitCPU(0); err != nil {
@@ -545,7 +612,9 @@ func (d *Driver) Admit(ctx context.Context, name string, c cell.Cell, w Wallet, 
 	if d.cells == nil {
 		d.cells, d.won = map[string]*driven{}, map[string]wonAt{}
 	}
-	dc := &driven{c: c, since: d.Clock.Now(), frozen: true}
+	// memAge staggered: the frozen cells' memory reads spread over the
+	// ticks of memEvery, not all in one.
+	dc := &driven{c: c, since: d.Clock.Now(), frozen: true, memAge: len(d.cells) % memEvery}
 	if standing != nil {
 		dc.standing, dc.hasBid, dc.policy = *standing, true, true
 	}
@@ -570,7 +639,7 @@ func (d *Driver) Hold(ctx context.Context, name string, hold bool) error {
 		if err := dc.c.Pause(ctx); err != nil {
 			return err
 		}
-		dc.frozen = true
+		dc.setFrozen(true)
 	}
 	return nil
 }

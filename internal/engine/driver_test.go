@@ -24,6 +24,8 @@ type fakeCell struct {
 	cell.Cell // unimplemented methods panic: the driver must not call them
 	mu        sync.Mutex
 	name      string
+	freezer   cell.FreezerKind // "" is FreezerV2
+	reads     int              // Stats calls
 	frozen    bool
 	killed    bool
 	limit     float64
@@ -34,6 +36,12 @@ type fakeCell struct {
 func newFakeCell(name string) *fakeCell { return &fakeCell{name: name, done: make(chan struct{})} }
 
 func (f *fakeCell) Name() string { return f.name }
+func (f *fakeCell) Freezer() cell.FreezerKind {
+	if f.freezer == "" {
+		return cell.FreezerV2
+	}
+	return f.freezer
+}
 func (f *fakeCell) Pause(context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -60,6 +68,7 @@ func (f *fakeCell) Wait(context.Context) error { return nil }
 func (f *fakeCell) Stats() (cell.Stats, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.reads++
 	return cell.Stats{MemoryBytes: 1 << 20, CPUTime: f.cpu}, nil
 }
 
@@ -495,5 +504,36 @@ func TestIdlePolicyBidSitsOut(t *testing.T) {
 	}
 	if r := reportOf(tick(), "idle"); r.BidUnits != 1 {
 		t.Errorf("after sitting out, the cell does not probe: %+v", r)
+	}
+}
+
+// TestFrozenCellsReadSeldom: a cell the driver has held frozen since the
+// last tick is not read every tick (its CPU time cannot move), only its
+// memory now and then; a signal cell, which any process of its user could
+// continue, is read every tick.
+func TestFrozenCellsReadSeldom(t *testing.T) {
+	d := newDriver(t, testConfig())
+	d.Grace = time.Nanosecond // no startup slot: both stay frozen
+	cg := newFakeCell("cgroup")
+	sig := newFakeCell("signal")
+	sig.freezer = cell.FreezerSignal
+	admit(t, d, "cgroup", cg, Wallet{Balance: 1e6, Endowment: 1e6}, nil)
+	admit(t, d, "signal", sig, Wallet{Balance: 1e6, Endowment: 1e6}, nil)
+	tick, _ := run(t, d)
+	const ticks = 40
+	for range ticks {
+		tick()
+	}
+	cg.mu.Lock()
+	cgReads := cg.reads
+	cg.mu.Unlock()
+	sig.mu.Lock()
+	sigReads := sig.reads
+	sig.mu.Unlock()
+	if cgReads > 2+ticks/memEvery || cgReads == 0 {
+		t.Errorf("a cell frozen throughout was read %d times in %d ticks, want about %d", cgReads, ticks, ticks/memEvery)
+	}
+	if sigReads < ticks {
+		t.Errorf("a signal cell was read %d times in %d ticks, want every tick", sigReads, ticks)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -181,7 +182,7 @@ func (a *Accounting) Unwatch(cgroupID uint64) error {
 
 // Read implements Meter. A cgroup whose files are gone (the cell was
 // removed) keeps its last figures.
-func (a *Accounting) Read() (map[uint64]Counts, error) {
+func (a *Accounting) Read(ids ...uint64) (map[uint64]Counts, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
@@ -190,6 +191,9 @@ func (a *Accounting) Read() (map[uint64]Counts, error) {
 	out := make(map[uint64]Counts, len(a.watched))
 	var errs []error
 	for id, c := range a.watched {
+		if len(ids) > 0 && !slices.Contains(ids, id) {
+			continue
+		}
 		s, err := c.sample()
 		switch {
 		case errors.Is(err, fs.ErrNotExist):

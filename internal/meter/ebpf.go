@@ -415,17 +415,21 @@ func (m *EBPF) Unwatch(cgroupID uint64) error {
 }
 
 // Read implements Meter: it sums each watched cgroup's per-CPU counters.
-func (m *EBPF) Read() (map[uint64]Counts, error) {
+func (m *EBPF) Read(ids ...uint64) (map[uint64]Counts, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
 		return nil, ErrClosed
 	}
-	out := make(map[uint64]Counts, len(m.slots))
+	n := len(ids)
+	if n == 0 {
+		n = len(m.slots)
+	}
+	out := make(map[uint64]Counts, n)
 	var per []landauerCountsT
-	for id, slot := range m.slots {
+	read := func(id uint64, slot uint32) error {
 		if err := m.objs.Counts.Lookup(slot, &per); err != nil {
-			return nil, fmt.Errorf("meter: reading cgroup %d: %w", id, err)
+			return fmt.Errorf("meter: reading cgroup %d: %w", id, err)
 		}
 		var c Counts
 		for _, p := range per {
@@ -435,6 +439,22 @@ func (m *EBPF) Read() (map[uint64]Counts, error) {
 			}
 		}
 		out[id] = c
+		return nil
+	}
+	if len(ids) == 0 {
+		for id, slot := range m.slots {
+			if err := read(id, slot); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}
+	for _, id := range ids {
+		if slot, ok := m.slots[id]; ok {
+			if err := read(id, slot); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return out, nil
 }

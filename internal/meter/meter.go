@@ -181,9 +181,11 @@ type Meter interface {
 	Watch(cgroupID uint64) error
 	// Unwatch stops counting cgroupID and forgets its figures.
 	Unwatch(cgroupID uint64) error
-	// Read returns the cumulative figures of every watched cgroup since
-	// it was watched.
-	Read() (map[uint64]Counts, error)
+	// Read returns the cumulative figures since it was watched of each
+	// of ids that is watched, or, with no ids, of every watched cgroup.
+	// A caller that knows which cgroups can have moved (a daemon's
+	// frozen cells make no syscalls) reads only those.
+	Read(ids ...uint64) (map[uint64]Counts, error)
 	// Source says what the meter measures with.
 	Source() Source
 	// Close detaches and unloads everything the meter attached or

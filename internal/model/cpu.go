@@ -3,6 +3,7 @@ package model
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sync"
 
@@ -45,7 +46,7 @@ func times(s procfs.CPUStat) cpuTimes {
 // consumers that each want "utilisation since my last look" (an Estimator
 // and a recorder, say) need a sampler each. It is safe for concurrent use.
 type CPUSampler struct {
-	fs   procfs.FS
+	path string  // <proc>/stat
 	cpus []int64 // nil: all CPUs, from the aggregate "cpu" line
 
 	mu   sync.Mutex
@@ -58,11 +59,7 @@ type CPUSampler struct {
 // host from the aggregate line; with cpus it sums the per-CPU lines of those
 // CPU ids. It takes a first reading as the baseline for the first Sample.
 func NewCPUSampler(procRoot string, cpus ...int) (*CPUSampler, error) {
-	fs, err := procfs.NewFS(procRoot)
-	if err != nil {
-		return nil, fmt.Errorf("model: open procfs at %s: %w", procRoot, err)
-	}
-	s := &CPUSampler{fs: fs}
+	s := &CPUSampler{path: filepath.Join(procRoot, "stat")}
 	if len(cpus) > 0 {
 		for _, c := range cpus {
 			if c < 0 {
@@ -73,8 +70,8 @@ func NewCPUSampler(procRoot string, cpus ...int) (*CPUSampler, error) {
 		slices.Sort(s.cpus)
 		s.cpus = slices.Compact(s.cpus)
 	}
-	s.prev, err = s.read()
-	if err != nil {
+	var err error
+	if s.prev, err = s.read(); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -87,25 +84,25 @@ func (s *CPUSampler) NumCPU() (int, error) {
 	if s.cpus != nil {
 		return len(s.cpus), nil
 	}
-	st, err := s.fs.Stat()
+	st, err := readCPUStats(s.path)
 	if err != nil {
 		return 0, fmt.Errorf("model: read cpu stat: %w", err)
 	}
-	return len(st.CPU), nil
+	return len(st.cpu), nil
 }
 
 // read returns the current busy and idle times of the sampled CPUs.
 func (s *CPUSampler) read() (cpuTimes, error) {
-	st, err := s.fs.Stat()
+	st, err := readCPUStats(s.path)
 	if err != nil {
 		return cpuTimes{}, fmt.Errorf("model: read cpu stat: %w", err)
 	}
 	if s.cpus == nil {
-		return times(st.CPUTotal), nil
+		return times(st.total), nil
 	}
 	var sum cpuTimes
 	for _, c := range s.cpus {
-		cs, ok := st.CPU[c]
+		cs, ok := st.cpu[c]
 		if !ok {
 			return cpuTimes{}, fmt.Errorf("%w: cpu%d", ErrCPUNotFound, c)
 		}
