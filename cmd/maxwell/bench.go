@@ -72,10 +72,11 @@ microseconds. Needs root for the cgroup freezers.`,
 // newBenchDaemonCmd builds `maxwell bench daemon`.
 func newBenchDaemonCmd(a *app) *cobra.Command {
 	var (
-		o       bench.DaemonOptions
-		asJSON  bool
-		cpus    string
-		profile string
+		o        bench.DaemonOptions
+		asJSON   bool
+		realtime int
+		cpus     string
+		profile  string
 	)
 	cmd := &cobra.Command{
 		Use:   "daemon",
@@ -87,7 +88,7 @@ sleeping program (or, with --busy, one that spins), let it settle for
 --warmup, then measure for --duration: the process's CPU time per tick and
 per cell (getrusage), and the tick's latency, its phases and its jitter
 (p50, p99, max). --realtime P runs the tick under SCHED_FIFO at priority
-P. --cpuprofile writes a pprof profile of the window. Needs root.`,
+P (default: the configuration's engine.realtime_priority). --cpuprofile writes a pprof profile of the window. Needs root.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := a.config()
@@ -101,6 +102,9 @@ P. --cpuprofile writes a pprof profile of the window. Needs root.`,
 			log, err := a.logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
+			}
+			if cmd.Flags().Changed("realtime") {
+				cfg.Engine.RealtimePriority = realtime
 			}
 			o.Economy.Config, o.Economy.Roots, o.Economy.CgroupRoot, o.Economy.CPUs, o.Economy.Log = cfg, a.roots(), a.cgroupRoot, cpuList, log
 			if profile != "" {
@@ -128,7 +132,7 @@ P. --cpuprofile writes a pprof profile of the window. Needs root.`,
 	f.BoolVar(&o.Busy, "busy", false, "cells spin instead of sleeping: every CPU sold saturated")
 	f.DurationVar(&o.Warmup, "warmup", 3*time.Second, "run this long before measuring")
 	f.DurationVar(&o.Duration, "duration", 30*time.Second, "measure for this long")
-	f.IntVar(&o.Economy.RealtimePriority, "realtime", 0, "run the tick under SCHED_FIFO at this priority (1-99; 0: no)")
+	f.IntVar(&realtime, "realtime", 0, "run the tick under SCHED_FIFO at this priority (1-99; 0: no; default: engine.realtime_priority)")
 	f.StringVar(&cpus, "cpus", "", "CPUs to sell (default: every CPU Maxwell may use)")
 	f.StringVar(&profile, "cpuprofile", "", "write a pprof CPU profile of the window here")
 	f.BoolVar(&asJSON, "json", false, "print JSON")

@@ -24,7 +24,7 @@ import (
 // DaemonOptions configure MeasureDaemon.
 type DaemonOptions struct {
 	// Economy is the economy to run, as a daemon would: its Config,
-	// Roots, CgroupRoot, CPUs, RealtimePriority and Log are used;
+	// Roots, CgroupRoot, CPUs and Log are used;
 	// MeasureDaemon sets the cell parent, the sockets and the ledger
 	// (in Dir) itself.
 	Economy economy.Options
@@ -140,7 +140,7 @@ func MeasureDaemon(ctx context.Context, opts DaemonOptions) (DaemonResult, error
 		return <-done
 	}
 
-	res := DaemonResult{Cells: opts.Cells, Busy: opts.Busy, Realtime: eo.RealtimePriority, TickSeconds: eo.Config.Engine.Tick.Seconds()}
+	res := DaemonResult{Cells: opts.Cells, Busy: opts.Busy, Realtime: eo.Config.Engine.RealtimePriority, TickSeconds: eo.Config.Engine.Tick.Seconds()}
 	t0 := now()
 	if err := spawnCells(ctx, econ, opts.Cells, opts.Busy); err != nil {
 		return res, errors.Join(err, stop())

@@ -74,6 +74,10 @@ type Engine struct {
 	// startup slot at the reserve, so that its agent can start, connect
 	// and bid (frozen, it never could).
 	StartupGrace time.Duration `yaml:"startup_grace"`
+	// RealtimePriority runs the tick on a thread of its own under
+	// SCHED_FIFO at this priority (1–99) where the daemon may (root);
+	// 0 runs it like any thread.
+	RealtimePriority int `yaml:"realtime_priority"`
 }
 
 // Demo configures `maxwell demo`.
@@ -254,6 +258,9 @@ func (c Config) Validate() error {
 	}
 	if e.StartupGrace < 0 || e.StartupGrace > time.Hour {
 		return bad("engine.startup_grace %v must be between 0 and 1h", e.StartupGrace)
+	}
+	if e.RealtimePriority < 0 || e.RealtimePriority > 99 {
+		return bad("engine.realtime_priority %d must be between 0 (off) and 99", e.RealtimePriority)
 	}
 	l := c.Ledger
 	if l.Bucket < e.Tick || l.Bucket > 24*time.Hour {

@@ -88,11 +88,6 @@ type Options struct {
 	// OnStep, if set, receives how long each tick's work took
 	// (engine.Driver.OnStep).
 	OnStep func(engine.Step)
-	// RealtimePriority, if positive, runs the tick on an OS thread of its
-	// own under SCHED_FIFO at that priority (1–99; needs root or
-	// CAP_SYS_NICE), so that cells saturating every CPU cannot delay it.
-	// If the kernel refuses, the economy says so and runs without it.
-	RealtimePriority int
 }
 
 // Economy is a running economy. Its methods are safe for concurrent use.
@@ -368,9 +363,11 @@ func (e *Economy) maintainLedger(ctx context.Context) error {
 }
 
 // runDriver runs the driver, on a SCHED_FIFO thread of its own where
-// Options.RealtimePriority asks for one.
+// Config.Engine.RealtimePriority asks for one (1–99; needs root or
+// CAP_SYS_NICE), so that cells saturating every CPU delay it less. If the
+// kernel refuses, the economy says so and runs without it.
 func (e *Economy) runDriver(ctx context.Context) error {
-	if p := e.opts.RealtimePriority; p > 0 {
+	if p := e.opts.Config.Engine.RealtimePriority; p > 0 {
 		// The goroutine keeps this thread; when it ends, the thread ends
 		// with it (no UnlockOSThread), so no other goroutine inherits
 		// the policy.

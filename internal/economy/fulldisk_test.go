@@ -54,23 +54,47 @@ func tmpfs(t *testing.T, size int) string {
 	return dir
 }
 
-// fill writes a ballast file until the file system is full.
-func fill(t *testing.T, dir string) string {
+// hog fills the file system at dir with a ballast file and keeps it full
+// (as another process filling the disk would), taking back at once any
+// space freed, until the returned function stops it and removes the
+// ballast.
+func hog(t *testing.T, dir string) (release func()) {
 	t.Helper()
 	p := filepath.Join(dir, "ballast")
-	f, err := os.Create(p)
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
 	chunk := make([]byte, 4096)
 	for {
 		if _, err := f.Write(chunk); err != nil {
 			if !errors.Is(err, syscall.ENOSPC) {
 				t.Fatal(err)
 			}
-			return p
+			break
 		}
+	}
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			for {
+				if _, err := f.Write(chunk[:512]); err != nil {
+					break
+				}
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-stopped
+		f.Close()
+		os.Remove(p)
 	}
 }
 
@@ -141,7 +165,7 @@ func TestFullDisk(t *testing.T) {
 	}
 	await("a charge", func() bool { return busy().Paid > 0 })
 
-	ballast := fill(t, disk)
+	release := hog(t, disk)
 	await("the ledger unavailable", func() bool { return events(event.LedgerUnavailable) == 1 })
 	time.Sleep(500 * time.Millisecond)
 	c := busy()
@@ -153,9 +177,7 @@ func TestFullDisk(t *testing.T) {
 	}
 	paid := busy().Paid
 
-	if err := os.Remove(ballast); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	await("the ledger recovered", func() bool { return events(event.LedgerRecovered) == 1 })
 	time.Sleep(3 * time.Second) // 30 ticks: it stays recovered
 	if n := events(event.LedgerUnavailable); n != 1 {
@@ -166,7 +188,7 @@ func TestFullDisk(t *testing.T) {
 	}
 
 	// Stop on a full disk.
-	ballast = fill(t, disk)
+	release = hog(t, disk)
 	await("the ledger unavailable again", func() bool { return events(event.LedgerUnavailable) == 2 })
 	cancel()
 	if err := <-done; err != nil {
@@ -175,7 +197,7 @@ func TestFullDisk(t *testing.T) {
 	if l := logs.String(); !strings.Contains(l, "level=WARN") || !strings.Contains(l, "stays open") {
 		t.Errorf("stopping on a full disk did not warn that a wallet stays open:\n%s", l)
 	}
-	os.Remove(ballast)
+	release()
 
 	// The next economy settles it.
 	econ = open()
