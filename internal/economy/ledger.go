@@ -28,6 +28,10 @@ func (l Ledger) Post(ctx context.Context, postings []engine.Posting) error {
 			// The engine computes tap income as a negative debit; the
 			// ledger records it as money the tap mints for the wallet.
 			tx.Entries = []ledger.Entry{{Account: ledger.Mint, Amount: p.Amount}, {Account: p.Cell, Amount: -p.Amount}}
+		case ledger.KindIncome:
+			// Income for verified useful work comes as a positive
+			// amount, minted for the wallet (unlike a tap's sign).
+			tx.Entries = []ledger.Entry{{Account: ledger.Mint, Amount: -p.Amount}, {Account: p.Cell, Amount: p.Amount}}
 		case ledger.KindClose:
 		default:
 			return fmt.Errorf("economy: posting %q of kind %q, which the engine never makes", p.Key, p.Kind)

@@ -25,6 +25,7 @@ const (
 	KindMint    Kind = "mint"    // money issued by the engine (mint → wallet)
 	KindEndow   Kind = "endow"   // a wallet's endowment (mint → wallet); with Tx.Open, the wallet is created
 	KindTap     Kind = "tap"     // tap income (mint → wallet), never above the wallet's tap cap
+	KindIncome  Kind = "income"  // pay for useful work the host verified, e.g. primes recounted (mint → wallet); no cap
 	KindFund    Kind = "fund"    // an operator's top-up (mint → wallet)
 	KindPayment Kind = "payment" // an auction payment (wallet → burn)
 	KindEnergy  Kind = "energy"  // an energy charge (wallet → burn)
@@ -34,11 +35,11 @@ const (
 	KindClose   Kind = "close"   // a wallet's closing write-off (wallet ↔ burn), computed by the ledger
 )
 
-var kinds = []Kind{KindMint, KindEndow, KindTap, KindFund, KindPayment, KindEnergy, KindTax, KindRent, KindRefund, KindClose}
+var kinds = []Kind{KindMint, KindEndow, KindTap, KindIncome, KindFund, KindPayment, KindEnergy, KindTax, KindRent, KindRefund, KindClose}
 
 // issues reports whether transactions of kind k may draw on the mint.
 func (k Kind) issues() bool {
-	return k == KindMint || k == KindEndow || k == KindTap || k == KindFund
+	return k == KindMint || k == KindEndow || k == KindTap || k == KindIncome || k == KindFund
 }
 
 // Key returns the conventional idempotency key for what a cell's transaction
