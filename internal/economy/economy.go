@@ -76,9 +76,12 @@ type Options struct {
 	// CPUs are the CPUs whose time the economy sells; cells are pinned to
 	// them unless a spawn says otherwise.
 	CPUs []int
-	// Policy decides who runs: engine.PolicyMaxwell (the default) or
-	// engine.PolicyCFS (nothing is governed: the baseline).
+	// Policy decides who runs: engine.PolicyMaxwell (the default),
+	// engine.PolicyCFS (nothing is governed: the baseline), or one of the
+	// peer schedulers (engine.Policies).
 	Policy engine.Policy
+	// Parasites are the cells engine.PolicyOracle never runs.
+	Parasites []string
 	// JournalPath, if set, is where the engine journal is written, for
 	// exact replay (engine.Replay).
 	JournalPath string
@@ -185,6 +188,7 @@ func (e *Economy) open(ctx context.Context) error {
 	if e.econf, err = EngineConfig(o.Config, len(o.CPUs), o.Policy); err != nil {
 		return err
 	}
+	e.econf.Parasites = o.Parasites
 	if e.tel, err = telemetry.Open(o.Roots, o.Config, e.clock); err != nil {
 		return err
 	}

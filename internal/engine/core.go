@@ -42,7 +42,39 @@ const (
 	// baseline that experiments compare the economy with, measured by the
 	// same engine.
 	PolicyCFS Policy = "cfs"
+
+	// The peers: schedulers an operator could run instead of an economy,
+	// each holding the same thermal limit with the same controller (its
+	// multiplier m, which under PolicyMaxwell prices a slot, here allows
+	// Slots/m CPUs' worth of time to the cells). Nobody bids, pays or dies
+	// of insolvency under them.
+
+	// PolicyWeights runs every living cell with an equal weight (each
+	// cell has a cgroup of its own, whose default weight is the same for
+	// all) and shares the allowance among the cells that want CPU: each
+	// cell busy in the last tick, and each idle one, may use
+	// allowance / (busy cells) — CPU goes where there is demand.
+	PolicyWeights Policy = "weights"
+	// PolicyThermalCap is what the kernel's power_allocator governor
+	// does: it caps every living cell's CPU quota equally,
+	// allowance / (living cells), busy or not.
+	PolicyThermalCap Policy = "thermal-cap"
+	// PolicyOracle knows the parasites (Config.Parasites) and never runs
+	// them; the others run as under PolicyWeights. It is the upper bound
+	// an economy that is not told who the parasite is aims at.
+	PolicyOracle Policy = "oracle"
 )
+
+// Policies lists every policy, the economy first.
+var Policies = []Policy{PolicyMaxwell, PolicyCFS, PolicyWeights, PolicyThermalCap, PolicyOracle}
+
+// charges reports whether cells pay under p (only the economy's do).
+func (p Policy) charges() bool { return p == PolicyMaxwell || p == "" }
+
+// capped reports whether p caps the cells' CPU to hold the thermal limit.
+func (p Policy) capped() bool {
+	return p == PolicyWeights || p == PolicyThermalCap || p == PolicyOracle
+}
 
 // Insolvency says what happens to a cell that cannot pay.
 type Insolvency string
@@ -85,6 +117,9 @@ type Config struct {
 	// LowBalancePercent warns once when a wallet falls below this
 	// percentage of its endowment.
 	LowBalancePercent int64
+	// Parasites are the cells PolicyOracle never runs (by name); the
+	// other policies ignore them.
+	Parasites []string `json:"parasites,omitempty"`
 }
 
 func (c Config) validate() error {
@@ -101,8 +136,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: low-balance warning at %d%%, want 0..100", ErrConfig, c.LowBalancePercent)
 	case c.Controller.OutMin < 1:
 		return fmt.Errorf("%w: the price multiplier's floor %v must be at least 1", ErrConfig, c.Controller.OutMin)
-	case c.Policy != "" && c.Policy != PolicyMaxwell && c.Policy != PolicyCFS:
-		return fmt.Errorf("%w: policy %q, want %q or %q", ErrConfig, c.Policy, PolicyMaxwell, PolicyCFS)
+	case c.Policy != "" && !slices.Contains(Policies, c.Policy):
+		return fmt.Errorf("%w: policy %q, want one of %v", ErrConfig, c.Policy, Policies)
 	}
 	return nil
 }
@@ -195,7 +230,10 @@ const (
 type Action struct {
 	Cell  string
 	Kind  ActionKind
-	Cores int // for ActRun: the slots won
+	// Cores is, for ActRun, the CPUs' worth of time the cell may use in
+	// the tick: the slots it won, or a peer policy's cap (fractional);
+	// 0 is no limit.
+	Cores float64
 }
 
 // Posting is one charge or credit to post to the ledger. Amount is
@@ -432,8 +470,10 @@ func (c *Core) Decide(in Input) (Decision, error) {
 		cs := c.cells[name]
 		ci := inputs[name]
 		if cs.state != life.Dead {
-			if c.cfg.Policy != PolicyCFS { // under cfs nobody pays
+			if c.cfg.Policy.charges() { // under cfs and the peers nobody pays
 				owes[i] = c.charge(&cs, ci, in.Dt)
+			} else {
+				owes[i].used = cs.observeCPU(ci.CPUTime)
 			}
 			if ci.Exited {
 				cs.state = life.Dead
@@ -450,8 +490,8 @@ func (c *Core) Decide(in Input) (Decision, error) {
 
 	// 3. The auction: every living cell with money bids its units. Under
 	// PolicyCFS there is no auction: every living cell runs.
-	if c.cfg.Policy == PolicyCFS {
-		c.decideCFS(&d, inputs)
+	if !c.cfg.Policy.charges() {
+		c.decideUngoverned(&d, inputs, owes)
 		return d, nil
 	}
 	won, price, err := c.clear(&d, inputs)
@@ -498,7 +538,7 @@ func (c *Core) Decide(in Input) (Decision, error) {
 		case won[i] > 0:
 			cs.state = life.Running
 			cs.price, cs.won = price[i], won[i]
-			d.Actions = append(d.Actions, Action{Cell: name, Kind: ActRun, Cores: won[i]})
+			d.Actions = append(d.Actions, Action{Cell: name, Kind: ActRun, Cores: float64(won[i])})
 		default:
 			cs.state = life.Paused
 			d.Actions = append(d.Actions, Action{Cell: name, Kind: ActPause})
@@ -528,12 +568,7 @@ type charge struct {
 // Decide, step 2), with ci measured over the tick's dt.
 func (c *Core) charge(cs *cellState, ci CellInput, dt time.Duration) charge {
 	var ch charge
-	if cs.haveCPU && ci.CPUTime > cs.cpu {
-		ch.used = ci.CPUTime - cs.cpu
-	}
-	if ci.CPUTime > cs.cpu || !cs.haveCPU {
-		cs.cpu, cs.haveCPU = ci.CPUTime, true
-	}
+	ch.used = cs.observeCPU(ci.CPUTime)
 	if cs.wallet.TapRate > 0 && cs.wallet.Balance < cs.wallet.TapCap {
 		ns := cs.tapRem + int64(cs.wallet.TapRate)*int64(dt)
 		ch.tap = min(units.Credits(ns/int64(time.Second)), cs.wallet.TapCap-cs.wallet.Balance)
@@ -651,9 +686,55 @@ func (c *Core) Abandon(d Decision) {
 	c.tick = d.Tick
 }
 
-// decideCFS is the tick under PolicyCFS: every living cell runs, unlimited,
-// and nobody is charged.
-func (c *Core) decideCFS(d *Decision, inputs map[string]CellInput) {
+// observeCPU records a cell's cumulative CPU time and returns what it
+// used since the last observation (0 the first time, and if the counter
+// went back).
+func (cs *cellState) observeCPU(t time.Duration) time.Duration {
+	var used time.Duration
+	if cs.haveCPU && t > cs.cpu {
+		used = t - cs.cpu
+	}
+	if t > cs.cpu || !cs.haveCPU {
+		cs.cpu, cs.haveCPU = t, true
+	}
+	return used
+}
+
+// busyShare is the share of a tick a cell must have used one CPU for to
+// count as wanting CPU under PolicyWeights and PolicyOracle.
+const busyShare = 0.05
+
+// decideUngoverned is the tick under PolicyCFS and the peers: nobody is
+// charged; every living cell runs, unlimited under PolicyCFS and capped
+// by the thermal allowance under the peers; PolicyOracle pauses the
+// parasites.
+func (c *Core) decideUngoverned(d *Decision, inputs map[string]CellInput, owes []charge) {
+	p := c.cfg.Policy
+	allowance := float64(c.cfg.Slots) / d.Multiplier
+	parasite := func(name string) bool { return p == PolicyOracle && slices.Contains(c.cfg.Parasites, name) }
+	var living, busy int
+	for i, name := range c.order {
+		if d.next[name].state == life.Dead || parasite(name) {
+			continue
+		}
+		living++
+		if d.Dt > 0 && float64(owes[i].used) >= busyShare*float64(d.Dt) {
+			busy++
+		}
+	}
+	share := 0.0 // per cell; 0 is no cap
+	if p.capped() && d.Multiplier > 1 { // at m = 1 the limit is not binding
+		n := max(busy, 1)
+		if p == PolicyThermalCap {
+			n = max(living, 1)
+		}
+		// In hundredths of a CPU, so that the quota is not rewritten for
+		// every flicker of the controller.
+		share = max(math.Round(100*allowance/float64(n))/100, 0.01)
+		if share >= float64(c.cfg.Slots) {
+			share = 0 // the allowance binds no cell
+		}
+	}
 	for _, name := range c.order {
 		cs := d.next[name]
 		rep := report(name, inputs[name])
@@ -661,9 +742,13 @@ func (c *Core) decideCFS(d *Decision, inputs map[string]CellInput) {
 		switch {
 		case cs.state == life.Dead && c.cells[name].state != life.Dead:
 			d.Actions = append(d.Actions, Action{Cell: name, Kind: ActKill})
-		case cs.state != life.Dead:
+		case cs.state == life.Dead:
+		case parasite(name):
+			cs.state, rep.State = life.Paused, life.Paused
+			d.Actions = append(d.Actions, Action{Cell: name, Kind: ActPause})
+		default:
 			cs.state, rep.State = life.Running, life.Running
-			d.Actions = append(d.Actions, Action{Cell: name, Kind: ActRun})
+			d.Actions = append(d.Actions, Action{Cell: name, Kind: ActRun, Cores: share})
 		}
 		d.Cells = append(d.Cells, rep)
 		d.next[name] = cs

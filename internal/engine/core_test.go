@@ -606,3 +606,88 @@ func TestBelowPercent(t *testing.T) {
 		}
 	}
 }
+
+// TestPeerPolicies: the peers charge nobody; below the setpoint they cap
+// nobody; above it each holds the thermal allowance (Slots/m CPUs) its own
+// way: weights among the busy cells, thermal-cap among all living cells,
+// and the oracle pauses the parasite and shares among the rest.
+func TestPeerPolicies(t *testing.T) {
+	for _, tt := range []struct {
+		policy Policy
+		hot    bool
+		want   map[string]Action // by cell; Cores compared to 0.01
+	}{
+		{PolicyWeights, false, map[string]Action{"a": {Kind: ActRun}, "b": {Kind: ActRun}, "idle": {Kind: ActRun}}},
+		{PolicyThermalCap, false, map[string]Action{"a": {Kind: ActRun}, "b": {Kind: ActRun}, "idle": {Kind: ActRun}}},
+		{PolicyOracle, false, map[string]Action{"a": {Kind: ActRun}, "b": {Kind: ActPause}, "idle": {Kind: ActRun}}},
+		{PolicyCFS, true, map[string]Action{"a": {Kind: ActRun}, "b": {Kind: ActRun}, "idle": {Kind: ActRun}}},
+	} {
+		t.Run(string(tt.policy), func(t *testing.T) {
+			cfg := testConfig()
+			cfg.Policy, cfg.Parasites = tt.policy, []string{"b"}
+			c, err := NewCore(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range []string{"a", "b", "idle"} {
+				if err := c.Admit(n, Wallet{Balance: 1000, Endowment: 1000}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			temp := units.Celsius(40)
+			if tt.hot {
+				temp = 80
+			}
+			cpu := map[string]time.Duration{}
+			var d Decision
+			for tick := uint64(1); tick <= 3; tick++ {
+				cpu["a"] += 100 * time.Millisecond
+				cpu["b"] += 100 * time.Millisecond
+				d, err = c.Decide(input(tick, temp,
+					CellInput{Name: "a", CPUTime: cpu["a"], FreedBytes: 1 << 30},
+					CellInput{Name: "b", CPUTime: cpu["b"]},
+					CellInput{Name: "idle"}))
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.Commit(d)
+			}
+			if len(d.Postings) != 0 {
+				t.Errorf("%s posted %v: nobody pays", tt.policy, d.Postings)
+			}
+			for n, want := range tt.want {
+				if got := action(d, n); got.Kind != want.Kind || math.Abs(got.Cores-want.Cores) > 0.01 {
+					t.Errorf("%s: %+v, want %+v", n, got, want)
+				}
+			}
+		})
+	}
+	// Hot: the multiplier has risen; the allowance is Slots/m.
+	for _, p := range []Policy{PolicyWeights, PolicyThermalCap, PolicyOracle} {
+		cfg := testConfig()
+		cfg.Policy, cfg.Parasites = p, []string{"b"}
+		c, _ := NewCore(cfg)
+		for _, n := range []string{"a", "b", "idle"} {
+			c.Admit(n, Wallet{Balance: 1000, Endowment: 1000})
+		}
+		var d Decision
+		cpu := time.Duration(0)
+		for tick := uint64(1); tick <= 50; tick++ {
+			cpu += 100 * time.Millisecond
+			d, _ = c.Decide(input(tick, 80, CellInput{Name: "a", CPUTime: cpu}, CellInput{Name: "b", CPUTime: cpu}, CellInput{Name: "idle"}))
+			c.Commit(d)
+		}
+		if d.Multiplier <= 1 {
+			t.Fatalf("%s: multiplier %v at 80 °C", p, d.Multiplier)
+		}
+		allowance := float64(cfg.Slots) / d.Multiplier
+		n := map[Policy]float64{PolicyWeights: 2, PolicyThermalCap: 3, PolicyOracle: 1}[p]
+		want := max(math.Round(100*allowance/n)/100, 0.01)
+		if got := action(d, "a"); got.Kind != ActRun || math.Abs(got.Cores-want) > 0.011 {
+			t.Errorf("%s at ×%.2f: a gets %+v, want a cap of %.2f CPUs", p, d.Multiplier, got, want)
+		}
+		if p == PolicyOracle && action(d, "b").Kind != ActPause {
+			t.Errorf("the oracle runs the parasite: %+v", action(d, "b"))
+		}
+	}
+}

@@ -135,7 +135,7 @@ type driven struct {
 	}
 	mem     uint64
 	memAge  int
-	limited int // the CPU limit set, in cores; 0 none
+	limited float64 // the CPU limit set, in cores; 0 none
 	since   time.Time
 	freed   uint64        // the meter's last cumulative count
 	cpu     time.Duration // CPU time at the last tick
@@ -499,7 +499,7 @@ func (d *Driver) apply(ctx context.Context, dec Decision) {
 				continue
 			}
 			if l, ok := dc.c.(cell.CPULimiter); ok && dc.limited != a.Cores {
-				if err := l.LimitCPU(float64(a.Cores)); err != nil {
+				if err := l.LimitCPU(a.Cores); err != nil {
 					d.Log.Warn("limit cpu", "cell", a.Cell, "err", err)
 				}
 				dc.limited = a.Cores
