@@ -40,6 +40,10 @@ type Scientist struct {
 	Interval time.Duration
 	// Clock supplies the report ticker. nil means clock.System().
 	Clock clock.Clock
+	// Inflate, if above 1, makes the Scientist lie: it reports
+	// Inflate × the primes it found. It exists to test a host's
+	// verification of useful work (the host recounts and stops paying).
+	Inflate float64
 }
 
 // Run sieves until ctx ends or Limit is reached, calling report with a new
@@ -100,7 +104,11 @@ func (s Scientist) Run(ctx context.Context, report func(counters map[string]uint
 		exhausted               = false
 	)
 	counters := func() map[string]uint64 {
-		return map[string]uint64{CounterPrimes: primes, CounterRangeEnd: rangeEnd, CounterSegments: fold}
+		claimed := primes
+		if s.Inflate > 1 {
+			claimed = uint64(float64(primes) * s.Inflate)
+		}
+		return map[string]uint64{CounterPrimes: claimed, CounterRangeEnd: rangeEnd, CounterSegments: fold}
 	}
 	for {
 		for inflight < window && !exhausted {
@@ -212,4 +220,28 @@ func isqrt(n uint64) uint64 {
 		r++
 	}
 	return r
+}
+
+// CountPrimes returns the number of primes in [lo, hi) by the Scientist's
+// own segmented sieve, one segment at a time, on the calling goroutine: for
+// a host that checks what a Scientist claims. It returns ctx's error if ctx
+// ends first.
+func CountPrimes(ctx context.Context, lo, hi uint64) (uint64, error) {
+	if hi <= lo {
+		return 0, nil
+	}
+	if hi > math.MaxUint64/2 {
+		return 0, errors.New("workload: count primes: bound too large")
+	}
+	const size = DefaultSegmentSize
+	buf := make([]byte, size/2+1)
+	base := oddPrimes(isqrt(hi-1) + 1)
+	var n uint64
+	for s := lo; s < hi; s += size {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		n += countSegment(s, min(s+size, hi), base, buf)
+	}
+	return n, nil
 }

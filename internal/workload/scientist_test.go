@@ -223,3 +223,45 @@ func BenchmarkScientist(b *testing.B) {
 		Scientist{Limit: 10_000_000, Clock: clocktest.New()}.Run(context.Background(), func(map[string]uint64) {})
 	}
 }
+
+func TestCountPrimes(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct{ lo, hi, want uint64 }{
+		{0, 0, 0}, {0, 2, 0}, {0, 3, 1}, {2, 3, 1}, {0, 100, 25}, {100, 200, 21},
+		{0, 1_000_001, 78498}, {999_983, 999_984, 1}, {1 << 20, 1<<20 + 3*DefaultSegmentSize + 17, 0},
+	} {
+		got, err := CountPrimes(ctx, tt.lo, tt.hi)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := tt.want
+		if tt.lo == 1<<20 { // across segment edges: by trial division
+			want = 0
+			for n := tt.lo; n < tt.hi; n++ {
+				if isPrimeTrial(n) {
+					want++
+				}
+			}
+		}
+		if got != want {
+			t.Errorf("CountPrimes(%d, %d) = %d, want %d", tt.lo, tt.hi, got, want)
+		}
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := CountPrimes(cancelled, 0, 1<<30); err == nil {
+		t.Error("a cancelled count went on")
+	}
+}
+
+func isPrimeTrial(n uint64) bool {
+	if n < 2 {
+		return false
+	}
+	for d := uint64(2); d*d <= n; d++ {
+		if n%d == 0 {
+			return false
+		}
+	}
+	return true
+}
