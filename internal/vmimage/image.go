@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -53,6 +54,8 @@ var (
 	// ErrCommandLine means a cell's command cannot be passed on the
 	// kernel command line (too long, or an unusable word).
 	ErrCommandLine = errors.New("guest command line")
+	// ErrNoImage means a directory holds no image Build wrote.
+	ErrNoImage = errors.New("no guest image")
 )
 
 // DefaultModules are the modules a Maxwell guest loads: the virtio-mmio
@@ -399,6 +402,32 @@ func digest(opts Options, mods []*module) (string, error) {
 		put("module "+m.name, m.data)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// DefaultDir is where `maxwell vm image` writes the guest image, and
+// where a daemon looks for it when a spawn names no kernel and
+// initramfs.
+func DefaultDir() string { return "/var/lib/maxwell/vm-image" }
+
+// Load returns the image Build wrote in dir, with its files' paths in
+// dir; ErrNoImage if there is none (or it is incomplete).
+func Load(dir string) (Image, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return Image{}, fmt.Errorf("vm image: %w", err)
+	}
+	img, err := readManifest(abs)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return Image{}, fmt.Errorf("%w in %s (build one with `maxwell vm image --out %s`)", ErrNoImage, abs, abs)
+		}
+		return Image{}, fmt.Errorf("vm image: %w", err)
+	}
+	img.Kernel, img.Initrd = filepath.Join(abs, kernelFile), filepath.Join(abs, initrdFile)
+	if !fileExists(img.Kernel) || !fileExists(img.Initrd) {
+		return Image{}, fmt.Errorf("%w in %s: its manifest names files that are missing (build it again)", ErrNoImage, abs)
+	}
+	return img, nil
 }
 
 func readManifest(dir string) (Image, error) {

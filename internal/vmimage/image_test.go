@@ -91,6 +91,24 @@ func TestBuildRealKernel(t *testing.T) {
 	if err != nil || !again.Cached || again.Digest != img.Digest {
 		t.Errorf("second Build = %+v, %v; want the cached image", again, err)
 	}
+	// Load finds what Build wrote; an empty directory holds no image, and
+	// one whose files are gone neither.
+	loaded, err := Load(out)
+	if err != nil || loaded.Digest != img.Digest || loaded.Kernel != img.Kernel || loaded.Initrd != img.Initrd {
+		t.Errorf("Load = %+v, %v; want %+v", loaded, err, img)
+	}
+	if _, err := Load(t.TempDir()); !errors.Is(err, ErrNoImage) || !strings.Contains(err.Error(), "maxwell vm image --out") {
+		t.Errorf("Load of an empty directory: %v, want ErrNoImage saying how to build one", err)
+	}
+	broken := t.TempDir()
+	if b, err := os.ReadFile(filepath.Join(out, manifestFile)); err != nil {
+		t.Fatal(err)
+	} else if err := os.WriteFile(filepath.Join(broken, manifestFile), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(broken); !errors.Is(err, ErrNoImage) {
+		t.Errorf("Load of a manifest without its files: %v, want ErrNoImage", err)
+	}
 	// Built afresh elsewhere: the same bytes.
 	other, err := Build(ctx, Options{Kernel: kernel, Out: t.TempDir()})
 	if err != nil {

@@ -176,7 +176,12 @@ func NewManager(cells CellStarter, opts Options) (*Manager, error) {
 			return nil, fmt.Errorf("firecracker: %w", err)
 		}
 	}
-	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
+	// 0711: a VMM running as another user (cell.Spec.Credential) passes
+	// through to its own directory, and lists nothing.
+	if err := os.MkdirAll(opts.StateDir, 0o711); err != nil {
+		return nil, fmt.Errorf("firecracker: state directory: %w", err)
+	}
+	if err := os.Chmod(opts.StateDir, 0o711); err != nil {
 		return nil, fmt.Errorf("firecracker: state directory: %w", err)
 	}
 	m.newClient = func(socket string) *sdk.Client { return sdk.NewClient(socket, discardLogrus(), false) }
@@ -239,8 +244,9 @@ func (m *Manager) vmmCommand(name, dir string) (path string, args []string, api,
 
 // Start boots a microVM running spec's command as its init (see
 // bootArgs): the VMM starts as the command of a cell named spec.Name
-// (with spec's CPUs, freezer and output: the guest console is the VMM's
-// stdout), then is configured over its API and started. On error the
+// (with spec's CPUs, freezer, credential and output: the guest console is
+// the VMM's stdout), then is configured over its API and started. Under
+// the jailer, the jailer's UID and GID apply instead of spec.Credential. On error the
 // VMM's cell is closed: nothing is left running.
 func (m *Manager) Start(ctx context.Context, spec cell.Spec) (cell.Cell, error) {
 	fail := func(err error) (cell.Cell, error) {
@@ -264,10 +270,24 @@ func (m *Manager) Start(ctx context.Context, spec cell.Spec) (cell.Cell, error) 
 			os.RemoveAll(dir)
 			return fail(err)
 		}
+		if cr := spec.Credential; cr != nil {
+			// The VMM, running as the user, creates its sockets here and
+			// writes its metrics.
+			for _, p := range []string{dir, metrics} {
+				if err := os.Chown(p, int(cr.Uid), int(cr.Gid)); err != nil {
+					os.RemoveAll(dir)
+					return fail(err)
+				}
+			}
+		}
+	}
+	cred := spec.Credential
+	if m.opts.Jailer != nil {
+		cred = nil // the jailer starts as root and drops to its --uid, --gid
 	}
 	inner, err := m.cells.Start(ctx, cell.Spec{
 		Name: spec.Name, Path: path, Args: vargs, Env: []string{},
-		CPUs: spec.CPUs, Stdout: spec.Stdout, Stderr: spec.Stderr, Freezer: spec.Freezer,
+		CPUs: spec.CPUs, Stdout: spec.Stdout, Stderr: spec.Stderr, Freezer: spec.Freezer, Credential: cred,
 	})
 	if err != nil {
 		os.RemoveAll(dir)

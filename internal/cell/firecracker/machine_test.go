@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -211,6 +212,40 @@ func TestBootPauseResume(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(m.opts.StateDir, "vm1")); !os.IsNotExist(err) {
 		t.Errorf("state directory left: %v", err)
+	}
+}
+
+// TestCredential: the VMM's cell runs as the spec's user, who owns the
+// VM's directory (where the VMM makes its sockets) and metrics file; the
+// state directory lets them through and lists nothing.
+func TestCredential(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give the VM's directory to another user")
+	}
+	f := &fakeVMM{}
+	m, st := newMockManager(t, f, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cred := &syscall.Credential{Uid: 65534, Gid: 65534}
+	c, err := m.Start(ctx, cell.Spec{Name: "asuser", Path: "/bin/sh", Credential: cred})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	defer c.Close()
+	if got := st.specs[0].Credential; got != cred {
+		t.Errorf("VMM cell credential = %+v, want %+v", got, cred)
+	}
+	for _, p := range []string{filepath.Join(m.opts.StateDir, "asuser"), filepath.Join(m.opts.StateDir, "asuser", "metrics.json")} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := fi.Sys().(*syscall.Stat_t); s.Uid != cred.Uid || s.Gid != cred.Gid {
+			t.Errorf("%s owned by %d:%d, want %d:%d", p, s.Uid, s.Gid, cred.Uid, cred.Gid)
+		}
+	}
+	if fi, err := os.Stat(m.opts.StateDir); err != nil || fi.Mode().Perm() != 0o711 {
+		t.Errorf("state directory mode %v, %v; want 0711", fi.Mode().Perm(), err)
 	}
 }
 

@@ -2,6 +2,7 @@ package vm_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,6 +69,27 @@ func TestDoctor(t *testing.T) {
 	}
 	if r.Accel.Accel != vm.AccelTCG {
 		t.Errorf("Accel = %+v with no QEMU and no KVM", r.Accel)
+	}
+	var text strings.Builder
+	if err := r.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range r.Capabilities() {
+		if !strings.Contains(text.String(), c.Name+"  ") || !strings.Contains(text.String(), c.Detail) {
+			t.Errorf("text lacks %s and its reason %q:\n%s", c.Name, c.Detail, text.String())
+		}
+	}
+	if !strings.Contains(text.String(), "QEMU microVM guests: tcg (no QEMU: ") {
+		t.Errorf("text does not say what guests would run under:\n%s", text.String())
+	}
+
+	// Firecracker's own check names what is missing: the binary first,
+	// then KVM.
+	if err := vm.CheckFirecracker("no-such-firecracker-binary", dev); !errors.Is(err, vm.ErrNoVMM) || !strings.Contains(err.Error(), "no no-such-firecracker-binary in PATH") {
+		t.Errorf("CheckFirecracker without the binary: %v", err)
+	}
+	if err := vm.CheckFirecracker("/bin/true", dev); !errors.Is(err, vm.ErrNoKVM) || !strings.Contains(err.Error(), filepath.Join(dev, "kvm")) {
+		t.Errorf("CheckFirecracker without /dev/kvm: %v", err)
 	}
 
 	// This host, as it is.

@@ -3,10 +3,12 @@ package vm
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"text/tabwriter"
 	"time"
 )
 
@@ -39,6 +41,25 @@ type Report struct {
 // Capabilities returns the report's entries in a fixed order.
 func (r Report) Capabilities() []Capability {
 	return []Capability{r.QEMU, r.KVM, r.TCG, r.Firecracker, r.VhostVsock}
+}
+
+// WriteText prints the report: one line per VMM and accelerator, then
+// what QEMU guests would run under and why.
+func (r Report) WriteText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MICROVM\tAVAILABLE\tPATH\tDETAIL")
+	for _, c := range r.Capabilities() {
+		path := c.Path
+		if path == "" {
+			path = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\n", c.Name, c.Available, path, c.Detail)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "QEMU microVM guests: %s (%s)\n", r.Accel.Accel, r.Accel.Reason)
+	return err
 }
 
 // DoctorOptions configure Doctor; zero values mean the defaults.

@@ -14,6 +14,8 @@ var (
 	ErrConfig = errors.New("invalid microVM configuration")
 	// ErrNoVMM means the VMM binary is not installed.
 	ErrNoVMM = errors.New("VMM binary not found")
+	// ErrNoKVM means the VMM needs KVM and this host's does not work.
+	ErrNoKVM = errors.New("KVM unusable")
 	// ErrBootTimeout means the guest did not say it was ready within
 	// Options.BootTimeout; the VM was killed.
 	ErrBootTimeout = errors.New("guest did not boot in time")

@@ -62,17 +62,19 @@ func qemuValue(s string) string { return strings.ReplaceAll(s, ",", ",,") }
 // device.
 const rootDevice = "/dev/vda"
 
-// guestEnv is the environment of a guest command whose Spec.Env is nil:
-// the host's is never passed into a VM.
-var guestEnv = []string{"PATH=/bin:/sbin:/usr/bin:/usr/sbin", "HOME=/"}
+// GuestEnv returns the environment of a guest command whose Spec.Env is
+// nil, PATH and HOME: the host's is never passed into a VM. A caller
+// adding variables of its own starts from it.
+func GuestEnv() []string { return []string{"PATH=/bin:/sbin:/usr/bin:/usr/sbin", "HOME=/"} }
 
-// startQEMU is Start for QEMU. spec.Path and spec.Args are the guest
-// command (a path in the guest, or a name in its PATH), spec.Env its whole
-// environment (nil: PATH and HOME only) to which
+// startQEMU is StartGuest for QEMU, g complete. spec.Path and spec.Args
+// are the guest command (a path in the guest, or a name in its PATH),
+// spec.Env its whole environment (nil: GuestEnv) to which
 // MAXWELL_AGENT_SERIAL=GuestAgentDevice is added, spec.Dir its working
-// directory in the guest; spec.CPUs, spec.Freezer and spec.Stderr apply
-// to the QEMU process, spec.Stdout receives the guest's console.
-func (m *Manager) startQEMU(ctx context.Context, spec cell.Spec) (cell.Cell, error) {
+// directory in the guest; spec.CPUs, spec.Freezer, spec.Credential and
+// spec.Stderr apply to the QEMU process, spec.Stdout receives the
+// guest's console.
+func (m *Manager) startQEMU(ctx context.Context, spec cell.Spec, g Guest) (cell.Cell, error) {
 	fail := func(err error) (cell.Cell, error) {
 		return nil, fmt.Errorf("starting microVM cell %q: %w", spec.Name, err)
 	}
@@ -81,14 +83,17 @@ func (m *Manager) startQEMU(ctx context.Context, spec cell.Spec) (cell.Cell, err
 	}
 	env := spec.Env
 	if env == nil {
-		env = guestEnv
+		env = GuestEnv()
 	}
 	env = slices.Clone(env)
 	if !slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, agent.EnvSerial+"=") }) {
 		env = append(env, agent.EnvSerial+"="+GuestAgentDevice)
 	}
 	command := vmimage.Command{Path: spec.Path, Args: spec.Args, Env: env, Dir: spec.Dir, WaitFor: GuestAgentDevice}
-	if m.opts.RootFS != "" {
+	if g.Kernel == "" || g.Initrd == "" {
+		return fail(fmt.Errorf("%w: a kernel and an initramfs are needed", ErrConfig))
+	}
+	if g.RootFS != "" {
 		command.RootDevice = rootDevice
 	}
 	kargs, err := vmimage.CommandLine(m.opts.KernelArgs, command)
@@ -103,6 +108,14 @@ func (m *Manager) startQEMU(ctx context.Context, spec cell.Spec) (cell.Cell, err
 		m.release(spec.Name)
 		return fail(err)
 	}
+	if cr := spec.Credential; cr != nil {
+		// QEMU, running as the user, creates its sockets here.
+		if err := os.Chown(dir, int(cr.Uid), int(cr.Gid)); err != nil {
+			os.RemoveAll(dir)
+			m.release(spec.Name)
+			return fail(err)
+		}
+	}
 	v := &Machine{
 		m: m, name: spec.Name, accel: m.accel.Accel, dir: dir,
 		con:  newConsole(spec.Stdout),
@@ -110,8 +123,8 @@ func (m *Manager) startQEMU(ctx context.Context, spec cell.Spec) (cell.Cell, err
 		done: make(chan struct{}),
 	}
 	qmpSock, agentSock := filepath.Join(dir, "qmp.sock"), filepath.Join(dir, "agent.sock")
-	args := append(machineArgs(v.accel, m.opts.MemMiB, m.opts.VCPUs),
-		"-kernel", m.opts.Kernel, "-initrd", m.opts.Initrd, "-append", kargs,
+	args := append(machineArgs(v.accel, g.MemMiB, g.VCPUs),
+		"-kernel", g.Kernel, "-initrd", g.Initrd, "-append", kargs,
 		"-qmp", "unix:"+qemuValue(qmpSock)+",server=on,wait=off",
 		"-chardev", "socket,id=agent,path="+qemuValue(agentSock)+",server=on,wait=off",
 		"-device", "virtio-serial-device",
@@ -120,14 +133,14 @@ func (m *Manager) startQEMU(ctx context.Context, spec cell.Spec) (cell.Cell, err
 	if !m.opts.NoBalloon {
 		args = append(args, "-device", "virtio-balloon-device,free-page-reporting=on")
 	}
-	if m.opts.RootFS != "" {
+	if g.RootFS != "" {
 		args = append(args,
-			"-drive", "id=root,file="+qemuValue(m.opts.RootFS)+",format=raw,if=none,readonly=on",
+			"-drive", "id=root,file="+qemuValue(g.RootFS)+",format=raw,if=none,readonly=on",
 			"-device", "virtio-blk-device,drive=root")
 	}
 	inner, err := m.cells.Start(ctx, cell.Spec{
 		Name: spec.Name, Path: m.qemu, Args: args, Env: []string{},
-		CPUs: spec.CPUs, Stdout: v.con, Stderr: v.errs, Freezer: spec.Freezer,
+		CPUs: spec.CPUs, Stdout: v.con, Stderr: v.errs, Freezer: spec.Freezer, Credential: spec.Credential,
 	})
 	if err != nil {
 		os.RemoveAll(dir)

@@ -159,7 +159,8 @@ type Manager struct {
 	fc    *firecracker.Manager
 
 	mu       sync.Mutex
-	machines map[string]*Machine // nil value: reserved while starting
+	machines map[string]*Machine            // nil value: reserved while starting
+	fcs      map[Guest]*firecracker.Manager // Firecracker managers of other guests
 	closed   bool
 }
 
@@ -214,11 +215,15 @@ func NewManager(ctx context.Context, cells CellStarter, opts Options) (*Manager,
 		if fo.Logger == nil {
 			fo.Logger = m.log
 		}
+		if err := CheckFirecracker(fo.Firecracker, opts.DevRoot); err != nil {
+			return nil, fmt.Errorf("vm: %w", err)
+		}
 		fc, err := firecracker.NewManager(cells, fo)
 		if err != nil {
 			return nil, fmt.Errorf("vm: %w", err)
 		}
 		m.fc = fc
+		m.opts.Firecracker = fo
 		m.accel = AccelInfo{Accel: AccelKVM, Reason: "Firecracker always runs under KVM"}
 		return m, nil
 	case VMMQEMU:
@@ -268,7 +273,12 @@ func NewManager(ctx context.Context, cells CellStarter, opts Options) (*Manager,
 			m.log.Warn("host TSC frequency unknown; TCG guests calibrate against the PIT", "err", err)
 		}
 	}
-	if err := os.MkdirAll(opts.StateDir, 0o700); err != nil {
+	if err := os.MkdirAll(opts.StateDir, stateDirMode); err != nil {
+		return nil, fmt.Errorf("vm: state directory: %w", err)
+	}
+	// Each VM's own directory is 0700 and its QEMU's user's: the state
+	// directory itself lets them through, and lists nothing.
+	if err := os.Chmod(opts.StateDir, stateDirMode); err != nil {
 		return nil, fmt.Errorf("vm: state directory: %w", err)
 	}
 	if names, err := m.sweepStateDir(); err != nil {
@@ -289,15 +299,136 @@ func (m *Manager) VMM() VMM { return m.opts.VMM }
 // Layout returns the cgroup layout of the cells the VMMs run in.
 func (m *Manager) Layout() cell.Layout { return m.cells.Layout() }
 
-// Start boots a microVM running spec's command (see Machine) and returns
-// once the VMM runs and its sockets are connected; the guest boots on,
-// and a guest that has not booted within BootTimeout is killed. On error
-// nothing is left behind.
+// stateDirMode is the mode of Options.StateDir: the VMMs, which may run
+// as other users (cell.Spec.Credential), pass through it to their own
+// directories.
+const stateDirMode = 0o711
+
+// Guest overrides, for one VM, the guest settings of a Manager's Options;
+// a zero field keeps the Options' value.
+type Guest struct {
+	// Kernel and Initrd are the guest's kernel and initramfs (QEMU), or
+	// Kernel the uncompressed vmlinux (Firecracker, which has no
+	// initramfs).
+	Kernel, Initrd string
+	// RootFS is a root file system image: the command runs chrooted in
+	// it (QEMU), or it is the root device (Firecracker).
+	RootFS string
+	// MemMiB and VCPUs size the VM.
+	MemMiB, VCPUs int
+}
+
+// Start boots a microVM running spec's command (see Machine) with the
+// Manager's guest settings: Start(ctx, spec) is StartGuest(ctx, spec,
+// Guest{}).
 func (m *Manager) Start(ctx context.Context, spec cell.Spec) (cell.Cell, error) {
-	if m.fc != nil {
-		return m.fc.Start(ctx, spec)
+	return m.StartGuest(ctx, spec, Guest{})
+}
+
+// StartGuest boots a microVM running spec's command with g over the
+// Manager's guest settings, and returns once the VMM runs and its
+// sockets are connected; the guest boots on, and a QEMU guest that has
+// not booted within BootTimeout is killed. With spec.Credential the VMM
+// runs as that user: the guest's files must be readable by them (and,
+// under KVM, /dev/kvm theirs to open). On error nothing is left behind.
+func (m *Manager) StartGuest(ctx context.Context, spec cell.Spec, g Guest) (cell.Cell, error) {
+	if g.MemMiB < 0 || g.VCPUs < 0 {
+		return nil, fmt.Errorf("%w: %d MiB, %d vCPUs", ErrConfig, g.MemMiB, g.VCPUs)
 	}
-	return m.startQEMU(ctx, spec)
+	for _, f := range []string{g.Kernel, g.Initrd, g.RootFS} {
+		if f == "" {
+			continue
+		}
+		if _, err := os.Stat(f); err != nil {
+			return nil, fmt.Errorf("starting microVM cell %q: %w", spec.Name, err)
+		}
+	}
+	if m.opts.VMM == VMMFirecracker {
+		fc, err := m.firecracker(g)
+		if err != nil {
+			return nil, fmt.Errorf("starting microVM cell %q: %w", spec.Name, err)
+		}
+		return fc.Start(ctx, spec)
+	}
+	return m.startQEMU(ctx, spec, m.qemuGuest(g))
+}
+
+// qemuGuest fills g's zero fields from the Options.
+func (m *Manager) qemuGuest(g Guest) Guest {
+	o := m.opts
+	if g.Kernel == "" {
+		g.Kernel = o.Kernel
+	}
+	if g.Initrd == "" {
+		g.Initrd = o.Initrd
+	}
+	if g.RootFS == "" {
+		g.RootFS = o.RootFS
+	}
+	if g.MemMiB == 0 {
+		g.MemMiB = o.MemMiB
+	}
+	if g.VCPUs == 0 {
+		g.VCPUs = o.VCPUs
+	}
+	return g
+}
+
+// firecracker returns the Firecracker manager of guest g: the Manager's
+// own for the zero Guest, else one made on first use.
+func (m *Manager) firecracker(g Guest) (*firecracker.Manager, error) {
+	if g.Initrd != "" {
+		return nil, fmt.Errorf("%w: Firecracker boots a kernel and a root file system, no initramfs", ErrConfig)
+	}
+	if g == (Guest{}) {
+		return m.fc, nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, fmt.Errorf("vm manager: %w", cell.ErrClosed)
+	}
+	if fc, ok := m.fcs[g]; ok {
+		return fc, nil
+	}
+	fo := m.opts.Firecracker
+	if g.Kernel != "" {
+		fo.Kernel = g.Kernel
+	}
+	if g.RootFS != "" {
+		fo.RootFS = g.RootFS
+	}
+	if g.MemMiB > 0 {
+		fo.MemMiB = int64(g.MemMiB)
+	}
+	if g.VCPUs > 0 {
+		fo.VCPUs = int64(g.VCPUs)
+	}
+	fc, err := firecracker.NewManager(m.cells, fo)
+	if err != nil {
+		return nil, err
+	}
+	if m.fcs == nil {
+		m.fcs = make(map[Guest]*firecracker.Manager)
+	}
+	m.fcs[g] = fc
+	return fc, nil
+}
+
+// CheckFirecracker reports whether Firecracker can run here: the binary
+// (a name in PATH or a path; "" means "firecracker") and a usable
+// <devRoot>/kvm, and if not, what is missing (ErrNoVMM, ErrNoKVM).
+func CheckFirecracker(binary, devRoot string) error {
+	if binary == "" {
+		binary = "firecracker"
+	}
+	if _, err := exec.LookPath(binary); err != nil {
+		return fmt.Errorf("%w: no %s in PATH (no Debian package; a release binary from the Firecracker project)", ErrNoVMM, binary)
+	}
+	if err := CheckKVM(devRoot); err != nil {
+		return fmt.Errorf("%w: Firecracker runs only under KVM: %w", ErrNoKVM, err)
+	}
+	return nil
 }
 
 // reserve claims name for a VM being started.

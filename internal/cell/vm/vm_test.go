@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -485,4 +488,68 @@ func TestCPULimitAndQuit(t *testing.T) {
 	}
 	c.Close()
 	e.checkGone(t, "limit", pid)
+}
+
+// TestRunsAsRequester: with a credential, QEMU runs as that user (its
+// /proc status says so), reads the guest's files as them, makes its
+// sockets in a directory given to them; per-VM guest settings (memory,
+// another copy of the image) override the Manager's.
+func TestRunsAsRequester(t *testing.T) {
+	e := newEnv(t, nil)
+	// The cached image lies under root's home: a copy nobody may read.
+	dir, err := os.MkdirTemp("", "vmimage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var g vm.Guest
+	for _, f := range []struct {
+		src string
+		dst *string
+	}{{e.img.Kernel, &g.Kernel}, {e.img.Initrd, &g.Initrd}} {
+		b, err := os.ReadFile(f.src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		*f.dst = filepath.Join(dir, filepath.Base(f.src))
+		if err := os.WriteFile(*f.dst, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g.MemMiB = 160
+	const nobody = 65534
+	ctx := waitCtx(t, time.Minute)
+	var out syncBuffer
+	c, err := e.vms.StartGuest(ctx, cell.Spec{Name: "asuser", Path: "/bin/sh", Args: []string{"-c", "grep MemTotal /proc/meminfo; sleep 100"},
+		Stdout: &out, Stderr: &out, Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}, g)
+	if err != nil {
+		t.Fatalf("StartGuest: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	v := c.(*vm.Machine)
+	if err := v.WaitBooted(ctx); err != nil {
+		t.Fatalf("WaitBooted: %v; console:\n%s", err, out.String())
+	}
+	status, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(v.PID()), "status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("Uid:\t%d\t%d\t%d\t%d", nobody, nobody, nobody, nobody); !strings.Contains(string(status), want) {
+		t.Errorf("QEMU's status lacks %q:\n%s", want, status)
+	}
+	cmdline, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(v.PID()), "cmdline"))
+	if args := strings.Split(string(cmdline), "\x00"); !slices.Contains(args, g.Kernel) || !slices.Contains(args, "160") {
+		t.Errorf("QEMU's arguments lack the guest's kernel %s and -m 160: %q", g.Kernel, args)
+	}
+	if err := cgroupfs.Poll(ctx, func() (bool, error) { return strings.Contains(out.String(), "MemTotal:"), nil }); err != nil {
+		t.Errorf("guest said nothing of its memory: %v; console:\n%s", err, out.String())
+	}
+	pid := v.PID()
+	if err := v.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	e.checkGone(t, "asuser", pid)
 }
