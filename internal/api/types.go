@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/maxwellhq/maxwell/internal/cell/vm"
 	"github.com/maxwellhq/maxwell/internal/sensors"
 )
 
@@ -219,10 +220,31 @@ type SpawnRequest struct {
 	// means the daemon's own user (for a daemon serving its control API,
 	// package access decides it from the caller and the policy).
 	User string `json:"user,omitempty"`
+	// VM, if set, runs the program in a microVM: Argv, Env and Dir are
+	// then the guest's.
+	VM *VMRequest `json:"vm,omitempty"`
 
 	// OwnerUID is the user the cell belongs to. It never travels: the
 	// daemon sets it from the caller's kernel credentials.
 	OwnerUID int `json:"-"`
+}
+
+// VMRequest is how a spawned cell's microVM is made. Paths are the
+// daemon's (absolute); "" takes the daemon's default.
+type VMRequest struct {
+	// VMM is the monitor: "qemu" (the default) or "firecracker".
+	VMM vm.VMM `json:"vmm,omitempty"`
+	// Kernel is the guest kernel; Initrd the initramfs (QEMU only);
+	// RootFS a root file system image the command runs in (with QEMU,
+	// mounted by the initramfs's init; with Firecracker, required, the
+	// root device). Unset, QEMU boots the daemon's guest image
+	// (`maxwell vm image`).
+	Kernel string `json:"kernel,omitempty"`
+	Initrd string `json:"initrd,omitempty"`
+	RootFS string `json:"rootfs,omitempty"`
+	// MemoryMiB and VCPUs size the VM; 0 means the daemon's default.
+	MemoryMiB int `json:"memory_mib,omitempty"`
+	VCPUs     int `json:"vcpus,omitempty"`
 }
 
 // Limits on a SpawnRequest.
@@ -230,6 +252,12 @@ const (
 	MaxNameLen = 64
 	MaxUnits   = 4096
 	MaxCPU     = 8191
+	// MinVMMemoryMiB and MaxVMMemoryMiB bound VMRequest.MemoryMiB (a
+	// guest kernel needs a few dozen MiB; 1 TiB is beyond any host this
+	// runs on); MaxVCPUs bounds VMRequest.VCPUs (QEMU microvm's limit).
+	MinVMMemoryMiB = 32
+	MaxVMMemoryMiB = 1 << 20
+	MaxVCPUs       = 255
 )
 
 // Validate checks r for what any daemon would refuse. The error wraps
@@ -280,6 +308,43 @@ func (r *SpawnRequest) Validate() error {
 		if c < 0 || c > MaxCPU {
 			return bad("cpus: CPU %d out of range 0..%d", c, MaxCPU)
 		}
+	}
+	if r.VM != nil {
+		if r.OCIRootfs != "" {
+			return bad("vm and oci_rootfs: a cell is a microVM or a container, not both")
+		}
+		if r.Dir != "" && !strings.HasPrefix(r.Dir, "/") {
+			return bad("dir %q: a microVM's working directory is an absolute path in the guest", r.Dir)
+		}
+		return r.VM.validate(bad)
+	}
+	return nil
+}
+
+// validate checks a VMRequest for what any daemon would refuse.
+func (v *VMRequest) validate(bad func(string, ...any) error) error {
+	switch v.VMM {
+	case "", vm.VMMQEMU, vm.VMMFirecracker:
+	default:
+		return bad("vm.vmm %q: want %s or %s", v.VMM, vm.VMMQEMU, vm.VMMFirecracker)
+	}
+	for _, f := range []struct{ key, path string }{{"kernel", v.Kernel}, {"initrd", v.Initrd}, {"rootfs", v.RootFS}} {
+		if hasNUL(f.path) {
+			return bad("vm.%s must not hold a NUL byte", f.key)
+		}
+		if f.path != "" && !strings.HasPrefix(f.path, "/") {
+			return bad("vm.%s %q: want an absolute path (the daemon's)", f.key, f.path)
+		}
+	}
+	switch {
+	case v.MemoryMiB != 0 && (v.MemoryMiB < MinVMMemoryMiB || v.MemoryMiB > MaxVMMemoryMiB):
+		return bad("vm.memory_mib %d: want %d..%d", v.MemoryMiB, MinVMMemoryMiB, MaxVMMemoryMiB)
+	case v.VCPUs < 0 || v.VCPUs > MaxVCPUs:
+		return bad("vm.vcpus %d: want 1..%d", v.VCPUs, MaxVCPUs)
+	case v.VMM == vm.VMMFirecracker && v.Initrd != "":
+		return bad("vm.initrd: Firecracker boots a kernel and a root file system, no initramfs")
+	case v.VMM == vm.VMMFirecracker && (v.Kernel == "" || v.RootFS == ""):
+		return bad("vm: Firecracker needs a kernel (vmlinux) and a root file system image")
 	}
 	return nil
 }
