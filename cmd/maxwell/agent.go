@@ -36,11 +36,22 @@ thread count), as its strategy says.`
 // agentFlags are the flags every agent subcommand has.
 type agentFlags struct {
 	workload.AgentOptions
-	socket  string
-	bidding bool
+	socket   string
+	bidding  bool
+	strategy string
+}
+
+// bidder is the agent's strategy: --strategy (default def) at --multiple.
+func (f *agentFlags) bidder(def workload.StrategyKind) (agent.Strategy, error) {
+	k, err := workload.ParseStrategy(f.strategy, def)
+	if err != nil {
+		return nil, fmt.Errorf("--strategy: %w", err)
+	}
+	return workload.Bidder(k, f.Multiple, f.BidUnits()), nil
 }
 
 func (f *agentFlags) register(fs *pflag.FlagSet, multiple string, def float64, usage string) {
+	fs.StringVar(&f.strategy, "strategy", "", "with --bidding: prudent (waits while the reserve is above its price) or greedy (bids at every tick)")
 	fs.IntVar(&f.Threads, "threads", 0, "worker threads (0: every CPU this process may run on)")
 	fs.DurationVar(&f.Interval, "report-interval", workload.DefaultInterval, "how often to report counters, with a unit, e.g. 500ms")
 	fs.StringVar(&f.socket, "socket", "", "host's agent socket (default $"+agent.EnvSocket+"; none: standalone)")
@@ -53,10 +64,10 @@ func (f *agentFlags) register(fs *pflag.FlagSet, multiple string, def float64, u
 func newAgentCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "agent",
-		Short: "Run a built-in workload (scientist or miner) as an agent",
+		Short: "Run a built-in workload (scientist, miner, service or sort) as an agent",
 		Long:  agentLong,
 	}
-	cmd.AddCommand(newAgentScientistCmd(), newAgentMinerCmd())
+	cmd.AddCommand(newAgentScientistCmd(), newAgentMinerCmd(), newAgentServiceCmd(), newAgentSortCmd())
 	return cmd
 }
 
@@ -65,6 +76,7 @@ func newAgentScientistCmd() *cobra.Command {
 		f       agentFlags
 		limit   uint64
 		segment uint64
+		inflate float64
 	)
 	cmd := &cobra.Command{
 		Use:   "scientist",
@@ -78,16 +90,21 @@ exactly the number of primes ≤ range_end, so anyone can check it.`,
 			if err := f.Validate("valuation"); err != nil {
 				return err
 			}
-			s := workload.Scientist{Threads: f.Threads, SegmentSize: segment, Limit: limit, Interval: f.Interval}
-			strategy := workload.ScientistStrategy{Valuation: f.Multiple, Units: f.BidUnits()}
+			s := workload.Scientist{Threads: f.Threads, SegmentSize: segment, Limit: limit, Interval: f.Interval, Inflate: inflate}
+			strategy, err := f.bidder(workload.Prudent)
+			if err != nil {
+				return err
+			}
 			hello := proto.Hello{Kind: "scientist", Name: "scientist", Useful: &proto.Useful{Counter: workload.CounterPrimes, Unit: "prime"}}
-			return runAgent(cmd, f, hello, s.Run, strategy.Bid)
+			return runAgent(cmd, f, hello, s.Run, strategy)
 		},
 	}
 	f.register(cmd.Flags(), "valuation", workload.DefaultValuation,
 		"with --bidding: the most it pays for a slot, in multiples of the slot's energy; it waits while the reserve is higher")
 	cmd.Flags().Uint64Var(&limit, "limit", 0, "stop after sieving [2, limit] (0: run until stopped)")
 	cmd.Flags().Uint64Var(&segment, "segment-size", workload.DefaultSegmentSize, "integers per sieve segment")
+	cmd.Flags().Float64Var(&inflate, "inflate", 0, "lie: report this multiple of the primes found (to test a host's verification)")
+	cmd.Flags().MarkHidden("inflate")
 	return cmd
 }
 
@@ -116,8 +133,11 @@ maps chunks of --chunk-mib MiB, writes every page, and frees them again
 				return err
 			}
 			m := workload.Miner{Threads: f.Threads, Interval: f.Interval, ChurnRate: rate, ChunkSize: chunk, ShareBits: shareBits}
-			strategy := workload.MinerStrategy{Greed: f.Multiple, Units: f.BidUnits()}
-			return runAgent(cmd, f, proto.Hello{Kind: "miner", Name: "miner"}, m.Run, strategy.Bid)
+			strategy, err := f.bidder(workload.Greedy)
+			if err != nil {
+				return err
+			}
+			return runAgent(cmd, f, proto.Hello{Kind: "miner", Name: "miner"}, m.Run, strategy)
 		},
 	}
 	f.register(cmd.Flags(), "greed", workload.DefaultGreed,
@@ -125,6 +145,74 @@ maps chunks of --chunk-mib MiB, writes every page, and frees them again
 	cmd.Flags().Float64Var(&churnRate, "churn-mib-per-sec", 0, "memory churn in MiB per second (0: none)")
 	cmd.Flags().IntVar(&chunkMiB, "chunk-mib", workload.DefaultChunkSize>>20, "size of each churned mapping in MiB")
 	cmd.Flags().IntVar(&shareBits, "share-bits", workload.DefaultShareBits, "leading zero bits that make a hash a share")
+	return cmd
+}
+
+func newAgentServiceCmd() *cobra.Command {
+	var (
+		f    agentFlags
+		s    workload.Service
+		work int
+	)
+	cmd := &cobra.Command{
+		Use:   "service",
+		Short: "Serve HTTP on loopback under an open-loop load; reports requests and a latency histogram",
+		Long: agentLong + `
+
+The service answers HTTP requests on a loopback port, each costing --work-kib
+KiB of SHA-256, while a load generator in the same process starts --rate
+requests a second at fixed times. Latency is measured from each request's
+intended start, so a pause shows in full; it is reported as a cumulative
+histogram (latency_le_us_BOUND). Requests served are its useful work.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.Validate("valuation"); err != nil {
+				return err
+			}
+			s.Interval, s.Work = f.Interval, work<<10
+			strategy, err := f.bidder(workload.Prudent)
+			if err != nil {
+				return err
+			}
+			hello := proto.Hello{Kind: "service", Name: "service", Useful: &proto.Useful{Counter: workload.CounterRequests, Unit: "request"}}
+			return runAgent(cmd, f, hello, s.Run, strategy)
+		},
+	}
+	f.register(cmd.Flags(), "valuation", workload.DefaultValuation, "with --bidding: the most it pays for a slot, in multiples of the slot's energy")
+	cmd.Flags().IntVar(&s.Rate, "rate", 200, "requests per second")
+	cmd.Flags().IntVar(&work, "work-kib", 64, "KiB hashed per request")
+	return cmd
+}
+
+func newAgentSortCmd() *cobra.Command {
+	var (
+		f      agentFlags
+		runMiB int
+	)
+	cmd := &cobra.Command{
+		Use:   "sort",
+		Short: "Sort runs of records in memory mapped and freed per run; reports records_sorted",
+		Long: agentLong + `
+
+The sorter is useful work hungry for memory: it maps a run of --run-mib MiB,
+fills it with pseudo-random 8-byte records, sorts and checks them, and
+unmaps the run, again and again. Records sorted are its useful work.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.Validate("valuation"); err != nil {
+				return err
+			}
+			s := workload.Sorter{RunSize: runMiB << 20, Interval: f.Interval}
+			strategy, err := f.bidder(workload.Prudent)
+			if err != nil {
+				return err
+			}
+			hello := proto.Hello{Kind: "sort", Name: "sort", Useful: &proto.Useful{Counter: workload.CounterRecordsSorted, Unit: "record"}}
+			return runAgent(cmd, f, hello, s.Run, strategy)
+		},
+	}
+	f.register(cmd.Flags(), "valuation", workload.DefaultValuation, "with --bidding: the most it pays for a slot, in multiples of the slot's energy")
+	cmd.Flags().IntVar(&runMiB, "run-mib", 64, "MiB per sorted run")
 	return cmd
 }
 

@@ -1,6 +1,10 @@
 package workload
 
-import "github.com/maxwellhq/maxwell/agent/proto"
+import (
+	"fmt"
+
+	"github.com/maxwellhq/maxwell/agent/proto"
+)
 
 // Default strategy parameters, in multiples of a slot's expected energy at
 // multiplier 1 (proto.Tick.SlotEnergy).
@@ -56,6 +60,38 @@ type MinerStrategy struct {
 // Bid implements agent.Strategy.
 func (m MinerStrategy) Bid(t proto.Tick) (price uint64, units int, ok bool) {
 	return scaleEnergy(t.SlotEnergy, positiveOr(m.Greed, DefaultGreed)), clampUnits(m.Units), true
+}
+
+// StrategyKind names a bidding strategy.
+type StrategyKind string
+
+// The strategies an agent may bid with.
+const (
+	// Prudent bids up to its multiple of a slot's energy and abstains
+	// while the reserve is above it (ScientistStrategy).
+	Prudent StrategyKind = "prudent"
+	// Greedy bids its multiple at every tick, whatever the price
+	// (MinerStrategy).
+	Greedy StrategyKind = "greedy"
+)
+
+// ParseStrategy parses a strategy's name; "" gives def.
+func ParseStrategy(s string, def StrategyKind) (StrategyKind, error) {
+	switch k := StrategyKind(s); k {
+	case "":
+		return def, nil
+	case Prudent, Greedy:
+		return k, nil
+	}
+	return "", fmt.Errorf("strategy %q: want %s or %s", s, Prudent, Greedy)
+}
+
+// Bidder returns the strategy of kind k at multiple m for units slots.
+func Bidder(k StrategyKind, m float64, units int) func(proto.Tick) (uint64, int, bool) {
+	if k == Greedy {
+		return MinerStrategy{Greed: m, Units: units}.Bid
+	}
+	return ScientistStrategy{Valuation: m, Units: units}.Bid
 }
 
 // scaleEnergy returns floor(energy × k), at most proto.MaxPrice.
