@@ -193,6 +193,10 @@ type CellInput struct {
 	Share  float64
 	// Bid is the cell's bid for this tick's auction; zero Units means none.
 	Bid Bid
+	// Income is what the cell earned since the last tick for useful work
+	// the host checked (package verify), in credits, ≥ 0. It is paid
+	// under PolicyMaxwell only.
+	Income units.Credits
 }
 
 // Input is everything a tick decides on.
@@ -228,8 +232,8 @@ const (
 
 // Action is one decision about one cell.
 type Action struct {
-	Cell  string
-	Kind  ActionKind
+	Cell string
+	Kind ActionKind
 	// Cores is, for ActRun, the CPUs' worth of time the cell may use in
 	// the tick: the slots it won, or a peer policy's cap (fractional);
 	// 0 is no limit.
@@ -249,18 +253,20 @@ type Posting struct {
 // CellReport is one cell's line of the tick: its wallet, what it bid, won
 // and paid, and what was measured of it.
 type CellReport struct {
-	Name      string
-	State     life.State
-	Balance   units.Credits
-	Won       int
-	Payment   units.Credits
-	Tax       units.Credits
-	Rent      units.Credits
-	Tap       units.Credits
-	BidPrice  units.Credits
-	BidUnits  int
-	TaxTotal  units.Credits
-	PaidTotal units.Credits
+	Name        string
+	State       life.State
+	Balance     units.Credits
+	Won         int
+	Payment     units.Credits
+	Tax         units.Credits
+	Rent        units.Credits
+	Tap         units.Credits
+	Income      units.Credits
+	BidPrice    units.Credits
+	BidUnits    int
+	TaxTotal    units.Credits
+	PaidTotal   units.Credits
+	IncomeTotal units.Credits
 	// FreedBytes, MemoryBytes (resident), CPUTime, Energy and Share are
 	// the tick's measurements (see CellInput).
 	FreedBytes  uint64
@@ -311,13 +317,14 @@ type cellState struct {
 	price units.Credits
 	won   int
 	// cpu is the cell's CPU time at the last tick.
-	cpu      time.Duration
-	haveCPU  bool
-	taxRemPJ uint64 // sub-credit remainder of tax, pJ
-	rentRem  uint64 // sub-credit remainder of rent, pJ·µs/s
-	tapRem   int64  // sub-credit remainder of tap, credit·ns
-	taxTotal units.Credits
-	paid     units.Credits
+	cpu         time.Duration
+	haveCPU     bool
+	taxRemPJ    uint64 // sub-credit remainder of tax, pJ
+	rentRem     uint64 // sub-credit remainder of rent, pJ·µs/s
+	tapRem      int64  // sub-credit remainder of tap, credit·ns
+	taxTotal    units.Credits
+	incomeTotal units.Credits
+	paid        units.Credits
 }
 
 // Core is the engine's decision core. It is not safe for concurrent use.
@@ -478,6 +485,7 @@ func (c *Core) Decide(in Input) (Decision, error) {
 			if ci.Exited {
 				cs.state = life.Dead
 				d.post(name, ledger.KindTap, -owes[i].tap)
+				d.post(name, ledger.KindIncome, owes[i].income)
 				d.post(name, ledger.KindPayment, owes[i].payment)
 				d.post(name, ledger.KindTax, owes[i].tax)
 				d.post(name, ledger.KindRent, owes[i].rent)
@@ -509,14 +517,15 @@ func (c *Core) Decide(in Input) (Decision, error) {
 				d.Actions = append(d.Actions, Action{Cell: name, Kind: ActKill})
 			}
 			rep.State, rep.Balance = life.Dead, cs.wallet.Balance
-			rep.Payment, rep.Tax, rep.Rent, rep.Tap = owes[i].payment, owes[i].tax, owes[i].rent, owes[i].tap
-			rep.TaxTotal, rep.PaidTotal = cs.taxTotal, cs.paid
+			rep.Payment, rep.Tax, rep.Rent, rep.Tap, rep.Income = owes[i].payment, owes[i].tax, owes[i].rent, owes[i].tap, owes[i].income
+			rep.TaxTotal, rep.PaidTotal, rep.IncomeTotal = cs.taxTotal, cs.paid, cs.incomeTotal
 			d.Cells = append(d.Cells, rep)
 			d.next[name] = cs
 			continue
 		}
 		o := owes[i]
 		d.post(name, ledger.KindTap, -o.tap)
+		d.post(name, ledger.KindIncome, o.income)
 		d.post(name, ledger.KindPayment, o.payment)
 		d.post(name, ledger.KindTax, o.tax)
 		d.post(name, ledger.KindRent, o.rent)
@@ -547,8 +556,8 @@ func (c *Core) Decide(in Input) (Decision, error) {
 			cs.warned = true
 			d.note(event.LowBalance, name, fmt.Sprintf("balance %d credits is below %d%% of the %d endowment", bal, c.cfg.LowBalancePercent, cs.wallet.Endowment))
 		}
-		rep.State, rep.Balance, rep.Won, rep.Payment, rep.Tax, rep.Rent, rep.Tap = cs.state, bal, cs.won, o.payment, o.tax, o.rent, o.tap
-		rep.TaxTotal, rep.PaidTotal = cs.taxTotal, cs.paid
+		rep.State, rep.Balance, rep.Won, rep.Payment, rep.Tax, rep.Rent, rep.Tap, rep.Income = cs.state, bal, cs.won, o.payment, o.tax, o.rent, o.tap, o.income
+		rep.TaxTotal, rep.PaidTotal, rep.IncomeTotal = cs.taxTotal, cs.paid, cs.incomeTotal
 		d.Cells = append(d.Cells, rep)
 		d.next[name] = cs
 	}
@@ -557,7 +566,7 @@ func (c *Core) Decide(in Input) (Decision, error) {
 
 // charge is what one cell is charged in one tick.
 type charge struct {
-	tap, payment, tax, rent units.Credits
+	tap, income, payment, tax, rent units.Credits
 	// used is the CPU time the payment is for; shortfall what the cell
 	// owed beyond its balance and was not charged.
 	used      time.Duration
@@ -582,7 +591,10 @@ func (c *Core) charge(cs *cellState, ci CellInput, dt time.Duration) charge {
 	// pJ/(B·s), 10⁶ pJ to the credit and 10⁶ µs to the second.
 	tax := fracCharge(ci.FreedBytes, c.cfg.TaxPicojoulesPerByte, 1e6, &cs.taxRemPJ)
 	rent := fracCharge(satMul(ci.ResidentBytes, uint64(dt/time.Microsecond)), c.cfg.RentPicojoulesPerByteSecond, 1e12, &cs.rentRem)
-	left := max(cs.wallet.Balance+ch.tap, 0)
+	// Income for checked work comes in before anything is charged, like
+	// the tap (saturating: absurd income does not wrap).
+	ch.income = max(min(ci.Income, math.MaxInt64/4-max(cs.wallet.Balance+ch.tap, 0)), 0)
+	left := max(cs.wallet.Balance+ch.tap+ch.income, 0)
 	for _, p := range []struct {
 		owed units.Credits
 		out  *units.Credits
@@ -591,8 +603,9 @@ func (c *Core) charge(cs *cellState, ci CellInput, dt time.Duration) charge {
 		left -= *p.out
 		ch.shortfall += p.owed - *p.out
 	}
-	cs.wallet.Balance += ch.tap - ch.payment - ch.tax - ch.rent
+	cs.wallet.Balance += ch.tap + ch.income - ch.payment - ch.tax - ch.rent
 	cs.taxTotal += ch.tax
+	cs.incomeTotal += ch.income
 	cs.paid += ch.payment
 	return ch
 }
@@ -722,7 +735,7 @@ func (c *Core) decideUngoverned(d *Decision, inputs map[string]CellInput, owes [
 			busy++
 		}
 	}
-	share := 0.0 // per cell; 0 is no cap
+	share := 0.0                        // per cell; 0 is no cap
 	if p.capped() && d.Multiplier > 1 { // at m = 1 the limit is not binding
 		n := max(busy, 1)
 		if p == PolicyThermalCap {

@@ -691,3 +691,32 @@ func TestPeerPolicies(t *testing.T) {
 		}
 	}
 }
+
+// TestIncome: income for checked work is credited before charges, posted
+// as ledger.KindIncome, and counted in the report; the peers pay none.
+func TestIncome(t *testing.T) {
+	for _, p := range []Policy{PolicyMaxwell, PolicyCFS, PolicyWeights} {
+		cfg := testConfig()
+		cfg.Policy = p
+		c, _ := NewCore(cfg)
+		c.Admit("sci", Wallet{Balance: 10, Endowment: 10})
+		d, err := c.Decide(input(1, 40, CellInput{Name: "sci", Income: 5000}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := reportOf(d, "sci")
+		var posted units.Credits
+		for _, ps := range d.Postings {
+			if ps.Kind == ledger.KindIncome {
+				posted += ps.Amount
+			}
+		}
+		want := units.Credits(5000)
+		if p != PolicyMaxwell {
+			want = 0
+		}
+		if r.Income != want || r.IncomeTotal != want || posted != want || r.Balance != 10+want {
+			t.Errorf("%s: income %d (total %d), posted %d, balance %d; want %d paid in", p, r.Income, r.IncomeTotal, posted, r.Balance, want)
+		}
+	}
+}

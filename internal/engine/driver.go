@@ -78,6 +78,9 @@ type Driver struct {
 	// Meter measures freed memory for Landauer's tax; nil taxes nothing.
 	Meter  FreedMeter
 	Ledger Ledger
+	// Income says what each cell earned for checked useful work since it
+	// was last asked; nil means nobody earns.
+	Income IncomeSource
 	// Auction collects bids from agents; nil means only standing bids.
 	Auction Auctioneer
 	Clock   clock.Clock
@@ -140,6 +143,13 @@ type driven struct {
 	freed   uint64        // the meter's last cumulative count
 	cpu     time.Duration // CPU time at the last tick
 	exited  string        // why it ended, once seen
+}
+
+// IncomeSource is what a Driver asks, each tick, about every cell's
+// income for useful work the host has checked.
+type IncomeSource interface {
+	// Earned returns the credits cell has earned since the last call.
+	Earned(cell string) units.Credits
 }
 
 // setFrozen records whether the driver holds the cell frozen.
@@ -304,6 +314,9 @@ func (d *Driver) measure(ctx context.Context, in *Input) {
 			continue
 		}
 		ci := CellInput{Name: name, Bid: d.bidOf(dc)}
+		if d.Income != nil {
+			ci.Income = d.Income.Earned(name)
+		}
 		if dc.exited == "" {
 			select {
 			case <-dc.c.Done():

@@ -23,6 +23,7 @@ const (
 	FailSafe        Kind = "fail_safe"
 	SensorRecovered Kind = "sensor_recovered"
 	Exited          Kind = "exited"
+	IncomeStopped   Kind = "income_stopped"
 
 	// The engine's dealings with the ledger, the meter and the cells.
 	LedgerUnavailable Kind = "ledger_unavailable"
@@ -73,6 +74,7 @@ func Kinds() []Description {
 		{FailSafe, false, "The temperature could not be read or is implausible: the price multiplier is at its ceiling until it can be trusted."},
 		{SensorRecovered, false, "The temperature can be trusted again: the controller prices from it again."},
 		{Exited, true, "The cell's program ended on its own; its wallet was closed."},
+		{IncomeStopped, true, "A recount by the host found a claim of useful work false (or inconsistent on its face): the cell earns no income from then on."},
 		{LedgerUnavailable, false, "The ledger refused a tick's postings (a full disk, say): nobody is charged and nobody is frozen until it recovers."},
 		{LedgerRecovered, false, "The ledger takes postings again: charging resumed."},
 		{MeterError, false, "The Landauer meter could not be read: no tax on freed memory until it recovers."},
