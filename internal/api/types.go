@@ -223,10 +223,22 @@ type SpawnRequest struct {
 	// VM, if set, runs the program in a microVM: Argv, Env and Dir are
 	// then the guest's.
 	VM *VMRequest `json:"vm,omitempty"`
+	// Income, if set, pays the cell for its useful work, as far as the
+	// host can check it (docs/INCOME.md).
+	Income *Income `json:"income,omitempty"`
 
 	// OwnerUID is the user the cell belongs to. It never travels: the
 	// daemon sets it from the caller's kernel credentials.
 	OwnerUID int `json:"-"`
+}
+
+// Income is pay for useful work: CreditsPerUnit for each unit of Counter
+// the cell's agent reports, for as long as every recount of its claims by
+// the host holds. Only counters the host can check earn (today the
+// Scientist's "primes").
+type Income struct {
+	Counter        string  `json:"counter"`
+	CreditsPerUnit float64 `json:"credits_per_unit"`
 }
 
 // VMRequest is how a spawned cell's microVM is made. Paths are the
@@ -307,6 +319,11 @@ func (r *SpawnRequest) Validate() error {
 	for _, c := range r.CPUs {
 		if c < 0 || c > MaxCPU {
 			return bad("cpus: CPU %d out of range 0..%d", c, MaxCPU)
+		}
+	}
+	if in := r.Income; in != nil {
+		if in.Counter == "" || !(in.CreditsPerUnit > 0) || in.CreditsPerUnit > 1e9 {
+			return bad("income: want a counter and credits_per_unit in (0, 1e9], got %q and %v", in.Counter, in.CreditsPerUnit)
 		}
 	}
 	if r.VM != nil {
