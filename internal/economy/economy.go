@@ -114,6 +114,7 @@ type Economy struct {
 	cells    map[string]*managed
 	order    []string
 	ocis     map[string]*oci.Manager // by root file system
+	vms      vmCells                 // microVM managers (vm.go)
 	acct     accounts
 	events   []event.Event
 	watchers map[chan event.Event]struct{}
@@ -431,6 +432,7 @@ func (e *Economy) Close() error {
 		for _, m := range ocis {
 			errs = append(errs, m.Close())
 		}
+		errs = append(errs, e.vms.close())
 		for _, m := range cells {
 			if m.logFile != nil {
 				errs = append(errs, m.logFile.Close())

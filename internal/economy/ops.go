@@ -87,6 +87,11 @@ func (e *Economy) Spawn(ctx context.Context, req api.SpawnRequest) (api.CellInfo
 		// socket where its directory is mounted.
 		env = append(append(oci.DefaultEnv(), req.Env...), "MAXWELL_AGENT_SOCKET="+filepath.Join(OCISocketDir, filepath.Base(e.opts.AgentSocket)))
 	}
+	if req.VM != nil { // a microVM (vm.go): the guest's command, environment and directory
+		if starter, env, err = e.vmSpawn(ctx, req); err != nil {
+			return api.CellInfo{}, err
+		}
+	}
 	spec := cell.Spec{Name: name, Path: req.Argv[0], Args: req.Argv[1:], Env: env, Dir: req.Dir, CPUs: cpus, Credential: cred}
 	var logFile *os.File
 	if e.opts.LogDir != "" {
