@@ -340,6 +340,12 @@ func (v *Machine) watchEvents() {
 	}
 }
 
+func (v *Machine) isPaused() bool {
+	v.stMu.Lock()
+	defer v.stMu.Unlock()
+	return v.paused
+}
+
 func (v *Machine) setPaused(p bool) {
 	v.stMu.Lock()
 	v.paused = p

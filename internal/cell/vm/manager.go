@@ -102,6 +102,10 @@ type Options struct {
 	ProbeTimeout time.Duration
 	// StartTimeout bounds the VMM's sockets coming up. Default 10 s.
 	StartTimeout time.Duration
+	// HelloTimeout bounds how long a booted guest may run before its
+	// agent first writes to its port (ServeAgent); time paused does not
+	// count. Default 5 s.
+	HelloTimeout time.Duration
 	// DevRoot is where /dev is ("/dev" by default): /dev/kvm and
 	// /dev/vhost-vsock are looked for there.
 	DevRoot string
@@ -134,6 +138,7 @@ func DefaultOptions() Options {
 		BootTimeout:  60 * time.Second,
 		ProbeTimeout: 20 * time.Second,
 		StartTimeout: 10 * time.Second,
+		HelloTimeout: 5 * time.Second,
 		DevRoot:      "/dev",
 		ProcRoot:     "/proc",
 	}
@@ -198,6 +203,9 @@ func NewManager(ctx context.Context, cells CellStarter, opts Options) (*Manager,
 	}
 	if opts.StartTimeout <= 0 {
 		opts.StartTimeout = def.StartTimeout
+	}
+	if opts.HelloTimeout <= 0 {
+		opts.HelloTimeout = def.HelloTimeout
 	}
 	if opts.DevRoot == "" {
 		opts.DevRoot = def.DevRoot

@@ -553,3 +553,45 @@ func TestRunsAsRequester(t *testing.T) {
 	}
 	e.checkGone(t, "asuser", pid)
 }
+
+// TestHelloDeadlineCountsRunningTime: an economy freezes a new cell
+// until it wins a slot; a VM held paused past the hello deadline is not
+// cut off for the silence of an agent that could not run, and its agent
+// is served once it speaks.
+func TestHelloDeadlineCountsRunningTime(t *testing.T) {
+	const hello = 4 * time.Second
+	e := newEnv(t, func(o *vm.Options) { o.HelloTimeout = hello })
+	h := newHub(t, hub.Options{})
+	var out syncBuffer
+	c := e.start(t, "held", &out, "/bin/sh", "-c", "sleep 1; exec "+e.img.Maxwell+" agent scientist --report-interval 200ms --threads 1")
+	ctx := waitCtx(t, 2*time.Minute)
+	if err := c.WaitBooted(ctx); err != nil {
+		t.Fatalf("WaitBooted: %v", err)
+	}
+	if err := c.Pause(ctx); err != nil {
+		t.Fatalf("Pause: %v", err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- vm.ServeAgent(ctx, c, h) }()
+	time.Sleep(hello + time.Second) // past the deadline, had it run on the wall clock
+	select {
+	case err := <-served:
+		t.Fatalf("ServeAgent returned while the VM was paused: %v", err)
+	default:
+	}
+	if err := c.Resume(ctx); err != nil {
+		t.Fatalf("Resume: %v", err)
+	}
+	if err := cgroupfs.Poll(ctx, func() (bool, error) {
+		got, _, _ := h.Counters("held")
+		return got["primes"] > 0, nil
+	}); err != nil {
+		t.Fatalf("no report after Resume: %v; console:\n%s", err, out.String())
+	}
+	if err := c.Kill(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("ServeAgent = %v after Kill, want nil", err)
+	}
+}
