@@ -108,9 +108,17 @@ func (c *Client) Spawn(ctx context.Context, req SpawnRequest) (CellInfo, error) 
 	return info, err
 }
 
+// Adopt puts an existing cgroup under the economy as a cell (the daemon
+// must allow it: `maxwell daemon --adopt`, and the caller be root).
+func (c *Client) Adopt(ctx context.Context, req AdoptRequest) (CellInfo, error) {
+	var info CellInfo
+	err := c.do(ctx, c.timeout(), http.MethodPost, "/v1/adopt", req, &info)
+	return info, err
+}
+
 // Fund adds credits to a cell's wallet.
 func (c *Client) Fund(ctx context.Context, name string, credits units.Credits) error {
-	if err := ValidName(name); err != nil {
+	if err := ValidCellName(name); err != nil {
 		return err
 	}
 	return c.do(ctx, c.timeout(), http.MethodPost, cellPath(name, "fund"), FundRequest{Credits: credits}, nil)
@@ -118,7 +126,7 @@ func (c *Client) Fund(ctx context.Context, name string, credits units.Credits) e
 
 // Kill kills a cell and closes its wallet.
 func (c *Client) Kill(ctx context.Context, name string) error {
-	if err := ValidName(name); err != nil {
+	if err := ValidCellName(name); err != nil {
 		return err
 	}
 	return c.do(ctx, c.timeout(), http.MethodPost, cellPath(name, "kill"), nil, nil)
@@ -126,7 +134,7 @@ func (c *Client) Kill(ctx context.Context, name string) error {
 
 // Pause freezes a cell.
 func (c *Client) Pause(ctx context.Context, name string) error {
-	if err := ValidName(name); err != nil {
+	if err := ValidCellName(name); err != nil {
 		return err
 	}
 	return c.do(ctx, c.timeout(), http.MethodPost, cellPath(name, "pause"), nil, nil)
@@ -134,7 +142,7 @@ func (c *Client) Pause(ctx context.Context, name string) error {
 
 // Resume thaws a cell the operator paused.
 func (c *Client) Resume(ctx context.Context, name string) error {
-	if err := ValidName(name); err != nil {
+	if err := ValidCellName(name); err != nil {
 		return err
 	}
 	return c.do(ctx, c.timeout(), http.MethodPost, cellPath(name, "resume"), nil, nil)

@@ -64,6 +64,10 @@ type Options struct {
 //	POST /v1/cells/{name}/kill   → 204
 //	POST /v1/cells/{name}/pause  → 204
 //	POST /v1/cells/{name}/resume → 204
+//	POST /v1/adopt               AdoptRequest → 201 CellInfo (a Backend that is an Adopter)
+//
+// A {name} is ValidCellName: an adopted cell's "namespace/pod" travels
+// path-escaped ("namespace%2Fpod"), as one segment.
 //
 // Errors are answered with the Code's HTTP status and the body
 // {"error": "…", "code": "…"}.
@@ -89,6 +93,7 @@ func NewServer(b Backend, opts Options) *Server {
 	s.mux.HandleFunc("GET /v1/state", s.state)
 	s.mux.HandleFunc("POST /v1/cells", s.spawn)
 	s.mux.HandleFunc("POST /v1/cells/{name}/fund", s.fund)
+	s.mux.HandleFunc("POST /v1/adopt", s.adopt)
 	for verb, f := range map[string]func(context.Context, string) error{
 		"kill": b.Kill, "pause": b.Pause, "resume": b.Resume,
 	} {
@@ -184,8 +189,29 @@ func (s *Server) state(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) spawn(w http.ResponseWriter, r *http.Request) {
-	var req SpawnRequest
-	if err := decode(w, r, &req); err != nil {
+	create(s, w, r, &SpawnRequest{}, s.b.Spawn)
+}
+
+func (s *Server) adopt(w http.ResponseWriter, r *http.Request) {
+	a, ok := s.b.(Adopter)
+	if !ok {
+		s.fail(w, r, fmt.Errorf("%w: this daemon does not adopt cgroups (start it with --adopt)", ErrUnsupported))
+		return
+	}
+	create(s, w, r, &AdoptRequest{}, a.Adopt)
+}
+
+// createRequest is a request that makes a cell.
+type createRequest[T any] interface {
+	*T
+	Validate() error
+	normalize()
+}
+
+// create serves a request that makes a cell: decoded, validated, with
+// its defaults, to call; 201 and the cell's CellInfo.
+func create[T any, P createRequest[T]](s *Server, w http.ResponseWriter, r *http.Request, req P, call func(context.Context, T) (CellInfo, error)) {
+	if err := decode(w, r, req); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -196,7 +222,7 @@ func (s *Server) spawn(w http.ResponseWriter, r *http.Request) {
 	req.normalize()
 	ctx, cancel := s.call(r)
 	defer cancel()
-	info, err := s.b.Spawn(ctx, req)
+	info, err := call(ctx, *req)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -206,7 +232,7 @@ func (s *Server) spawn(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) fund(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if err := ValidName(name); err != nil {
+	if err := ValidCellName(name); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -232,7 +258,7 @@ func (s *Server) fund(w http.ResponseWriter, r *http.Request) {
 func (s *Server) act(f func(context.Context, string) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
-		if err := ValidName(name); err != nil {
+		if err := ValidCellName(name); err != nil {
 			s.fail(w, r, err)
 			return
 		}

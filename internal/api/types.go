@@ -121,8 +121,11 @@ type Cell struct {
 	// own); OwnerUID is the user who asked for the cell, whose it is to
 	// fund, pause and kill (-1 for a cell the daemon adopted rather than
 	// spawned, e.g. a Kubernetes pod's).
-	User      string        `json:"user,omitempty"`
-	OwnerUID  int           `json:"owner_uid"`
+	User     string `json:"user,omitempty"`
+	OwnerUID int    `json:"owner_uid"`
+	// Cgroup is the cgroup an adopted cell governs (below each
+	// hierarchy's root); "" for a cell the daemon started.
+	Cgroup    string        `json:"cgroup,omitempty"`
 	Balance   units.Credits `json:"balance_credits"`
 	Endowment units.Credits `json:"endowment_credits"`
 	// TapRate is income in credits per second while the balance is
@@ -138,6 +141,11 @@ type Cell struct {
 	// tax on freed memory since admission.
 	Paid units.Credits `json:"paid_credits_total"`
 	Tax  units.Credits `json:"tax_credits_total"`
+	// Income is what the cell has earned for checked useful work since
+	// admission; IncomeStopped says why it earns no more, if a recount
+	// failed.
+	Income        units.Credits `json:"income_credits_total,omitempty"`
+	IncomeStopped string        `json:"income_stopped,omitempty"`
 	// FreedBytes is the memory the cell has freed since admission.
 	FreedBytes uint64 `json:"freed_bytes_total"`
 	// Energy is the host energy attributed to the cell since admission,
@@ -300,21 +308,8 @@ func (r *SpawnRequest) Validate() error {
 	if hasNUL(r.Dir) || hasNUL(r.OCIRootfs) || hasNUL(r.User) {
 		return bad("dir, oci_rootfs and user must not hold a NUL byte")
 	}
-	switch {
-	case r.Wallet < 0:
-		return bad("wallet_credits %d: must not be negative", r.Wallet)
-	case r.TapRate < 0:
-		return bad("tap_credits_per_second %d: must not be negative", r.TapRate)
-	case r.TapCap < 0:
-		return bad("tap_cap_credits %d: must not be negative", r.TapCap)
-	case r.Wallet == 0 && r.TapRate == 0:
-		return bad("wallet_credits is 0 and there is no tap: the cell could never pay")
-	case r.Units < 0 || r.Units > MaxUnits:
-		return bad("units %d: want 0..%d", r.Units, MaxUnits)
-	case r.Units > 0 && r.MaxBid == 0:
-		return bad("units %d without max_bid_credits: units size the standing bid", r.Units)
-	case r.MaxBid < 0:
-		return bad("max_bid_credits %d: must not be negative", r.MaxBid)
+	if err := validTerms(bad, r.Wallet, r.TapRate, r.TapCap, r.MaxBid, r.Units); err != nil {
+		return err
 	}
 	for _, c := range r.CPUs {
 		if c < 0 || c > MaxCPU {
@@ -368,11 +363,38 @@ func (v *VMRequest) validate(bad func(string, ...any) error) error {
 
 // normalize fills in the documented defaults.
 func (r *SpawnRequest) normalize() {
-	if r.TapRate > 0 && r.TapCap == 0 {
-		r.TapCap = r.Wallet
+	normalizeTerms(r.Wallet, r.TapRate, &r.TapCap, r.MaxBid, &r.Units)
+}
+
+// validTerms checks a request's wallet, tap and standing bid.
+func validTerms(bad func(string, ...any) error, wallet, tapRate, tapCap, maxBid units.Credits, n int) error {
+	switch {
+	case wallet < 0:
+		return bad("wallet_credits %d: must not be negative", wallet)
+	case tapRate < 0:
+		return bad("tap_credits_per_second %d: must not be negative", tapRate)
+	case tapCap < 0:
+		return bad("tap_cap_credits %d: must not be negative", tapCap)
+	case wallet == 0 && tapRate == 0:
+		return bad("wallet_credits is 0 and there is no tap: the cell could never pay")
+	case n < 0 || n > MaxUnits:
+		return bad("units %d: want 0..%d", n, MaxUnits)
+	case n > 0 && maxBid == 0:
+		return bad("units %d without max_bid_credits: units size the standing bid", n)
+	case maxBid < 0:
+		return bad("max_bid_credits %d: must not be negative", maxBid)
 	}
-	if r.MaxBid > 0 && r.Units == 0 {
-		r.Units = 1
+	return nil
+}
+
+// normalizeTerms fills in the documented defaults: a tap's cap is the
+// wallet, a standing bid is for one slot.
+func normalizeTerms(wallet, tapRate units.Credits, tapCap *units.Credits, maxBid units.Credits, n *int) {
+	if tapRate > 0 && *tapCap == 0 {
+		*tapCap = wallet
+	}
+	if maxBid > 0 && *n == 0 {
+		*n = 1
 	}
 }
 

@@ -49,10 +49,9 @@ type Owner interface {
 
 // AdoptSpec names an existing cgroup to govern as a cell.
 type AdoptSpec struct {
-	// Name names the cell: 1 to 253 bytes of path segments of ASCII
+	// Name names the cell (ValidAdoptedName): path segments of ASCII
 	// letters, digits, '.', '_' and '-' separated by single '/', so that
-	// a pod can be "namespace/pod" or "namespace/pod/container". It names
-	// no cgroup.
+	// a pod can be "namespace/pod". It names no cgroup.
 	Name string
 	// Cgroup is the cgroup's path below each hierarchy's root, as
 	// /proc/<pid>/cgroup lists it, e.g.
@@ -129,7 +128,7 @@ type adopted struct {
 // Adopted cells share the Manager's name space with started ones; Close
 // of the Manager lets go of every adopted cell.
 func (m *Manager) Adopt(ctx context.Context, spec AdoptSpec) (Cell, error) {
-	if err := validAdoptedName(spec.Name); err != nil {
+	if err := ValidAdoptedName(spec.Name); err != nil {
 		return nil, err
 	}
 	fail := func(err error) (Cell, error) {
@@ -266,17 +265,37 @@ func subtreeProcs(dir string) ([]int, error) {
 	return out, err
 }
 
-// validAdoptedName checks an adopted cell's name: see AdoptSpec.Name.
-func validAdoptedName(name string) error {
-	if name == "" || len(name) > 253 {
-		return fmt.Errorf("%w: %q (1 to 253 bytes)", ErrInvalidName, name)
+// MaxAdoptedNameLen bounds an adopted cell's name: room for a Kubernetes
+// namespace (63 bytes), a pod name (253) and an incarnation ("/N").
+const MaxAdoptedNameLen = 320
+
+// ValidAdoptedName checks an adopted cell's name: 1 to MaxAdoptedNameLen
+// bytes of segments separated by single '/', each segment 1 to 253 bytes
+// of ASCII letters, digits, '.', '_' and '-', and not "." or "..". A
+// Kubernetes pod is "namespace/pod". The error wraps ErrInvalidName.
+func ValidAdoptedName(name string) error {
+	if name == "" || len(name) > MaxAdoptedNameLen {
+		return fmt.Errorf("%w: %q (1 to %d bytes)", ErrInvalidName, name, MaxAdoptedNameLen)
 	}
 	for seg := range strings.SplitSeq(name, "/") {
-		if err := validName(seg); err != nil {
-			return fmt.Errorf("%w: %q has a bad segment %q", ErrInvalidName, name, seg)
+		if !validSegment(seg) {
+			return fmt.Errorf("%w: %q has a bad segment %q (want 1 to 253 letters, digits, '.', '_' or '-', not . or ..)", ErrInvalidName, name, seg)
 		}
 	}
 	return nil
+}
+
+// validSegment reports whether seg is a segment of an adopted name.
+func validSegment(seg string) bool {
+	if seg == "" || seg == "." || seg == ".." || len(seg) > 253 {
+		return false
+	}
+	for _, r := range seg {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // cleanCgroupPath checks a cgroup path as /proc/<pid>/cgroup lists it and

@@ -376,6 +376,8 @@ func TestAdoptRefuses(t *testing.T) {
 		{"double slash", cell.AdoptSpec{Name: "ns//pod", Cgroup: busyTree.Path()}, cell.ErrInvalidName},
 		{"dot dot name", cell.AdoptSpec{Name: "ns/..", Cgroup: busyTree.Path()}, cell.ErrInvalidName},
 		{"space", cell.AdoptSpec{Name: "ns/a b", Cgroup: busyTree.Path()}, cell.ErrInvalidName},
+		{"segment of 254 bytes", cell.AdoptSpec{Name: "ns/" + strings.Repeat("p", 254), Cgroup: busyTree.Path()}, cell.ErrInvalidName},
+		{"name of 321 bytes", cell.AdoptSpec{Name: strings.Repeat("n", 63) + "/" + strings.Repeat("p", 253) + "/2222", Cgroup: busyTree.Path()}, cell.ErrInvalidName},
 		{"escaping path", cell.AdoptSpec{Name: "a", Cgroup: busyTree.Path() + "/../.."}, cell.ErrInvalidName},
 		{"root", cell.AdoptSpec{Name: "a", Cgroup: "/"}, cell.ErrInvalidName},
 		{"empty path", cell.AdoptSpec{Name: "a", Cgroup: ""}, cell.ErrInvalidName},
@@ -690,6 +692,32 @@ func TestAdoptV2Fixture(t *testing.T) {
 				c.Close()
 			}
 			t.Errorf("Adopt(%s) = %v; want %v", tc.cgroup, err, tc.want)
+		}
+	}
+}
+
+// TestValidAdoptedName: the names of pods, as Kubernetes allows them, are
+// valid; what cannot be a path segment is not.
+func TestValidAdoptedName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"default/web-5d8f7c9b6-x7k2p", true},
+		{"kube-system/coredns.v1", true},
+		{strings.Repeat("n", 63) + "/" + strings.Repeat("p", 253), true},
+		{strings.Repeat("n", 63) + "/" + strings.Repeat("p", 253) + "/2", true},
+		{"plain", true},
+		{"", false},
+		{"/pod", false},
+		{"ns/", false},
+		{"ns/./pod", false},
+		{"ns/pod\x00", false},
+		{"ns/pöd", false},
+	} {
+		err := cell.ValidAdoptedName(tc.name)
+		if (err == nil) != tc.ok || err != nil && !errors.Is(err, cell.ErrInvalidName) {
+			t.Errorf("ValidAdoptedName(%q) = %v; want ok %t", tc.name, err, tc.ok)
 		}
 	}
 }
