@@ -310,3 +310,67 @@ func TestLoad(t *testing.T) {
 		t.Errorf("a directory as the policy loaded")
 	}
 }
+
+// adopting is books that adopt.
+type adopting struct{ *books }
+
+func (a adopting) Adopt(_ context.Context, req api.AdoptRequest) (api.CellInfo, error) {
+	a.calls = append(a.calls, "adopt "+req.Name)
+	a.cells = append(a.cells, api.Cell{Name: req.Name, OwnerUID: -1})
+	return api.CellInfo{Name: req.Name}, nil
+}
+
+// TestAdoptRootOnly: only root outside every cell adopts; nobody else
+// may, not even a member of an unlimited group, and nobody but root acts
+// on an adopted cell. An economy that cannot adopt says so.
+func TestAdoptRootOnly(t *testing.T) {
+	b := &books{inCell: map[int]string{4242: "c0"}}
+	c := New(adopting{b}, Default(agents), nil)
+	c.lookup = users
+	req := api.AdoptRequest{Name: "default/web", Cgroup: "/kubepods/podx", Wallet: 10}
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		want string // refusal; "" for allowed
+	}{
+		{"alice in the unlimited group", as(aliceUID, 100), "only root may adopt"},
+		{"bob with no rule", as(bobUID, 101), "no rule of the policy"},
+		{"root inside a cell", as(0, 4242), "is in cell c0"},
+		{"no credentials", context.Background(), "no kernel credentials"},
+		{"root", as(0, 1), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(b.calls)
+			_, err := c.Adopt(tc.ctx, req)
+			if tc.want == "" {
+				if err != nil || len(b.calls) != before+1 || b.calls[before] != "adopt default/web" {
+					t.Fatalf("root's adopt: %v, calls %v", err, b.calls)
+				}
+				return
+			}
+			forbidden(t, tc.name, err, tc.want)
+			if len(b.calls) != before {
+				t.Errorf("reached the economy: %v", b.calls[before:])
+			}
+		})
+	}
+	for _, verb := range []string{"fund", "kill", "pause", "resume"} {
+		ctx := as(aliceUID, 100)
+		var err error
+		switch verb {
+		case "fund":
+			err = c.Fund(ctx, "default/web", 5)
+		case "kill":
+			err = c.Kill(ctx, "default/web")
+		case "pause":
+			err = c.Pause(ctx, "default/web")
+		case "resume":
+			err = c.Resume(ctx, "default/web")
+		}
+		forbidden(t, "alice "+verb+"s the adopted cell", err, "not theirs")
+	}
+	plain, _ := newControl(Default(-1))
+	if _, err := plain.Adopt(as(0, 1), req); !errors.Is(err, api.ErrUnsupported) {
+		t.Errorf("adopt on an economy that does not adopt: %v; want unsupported", err)
+	}
+}

@@ -41,7 +41,10 @@ type Control struct {
 	quiet rate.Sometimes
 }
 
-var _ api.Backend = (*Control)(nil)
+var (
+	_ api.Backend = (*Control)(nil)
+	_ api.Adopter = (*Control)(nil)
+)
 
 // New returns a Control applying p to calls on e. log receives refusals;
 // nil discards them.
@@ -291,4 +294,24 @@ func (c *Control) Pause(ctx context.Context, name string) error {
 // Resume implements api.Backend.
 func (c *Control) Resume(ctx context.Context, name string) error {
 	return c.act(ctx, name, "resume", c.e.Resume)
+}
+
+// Adopt implements api.Adopter: only root, outside every cell, may put a
+// cgroup that someone else made under the economy. An adopted cell is
+// nobody's but root's (its OwnerUID is -1), so delegated users can neither
+// adopt nor act on one. An economy that does not adopt answers
+// api.ErrUnsupported.
+func (c *Control) Adopt(ctx context.Context, req api.AdoptRequest) (api.CellInfo, error) {
+	w, err := c.outside(ctx, "adopt cgroups")
+	if err != nil {
+		return api.CellInfo{}, err
+	}
+	if !w.root {
+		return api.CellInfo{}, c.refuse(w, "only root may adopt a cgroup: its processes are not %s's to govern", w.id)
+	}
+	a, ok := c.e.(api.Adopter)
+	if !ok {
+		return api.CellInfo{}, fmt.Errorf("%w: this daemon does not adopt cgroups", api.ErrUnsupported)
+	}
+	return a.Adopt(ctx, req)
 }
