@@ -42,6 +42,9 @@ const (
 	Paused  Kind = "paused"
 	Resumed Kind = "resumed"
 	Settled Kind = "settled"
+	// Adopted cells: cgroups someone else made (a pod's), governed.
+	Adopted  Kind = "adopted"
+	Released Kind = "released"
 
 	// The agents' connections to the hub.
 	AgentConnected     Kind = "agent_connected"
@@ -89,6 +92,8 @@ func Kinds() []Description {
 		{Paused, true, "An operator paused the cell: it is frozen, bids nothing and pays nothing."},
 		{Resumed, true, "An operator resumed the cell: it bids again and runs when it wins."},
 		{Settled, true, "A wallet a previous daemon left open was closed: its cell did not survive that daemon."},
+		{Adopted, true, "A cgroup someone else made (a pod's, a service's) was put under the economy as a cell with a wallet: frozen until it wins, never started or killed by Maxwell."},
+		{Released, true, "The economy let go of an adopted cell (its pod went, or the node agent stopped): thawed, its processes left alone, its wallet settled."},
 		{AgentConnected, true, "The cell's agent connected to the hub and said hello."},
 		{AgentDisconnected, true, "The cell's agent's connection ended."},
 		{AgentRefused, false, "A connection to the agent socket was refused (no cell, busy, bad hello)."},
