@@ -39,7 +39,15 @@ type Config struct {
 	Baseline       Baseline      `yaml:"baseline"`
 	Engine         Engine        `yaml:"engine"`
 	Ledger         Ledger        `yaml:"ledger"`
+	Income         Income        `yaml:"income"`
 	Demo           Demo          `yaml:"demo"`
+}
+
+// Income configures pay for useful work (docs/INCOME.md).
+type Income struct {
+	// VerifyFraction is the share of a paid agent's claimed work the host
+	// recounts.
+	VerifyFraction float64 `yaml:"verify_fraction"`
 }
 
 // Ledger configures how the ledger keeps its history (docs/LEDGER.md).
@@ -261,6 +269,9 @@ func (c Config) Validate() error {
 	}
 	if e.RealtimePriority < 0 || e.RealtimePriority > 99 {
 		return bad("engine.realtime_priority %d must be between 0 (off) and 99", e.RealtimePriority)
+	}
+	if f := c.Income.VerifyFraction; !(f > 0 && f <= 1) {
+		return bad("income.verify_fraction %v must be in (0, 1]", f)
 	}
 	l := c.Ledger
 	if l.Bucket < e.Tick || l.Bucket > 24*time.Hour {

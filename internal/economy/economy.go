@@ -120,6 +120,11 @@ type Economy struct {
 	watchers map[chan event.Event]struct{}
 	fundSeq  uint64
 	spawning map[string]bool // names being spawned
+	income   incomes
+	// bg bounds the economy's background work (recounts of claimed
+	// work); Close cancels it.
+	bg       context.Context
+	bgCancel context.CancelFunc
 
 	closeOnce sync.Once
 	closeErr  error
@@ -174,6 +179,7 @@ func Open(ctx context.Context, opts Options) (*Economy, error) {
 	e := &Economy{opts: opts, log: opts.Log, clock: opts.Clock, started: opts.Clock.Now(),
 		cells: map[string]*managed{}, watchers: map[chan event.Event]struct{}{}, spawning: map[string]bool{},
 		stateDir: opts.StateDir}
+	e.bg, e.bgCancel = context.WithCancel(context.WithoutCancel(ctx))
 	if e.stateDir == "" {
 		e.stateDir = filepath.Dir(opts.AgentSocket)
 	}
@@ -265,7 +271,7 @@ func (e *Economy) open(ctx context.Context) error {
 	e.driver = &engine.Driver{
 		Core: core, Temp: e.tel.Temp, Energy: e.tel.Energy, Util: util, Meter: e.meter, Ledger: e.lg,
 		Clock: e.clock, Log: e.log, Note: e.note, OnDecision: e.decided, Grace: o.Config.Engine.StartupGrace,
-		OnStep: o.OnStep,
+		OnStep: o.OnStep, Income: e,
 	}
 	if o.Policy == engine.PolicyMaxwell {
 		e.driver.Auction = Auctioneer{H: e.hub, Log: e.log}
@@ -424,6 +430,8 @@ func (e *Economy) shutdown() {
 func (e *Economy) Close() error {
 	e.closeOnce.Do(func() {
 		var errs []error
+		e.bgCancel()
+		e.waitIncomeChecks()
 		e.mu.Lock()
 		ocis := e.ocis
 		e.ocis = nil

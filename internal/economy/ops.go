@@ -51,6 +51,9 @@ func (e *Economy) Spawn(ctx context.Context, req api.SpawnRequest) (api.CellInfo
 	if err := req.Validate(); err != nil {
 		return api.CellInfo{}, err
 	}
+	if err := checkIncome(req.Income); err != nil {
+		return api.CellInfo{}, err
+	}
 	name, err := e.reserveName(ctx, req)
 	if err != nil {
 		return api.CellInfo{}, err
@@ -144,6 +147,7 @@ func (e *Economy) Spawn(ctx context.Context, req api.SpawnRequest) (api.CellInfo
 		e.ledger.CloseWallet(context.WithoutCancel(ctx), "abort/cell:"+name, 0, name)
 		return api.CellInfo{}, apiError(err)
 	}
+	e.payIncome(name, req.Income)
 	e.note(event.Event{Kind: event.Spawned, Cell: name, Detail: fmt.Sprintf("pid %d, backend %s, as %s, wallet %d credits", c.PID(), c.Backend(), who, req.Wallet)})
 	return api.CellInfo{Name: name, PID: c.PID(), Backend: c.Backend()}, nil
 }
@@ -309,6 +313,7 @@ func (e *Economy) Kill(ctx context.Context, name string) error {
 	if err := e.driver.Retire(ctx, name); err != nil {
 		return apiError(err)
 	}
+	e.stopIncome(name)
 	res, err := e.ledger.CloseWallet(ctx, "kill/cell:"+name, 0, name)
 	if err != nil {
 		return apiError(err)

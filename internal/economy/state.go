@@ -170,10 +170,11 @@ func (e *Economy) State(ctx context.Context) (api.State, error) {
 		row := api.Cell{
 			Name: name, State: w.st, PID: m.c.PID(), Backend: m.c.Backend(), Argv: m.argv, User: m.user, OwnerUID: m.owner,
 			Balance: w.w.Balance, Endowment: w.w.Endowment, TapRate: w.w.TapRate, TapCap: w.w.TapCap,
-			Payment: r.Payment, Paid: r.PaidTotal, Tax: r.TaxTotal, BidPrice: r.BidPrice, BidUnits: r.BidUnits, Won: r.Won,
+			Payment: r.Payment, Paid: r.PaidTotal, Tax: r.TaxTotal, Income: r.IncomeTotal, BidPrice: r.BidPrice, BidUnits: r.BidUnits, Won: r.Won,
 			FreedBytes: m.acct.freed, Energy: m.acct.energy.Joules(), EnergyEstimated: en.Estimated(),
 			CPUShare: r.Share, CPUSeconds: r.CPUTime.Seconds(), MemoryBytes: r.MemoryBytes, Standing: m.standing,
 		}
+		row.IncomeStopped = e.incomeStopped(name)
 		if dec.Dt > 0 && r.Name != "" {
 			row.BurnRate = float64(r.Payment+r.Tax+r.Rent) / dec.Dt.Seconds()
 		}
