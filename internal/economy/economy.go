@@ -115,6 +115,7 @@ type Economy struct {
 	order    []string
 	ocis     map[string]*oci.Manager // by root file system
 	vms      vmCells                 // microVM managers (vm.go)
+	adopted  adoptions               // adopted cgroups (adopt.go)
 	acct     accounts
 	events   []event.Event
 	watchers map[chan event.Event]struct{}
@@ -270,7 +271,7 @@ func (e *Economy) open(ctx context.Context) error {
 	}
 	e.driver = &engine.Driver{
 		Core: core, Temp: e.tel.Temp, Energy: e.tel.Energy, Util: util, Meter: e.meter, Ledger: e.lg,
-		Clock: e.clock, Log: e.log, Note: e.note, OnDecision: e.decided, Grace: o.Config.Engine.StartupGrace,
+		Clock: e.clock, Log: e.log, Note: e.note, OnDecision: e.onDecision, Grace: o.Config.Engine.StartupGrace,
 		OnStep: o.OnStep, Income: e,
 	}
 	if o.Policy == engine.PolicyMaxwell {
@@ -283,6 +284,13 @@ func (e *Economy) open(ctx context.Context) error {
 	e.note(event.Event{Kind: event.Started, Detail: fmt.Sprintf("policy %s on CPUs %v; energy %s, temperature %s; Landauer meter %s",
 		o.Policy, o.CPUs, en, te, e.meter.Source())})
 	return nil
+}
+
+// onDecision keeps what a decision carries, then carries out the
+// insolvency policies of adopted cells (adopt.go).
+func (e *Economy) onDecision(dec engine.Decision) {
+	e.decided(dec)
+	e.afterDecision(dec)
 }
 
 // settleLeftovers closes the wallets of cells a previous economy left (they

@@ -175,6 +175,7 @@ func (e *Economy) State(ctx context.Context) (api.State, error) {
 			CPUShare: r.Share, CPUSeconds: r.CPUTime.Seconds(), MemoryBytes: r.MemoryBytes, Standing: m.standing,
 		}
 		row.IncomeStopped = e.incomeStopped(name)
+		e.adoptedRow(&row)
 		if dec.Dt > 0 && r.Name != "" {
 			row.BurnRate = float64(r.Payment+r.Tax+r.Rent) / dec.Dt.Seconds()
 		}
