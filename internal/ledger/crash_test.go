@@ -337,7 +337,8 @@ const rollupCrashWallets = 8
 // rollupBatch returns batch n of the rollup crash test's engine, the
 // postings of tick n+1: deterministic in (seed, n). Batch 0 opens the
 // wallets; every batch charges each a payment and a tax, pays the even
-// ones their tap and charges some for energy.
+// ones their tap, some of the odd ones income, and charges some for
+// energy.
 func rollupBatch(seed uint64, n int) []Tx {
 	r := rand.New(rand.NewPCG(seed, uint64(n)))
 	tick := uint64(n) + 1
@@ -357,6 +358,9 @@ func rollupBatch(seed uint64, n int) []Tx {
 		if j%2 == 0 {
 			a := units.Credits(1 + r.IntN(1000))
 			txs = append(txs, Tx{Key: Key(tick, w, string(KindTap)), Kind: KindTap, Tick: tick, Wallet: w, Entries: []Entry{{Mint, -a}, {w, a}}})
+		} else if r.IntN(2) == 0 {
+			a := units.Credits(1 + r.IntN(30_000))
+			txs = append(txs, Tx{Key: Key(tick, w, string(KindIncome)), Kind: KindIncome, Tick: tick, Wallet: w, Entries: []Entry{{Mint, -a}, {w, a}}})
 		}
 		charge(KindPayment, units.Credits(1+r.IntN(50_000)))
 		charge(KindTax, units.Credits(1+r.IntN(500)))

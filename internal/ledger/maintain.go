@@ -135,26 +135,10 @@ func (l *Ledger) rollupStep(ctx context.Context, target uint64) (s RollupResult,
 	case !errors.Is(err, sql.ErrNoRows):
 		return s, false, err
 	}
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*), COUNT(tap) + COUNT(payment) + COUNT(energy) + COUNT(tax) + COUNT(rent)
-		FROM ticks WHERE tick >= ? AND tick < ?`, int64(lo), int64(hi)).Scan(&s.Rows, &s.Postings); err != nil {
+	if err := tx.QueryRowContext(ctx, rollupCountQuery, int64(lo), int64(hi)).Scan(&s.Rows, &s.Postings); err != nil {
 		return s, false, err
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO rollups (account, bucket, first_tick, last_tick,
-			n_tap, tap, n_payment, payment, n_energy, energy, n_tax, tax, n_rent, rent, net)
-		SELECT account, ?, MIN(tick), MAX(tick),
-			COUNT(tap), COALESCE(SUM(tap), 0), COUNT(payment), COALESCE(SUM(payment), 0),
-			COUNT(energy), COALESCE(SUM(energy), 0), COUNT(tax), COALESCE(SUM(tax), 0),
-			COUNT(rent), COALESCE(SUM(rent), 0),
-			SUM(COALESCE(tap, 0) - COALESCE(payment, 0) - COALESCE(energy, 0) - COALESCE(tax, 0) - COALESCE(rent, 0))
-		FROM ticks WHERE tick >= ? AND tick < ? GROUP BY account
-		ON CONFLICT (bucket, account) DO UPDATE SET
-			first_tick = MIN(first_tick, excluded.first_tick), last_tick = MAX(last_tick, excluded.last_tick),
-			n_tap = n_tap + excluded.n_tap, tap = tap + excluded.tap,
-			n_payment = n_payment + excluded.n_payment, payment = payment + excluded.payment,
-			n_energy = n_energy + excluded.n_energy, energy = energy + excluded.energy,
-			n_tax = n_tax + excluded.n_tax, tax = tax + excluded.tax,
-			n_rent = n_rent + excluded.n_rent, rent = rent + excluded.rent,
-			net = net + excluded.net`, int64(start), int64(lo), int64(hi)); err != nil {
+	if _, err := tx.ExecContext(ctx, rollupQuery, int64(start), int64(lo), int64(hi)); err != nil {
 		return s, false, fmt.Errorf("write rollups of ticks %d to %d: %w", lo, hi-1, err)
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM ticks WHERE tick >= ? AND tick < ?`, int64(lo), int64(hi)); err != nil {
@@ -170,6 +154,22 @@ func (l *Ledger) rollupStep(ctx context.Context, target uint64) (s RollupResult,
 	s.Steps, s.Below = 1, hi
 	return s, hi >= target, nil
 }
+
+// rollupCountQuery counts the rows and postings of the ticks from ? to
+// below ?; rollupQuery folds them into the bucket ? (start, lo, hi):
+// per wallet and kind the number of postings and their sum, and the
+// wallet's net change, added to what the bucket's row already holds.
+var (
+	rollupCountQuery = `SELECT COUNT(*), ` + columnsSQL("COUNT(%s)", " + ", nil) + ` FROM ticks WHERE tick >= ? AND tick < ?`
+	rollupQuery      = `INSERT INTO rollups (account, bucket, first_tick, last_tick, ` + columnsSQL("n_%[1]s, %[1]s", ", ", nil) + `, net)
+		SELECT account, ?, MIN(tick), MAX(tick), ` + columnsSQL("COUNT(%[1]s), COALESCE(SUM(%[1]s), 0)", ", ", nil) + `,
+			SUM(` + netSQL("COALESCE(%s, 0)") + `)
+		FROM ticks WHERE tick >= ? AND tick < ? GROUP BY account
+		ON CONFLICT (bucket, account) DO UPDATE SET
+			first_tick = MIN(first_tick, excluded.first_tick), last_tick = MAX(last_tick, excluded.last_tick),
+			` + columnsSQL("n_%[1]s = n_%[1]s + excluded.n_%[1]s, %[1]s = %[1]s + excluded.%[1]s", ", ", nil) + `,
+			net = net + excluded.net`
+)
 
 // CheckpointMode is how Checkpoint copies the write-ahead log into the
 // database.

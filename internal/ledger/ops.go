@@ -47,9 +47,7 @@ func (l *Ledger) issue(ctx context.Context, k Kind, key string, tick uint64, wal
 // kind k (KindPayment, KindEnergy, KindTax or KindRent). The balance may go
 // negative.
 func (l *Ledger) Charge(ctx context.Context, key string, tick uint64, wallet string, amount units.Credits, k Kind) (Result, error) {
-	switch k {
-	case KindPayment, KindEnergy, KindTax, KindRent:
-	default:
+	if !k.charges() {
 		return Result{}, fmt.Errorf("ledger: %w: %q: %q is not a charge", ErrInvalid, key, k)
 	}
 	if amount <= 0 {
@@ -77,6 +75,14 @@ func (l *Ledger) Tap(ctx context.Context, key string, tick uint64, wallet string
 	}
 	return l.apply1(ctx, Tx{Key: key, Kind: KindTap, Tick: tick, Wallet: wallet,
 		Entries: []Entry{{Mint, -amount}, {wallet, amount}}})
+}
+
+// Income pays wallet amount credits, minted, for useful work the host has
+// verified (the engine computes it, e.g. credits per prime recounted).
+// Unlike a tap it is not bounded by the wallet's tap cap, and any open
+// wallet may earn it.
+func (l *Ledger) Income(ctx context.Context, key string, tick uint64, wallet string, amount units.Credits) (Result, error) {
+	return l.issue(ctx, KindIncome, key, tick, wallet, amount)
 }
 
 // CloseWallet closes wallet at tick: its remaining balance, positive or

@@ -14,8 +14,13 @@ import (
 )
 
 // perTickKinds are the kinds of per-tick postings, in the order of their
-// columns in the ticks and rollups tables (and in a tick's Recent list).
-var perTickKinds = [...]Kind{KindTap, KindPayment, KindEnergy, KindTax, KindRent}
+// columns in the ticks and rollups tables (and in a tick's Recent list):
+// those that mint money for the wallet (Kind.issues: tap, income), then
+// the charges (Kind.charges). Each kind names its column of ticks, and its
+// sum in rollups, where n_<kind> counts its postings. Every query of those
+// columns is written from this list (columnsSQL, netSQL); the schema's
+// migrations, which never change once shipped, spell them out.
+var perTickKinds = [...]Kind{KindTap, KindIncome, KindPayment, KindEnergy, KindTax, KindRent}
 
 // perTickColumn returns the index of k in perTickKinds.
 func perTickColumn(k Kind) (int, bool) {
@@ -23,41 +28,70 @@ func perTickColumn(k Kind) (int, bool) {
 	return i, i >= 0
 }
 
+// columnsSQL renders format once for each per-tick kind for which keep
+// reports true (every one when keep is nil), %[1]s standing for the kind's
+// column, and joins them with sep: columnsSQL("COUNT(%s)", " + ", nil) is
+// "COUNT(tap) + COUNT(income) + COUNT(payment) + …".
+func columnsSQL(format, sep string, keep func(Kind) bool) string {
+	var parts []string
+	for _, k := range perTickKinds {
+		if keep == nil || keep(k) {
+			parts = append(parts, fmt.Sprintf(format, k))
+		}
+	}
+	return strings.Join(parts, sep)
+}
+
+// netSQL is the SQL of a wallet's net change from its per-tick columns,
+// each rendered by format (as columnsSQL does): what the kinds that mint
+// added less what the charges took, netSQL("%s") being
+// "tap + income - payment - energy - tax - rent".
+func netSQL(format string) string {
+	var b strings.Builder
+	for i, k := range perTickKinds {
+		switch {
+		case !k.issues():
+			b.WriteString(" - ")
+		case i > 0:
+			b.WriteString(" + ")
+		}
+		fmt.Fprintf(&b, format, k)
+	}
+	return b.String()
+}
+
+// tickColumns lists the per-tick columns of ticks; tickRowQuery reads a
+// wallet's row of one tick.
+var (
+	tickColumns  = columnsSQL("%s", ", ", nil)
+	tickRowQuery = `SELECT after, ` + tickColumns + ` FROM ticks WHERE tick = ? AND account = ?`
+)
+
 // perTick reports whether t is a per-tick posting, stored as a column of
 // its wallet's row for the tick rather than as a whole transaction, and the
 // amount it moves: a payment, energy charge, tax or rent as Charge makes it
-// (wallet −a, burn +a) or a tap as Tap makes it (mint −a, wallet +a), under
-// its conventional key Key(t.Tick, t.Wallet, t.Kind), with no memo. Such a
-// transaction's content is its key and amount, so the row holds all of it.
+// (wallet −a, burn +a), or a tap or income as Tap and Income make them
+// (mint −a, wallet +a), under its conventional key Key(t.Tick, t.Wallet,
+// t.Kind), with no memo. Such a transaction's content is its key and
+// amount, so the row holds all of it.
 func (t *Tx) perTick() (units.Credits, bool) {
 	if t.Memo != "" || t.Open != nil || len(t.Entries) != 2 || t.Wallet == "" || t.Wallet == Mint || t.Wallet == Burn {
 		return 0, false
 	}
-	e0, e1 := t.Entries[0], t.Entries[1]
-	var a units.Credits
-	switch t.Kind {
-	case KindPayment, KindEnergy, KindTax, KindRent:
-		if e0.Account != t.Wallet || e1.Account != Burn || e1.Amount <= 0 || e0.Amount != -e1.Amount {
-			return 0, false
-		}
-		a = e1.Amount
-	case KindTap:
-		if e0.Account != Mint || e1.Account != t.Wallet || e1.Amount <= 0 || e0.Amount != -e1.Amount {
-			return 0, false
-		}
-		a = e1.Amount
-	default:
+	if _, ok := perTickColumn(t.Kind); !ok {
 		return 0, false
 	}
-	if t.Key != Key(t.Tick, t.Wallet, string(t.Kind)) {
+	want := perTickEntries(t.Kind, t.Wallet, t.Entries[1].Amount)
+	if t.Entries[1].Amount <= 0 || !slices.Equal(t.Entries, want) || t.Key != Key(t.Tick, t.Wallet, string(t.Kind)) {
 		return 0, false
 	}
-	return a, true
+	return t.Entries[1].Amount, true
 }
 
-// perTickEntries are the entries of a per-tick posting of a credits.
+// perTickEntries are the entries of a per-tick posting of a credits of the
+// per-tick kind k.
 func perTickEntries(k Kind, wallet string, a units.Credits) []Entry {
-	if k == KindTap {
+	if k.issues() {
 		return []Entry{{Mint, -a}, {wallet, a}}
 	}
 	return []Entry{{wallet, -a}, {Burn, a}}
@@ -165,8 +199,11 @@ func (b *batch) row(tick uint64, a *account) (*tickRow, error) {
 	}
 	var after int64
 	var amts [len(perTickKinds)]sql.NullInt64
-	err := b.queryRow(`SELECT after, tap, payment, energy, tax, rent FROM ticks WHERE tick = ? AND account = ?`, int64(tick), a.id).
-		Scan(&after, &amts[0], &amts[1], &amts[2], &amts[3], &amts[4])
+	dest := []any{&after}
+	for i := range amts {
+		dest = append(dest, &amts[i])
+	}
+	err := b.queryRow(tickRowQuery, int64(tick), a.id).Scan(dest...)
 	switch {
 	case err == nil:
 		r.after = after
@@ -283,8 +320,10 @@ func (b *batch) flushRows() error {
 		}
 	}
 	return b.execRows(args, 3+len(perTickKinds), func(values string) string {
-		return `INSERT INTO ticks (tick, account, after, tap, payment, energy, tax, rent) VALUES ` + values + `
-			ON CONFLICT (tick, account) DO UPDATE SET tap = excluded.tap, payment = excluded.payment,
-			energy = excluded.energy, tax = excluded.tax, rent = excluded.rent`
+		return `INSERT INTO ticks (tick, account, after, ` + tickColumns + `) VALUES ` + values + `
+			ON CONFLICT (tick, account) DO UPDATE SET ` + tickUpsert
 	})
 }
+
+// tickUpsert sets the per-tick columns of a row to those given.
+var tickUpsert = columnsSQL("%[1]s = excluded.%[1]s", ", ", nil)

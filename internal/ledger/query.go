@@ -185,7 +185,7 @@ func recentWhole(ctx context.Context, tx *sql.Tx, limit int) ([]recent, error) {
 
 // recentPerTick returns the per-tick postings of the last limit rows.
 func recentPerTick(ctx context.Context, tx *sql.Tx, limit int) ([]recent, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT t.tick, t.account, a.name, t.after, t.tap, t.payment, t.energy, t.tax, t.rent
+	rows, err := tx.QueryContext(ctx, `SELECT t.tick, t.account, a.name, t.after, `+columnsSQL("t.%s", ", ", nil)+`
 		FROM ticks t JOIN accounts a ON a.id = t.account ORDER BY t.tick DESC, t.account DESC LIMIT ?`, limit)
 	if err != nil {
 		return nil, err
@@ -196,7 +196,11 @@ func recentPerTick(ctx context.Context, tx *sql.Tx, limit int) ([]recent, error)
 		var tick, account, after int64
 		var wallet string
 		var amts [len(perTickKinds)]sql.NullInt64
-		if err := rows.Scan(&tick, &account, &wallet, &after, &amts[0], &amts[1], &amts[2], &amts[3], &amts[4]); err != nil {
+		dest := []any{&tick, &account, &wallet, &after}
+		for i := range amts {
+			dest = append(dest, &amts[i])
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return nil, err
 		}
 		for i, a := range amts {

@@ -39,9 +39,17 @@ type bucketSum struct {
 }
 
 // postRollupFixture posts ticks 1..40 to wallets a (with a tap), b and c
-// (closed at tick 30) and returns, per wallet, bucket (of 5 ticks) and
-// kind, what was posted.
+// (closed at tick 30), b and a earning income too, and returns, per
+// wallet, bucket (of 5 ticks) and kind, what was posted per tick.
 func postRollupFixture(t *testing.T, l *Ledger) map[string]map[uint64]map[Kind]bucketSum {
+	t.Helper()
+	return postRollupTicks(t, l, true)
+}
+
+// postRollupTicks is postRollupFixture, without income unless income: then
+// it posts exactly what the code of schema version 2 posted to make
+// testdata/ledger-v2.db (see TestMigrateV2).
+func postRollupTicks(t *testing.T, l *Ledger, income bool) map[string]map[uint64]map[Kind]bucketSum {
 	t.Helper()
 	ctx := t.Context()
 	for _, w := range []WalletSpec{
@@ -88,6 +96,17 @@ func postRollupFixture(t *testing.T, l *Ledger) map[string]map[uint64]map[Kind]b
 		if tick < 30 && tick%2 == 0 {
 			charge("c", KindPayment, 2)
 		}
+		earn := func(w string, a units.Credits) {
+			txs = append(txs, Tx{Key: Key(tick, w, string(KindIncome)), Kind: KindIncome, Tick: tick, Wallet: w, Entries: []Entry{{Mint, -a}, {w, a}}})
+			note(w, tick, KindIncome, a)
+		}
+		if income && tick%5 != 1 {
+			earn("b", units.Credits(1000+tick))
+		}
+		if income && tick%10 == 0 {
+			// Beside a's tap, in the same row.
+			earn("a", 50)
+		}
 		if tick == 30 {
 			txs = append(txs, Tx{Key: Key(tick, "c", "close"), Kind: KindClose, Tick: tick, Wallet: "c"})
 		}
@@ -95,6 +114,10 @@ func postRollupFixture(t *testing.T, l *Ledger) map[string]map[uint64]map[Kind]b
 			// Whole transactions among the per-tick postings.
 			txs = append(txs, Tx{Key: "fund/cell:b/1", Kind: KindFund, Tick: 0, Wallet: "b", Entries: []Entry{{Mint, -500}, {"b", 500}}},
 				Tx{Key: "refund/7/b", Kind: KindRefund, Tick: tick, Wallet: "b", Entries: []Entry{{Burn, -9}, {"b", 9}}})
+			if income {
+				txs = append(txs, Tx{Key: "income/cell:b/bonus", Kind: KindIncome, Tick: tick, Wallet: "b", Memo: "a bonus, stored whole",
+					Entries: []Entry{{Mint, -300}, {"b", 300}}})
+			}
 		}
 		if _, err := l.Apply(ctx, txs...); err != nil {
 			t.Fatalf("tick %d: %v", tick, err)
@@ -123,7 +146,7 @@ func TestRollup(t *testing.T) {
 	want := postRollupFixture(t, l)
 	before := mustVerify(t, l)
 	bals := balances(t, l)
-	if before.Postings == 0 || before.RolledUp != 0 || before.Txs != before.Postings+6 {
+	if before.Postings == 0 || before.RolledUp != 0 || before.Txs != before.Postings+7 {
 		t.Fatalf("before the rollup: %+v", before)
 	}
 
@@ -168,19 +191,21 @@ func TestRollup(t *testing.T) {
 
 	// Every rollup row holds what was posted in its bucket.
 	rows, err := l.db.QueryContext(ctx, `SELECT a.name, r.bucket, r.first_tick, r.last_tick,
-		r.n_tap, r.tap, r.n_payment, r.payment, r.n_energy, r.energy, r.n_tax, r.tax, r.n_rent, r.rent, r.net
+		r.n_tap, r.tap, r.n_income, r.income, r.n_payment, r.payment, r.n_energy, r.energy, r.n_tax, r.tax, r.n_rent, r.rent, r.net
 		FROM rollups r JOIN accounts a ON a.id = r.account ORDER BY a.name, r.bucket`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
 	got := map[string]map[uint64]map[Kind]bucketSum{}
+	kinds := []Kind{KindTap, KindIncome, KindPayment, KindEnergy, KindTax, KindRent} // as selected
 	for rows.Next() {
 		var name string
 		var bucket, first, last uint64
-		var c [len(perTickKinds)]bucketSum
+		c := make([]bucketSum, len(kinds))
 		var net units.Credits
-		if err := rows.Scan(&name, &bucket, &first, &last, &c[0].n, &c[0].sum, &c[1].n, &c[1].sum, &c[2].n, &c[2].sum, &c[3].n, &c[3].sum, &c[4].n, &c[4].sum, &net); err != nil {
+		if err := rows.Scan(&name, &bucket, &first, &last, &c[0].n, &c[0].sum, &c[1].n, &c[1].sum, &c[2].n, &c[2].sum,
+			&c[3].n, &c[3].sum, &c[4].n, &c[4].sum, &c[5].n, &c[5].sum, &net); err != nil {
 			t.Fatal(err)
 		}
 		if first < bucket || last >= bucket+5 || last < first {
@@ -191,11 +216,11 @@ func TestRollup(t *testing.T) {
 		}
 		got[name][bucket] = map[Kind]bucketSum{}
 		var wantNet units.Credits
-		for i, k := range perTickKinds {
+		for i, k := range kinds {
 			if c[i].n > 0 {
 				got[name][bucket][k] = c[i]
 			}
-			if k == KindTap {
+			if k == KindTap || k == KindIncome {
 				wantNet += c[i].sum
 			} else {
 				wantNet -= c[i].sum
@@ -274,6 +299,9 @@ func TestRollupReplays(t *testing.T) {
 	pay := func(tick uint64, w string, a units.Credits) Tx {
 		return Tx{Key: Key(tick, w, string(KindPayment)), Kind: KindPayment, Tick: tick, Wallet: w, Entries: []Entry{{w, -a}, {Burn, a}}}
 	}
+	earn := func(tick uint64, w string, a units.Credits) Tx {
+		return Tx{Key: Key(tick, w, string(KindIncome)), Kind: KindIncome, Tick: tick, Wallet: w, Entries: []Entry{{Mint, -a}, {w, a}}}
+	}
 	for _, tc := range []struct {
 		name string
 		tx   Tx
@@ -287,6 +315,10 @@ func TestRollupReplays(t *testing.T) {
 		{"rolled-up tick, other amount", pay(29, "a", 1), ErrRolledUp, false},
 		{"new posting at a rolled-up tick", pay(12, "b", 5), ErrRolledUp, false},
 		{"new posting at tick 0", pay(0, "b", 5), ErrRolledUp, false},
+		{"income replayed in the window", earn(32, "b", 1032), nil, true},
+		{"income replayed in the window, other amount", earn(32, "b", 1), ErrKeyConflict, false},
+		{"income replayed at a rolled-up tick", earn(12, "b", 1012), ErrRolledUp, false},
+		{"new income at a rolled-up tick", earn(11, "b", 5), ErrRolledUp, false},
 		{"a whole transaction under a rolled-up per-tick key", Tx{Key: Key(12, "b", string(KindPayment)), Kind: KindPayment, Tick: 12, Wallet: "b", Memo: "m",
 			Entries: []Entry{{"b", -5}, {Burn, 5}}}, ErrRolledUp, false},
 		{"replay of a whole transaction", Tx{Key: "fund/cell:b/1", Kind: KindFund, Tick: 0, Wallet: "b", Entries: []Entry{{Mint, -500}, {"b", 500}}}, nil, true},
@@ -380,10 +412,26 @@ func TestVerifyTamperedRollup(t *testing.T) {
 			[]string{`per-tick row of tick 30, account id 3: lies below the rollup watermark 35: rolled up and kept at once`}},
 		{"rollup above the watermark", `UPDATE rollup_state SET below = 20`,
 			[]string{`at bucket 25, ticks 25 to 29: at or above the rollup watermark 20`}},
-		{"overlapping rollups", `INSERT INTO rollups SELECT account, bucket + 1, first_tick + 1, last_tick, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, -1 FROM rollups WHERE bucket = 10 AND account = 3`,
+		{"overlapping rollups", `INSERT INTO rollups SELECT account, bucket + 1, first_tick + 1, last_tick, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, -1 FROM rollups WHERE bucket = 10 AND account = 3`,
 			[]string{`at bucket 11, ticks 11 to 14: overlaps the wallet's rollup that ends at tick 14`}},
 		{"per-tick posting", `UPDATE ticks SET tax = tax + 1 WHERE tick = 33 AND account = 3`,
 			[]string{`account "a": stored balance`}},
+		{"rollup income", `UPDATE rollups SET income = income + 5 WHERE bucket = 10 AND account = (SELECT id FROM accounts WHERE name = 'b')`,
+			[]string{`rollup of "b" (account id 4) at bucket 10, ticks 10 to 14: does not balance: the wallet's net change is`, `account "mint": stored balance`, "invariant broken"}},
+		{"income and its net", `UPDATE rollups SET income = income + 5, net = net + 5 WHERE bucket = 10 AND account = (SELECT id FROM accounts WHERE name = 'b')`,
+			[]string{`account "b": stored balance`, `account "mint": stored balance`}},
+		{"more income than ticks", `UPDATE rollups SET n_income = 6 WHERE bucket = 10 AND account = (SELECT id FROM accounts WHERE name = 'b')`,
+			[]string{`6 income postings in 5 ticks`}},
+		{"income sum without postings", `UPDATE rollups SET n_income = 0 WHERE bucket = 10 AND account = (SELECT id FROM accounts WHERE name = 'b')`,
+			[]string{`0 income postings cannot sum to 4049`}},
+		{"per-tick income", `UPDATE ticks SET income = income + 1 WHERE tick = 33 AND account = 4`,
+			[]string{`account "b": stored balance`, `account "mint": stored balance`}},
+		{"per-tick income of nothing", `PRAGMA ignore_check_constraints = ON; UPDATE ticks SET income = 0 WHERE tick = 40 AND account = 3`,
+			[]string{`per-tick row of tick 40, account id 3: holds no posting, or one of no credits or fewer`}},
+		{"whole income paid to burn", `UPDATE entries SET account = 'burn' WHERE account = 'b' AND tx_id = (SELECT id FROM txs WHERE key = 'income/cell:b/bonus')`,
+			[]string{`: an income, but not money minted for a wallet (mint -300, burn 300)`}},
+		{"refund posing as income", `UPDATE txs SET kind = 'income' WHERE key = 'refund/7/b'`,
+			[]string{`'refund/7/b': an income, but not money minted for a wallet (burn -9, b 9)`}},
 		{"key held twice", `INSERT INTO txs (key, kind, tick, memo, digest) VALUES ('tick:33/cell:a/payment', 'payment', 33, '', x'00')`,
 			[]string{`key "tick:33/cell:a/payment" appears twice: stored whole and as a per-tick posting`}},
 		{"rollup of a system account", `UPDATE rollups SET account = 1 WHERE bucket = 10 AND account = 3`,
@@ -442,6 +490,11 @@ func TestPerTickKeys(t *testing.T) {
 		{"tap past the cap", Tx{Key: Key(3, "a", "tap"), Kind: KindTap, Tick: 3, Wallet: "a", Entries: []Entry{{Mint, -500}, {"a", 500}}}, ErrInvalid, false, false, 2},
 		{"energy", Tx{Key: Key(2, "a", "energy"), Kind: KindEnergy, Tick: 2, Wallet: "a", Entries: []Entry{{"a", -1}, {Burn, 1}}}, nil, false, true, 3},
 		{"rent of a system account", Tx{Key: Key(2, Burn, "rent"), Kind: KindRent, Tick: 2, Wallet: Burn, Entries: []Entry{{Burn, -1}, {Burn, 1}}}, nil, false, false, 3},
+		{"income, the wallet's entry first: whole", Tx{Key: Key(3, "a", "income"), Kind: KindIncome, Tick: 3, Wallet: "a", Entries: []Entry{{"a", 5}, {Mint, -5}}}, nil, false, false, 3},
+		{"income past the tap cap", Tx{Key: Key(4, "a", "income"), Kind: KindIncome, Tick: 4, Wallet: "a", Entries: []Entry{{Mint, -5000}, {"a", 5000}}}, nil, false, true, 4},
+		{"income replayed", Tx{Key: Key(4, "a", "income"), Kind: KindIncome, Tick: 4, Wallet: "a", Entries: []Entry{{Mint, -5000}, {"a", 5000}}}, nil, true, true, 4},
+		{"income replayed with another amount", Tx{Key: Key(4, "a", "income"), Kind: KindIncome, Tick: 4, Wallet: "a", Entries: []Entry{{Mint, -1}, {"a", 1}}}, ErrKeyConflict, false, false, 4},
+		{"a fund under the income's key", Tx{Key: Key(4, "a", "income"), Kind: KindFund, Tick: 4, Wallet: "a", Entries: []Entry{{Mint, -5000}, {"a", 5000}}}, ErrKeyConflict, false, false, 4},
 	} {
 		rs, err := l.Apply(ctx, s.tx)
 		if !errors.Is(err, s.err) {
@@ -467,8 +520,10 @@ func TestPerTickKeys(t *testing.T) {
 	if _, err := l.Apply(ctx, charge(Key(10, "a", "payment"), 10, 1, "")); !errors.Is(err, ErrClosed) {
 		t.Errorf("posting after close: %v, want ErrClosed", err)
 	}
-	// Recent: whole and per-tick transactions in the order written.
-	ps, err := l.Recent(ctx, 6)
+	// Recent: whole and per-tick transactions in the order written (a
+	// per-tick posting after the whole transaction that was the last when
+	// its row was written).
+	ps, err := l.Recent(ctx, 8)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -476,11 +531,14 @@ func TestPerTickKeys(t *testing.T) {
 	for _, p := range ps {
 		keys = append(keys, p.Key)
 	}
-	if want := []string{"close/a", Key(9, "a", "payment"), Key(2, Burn, "rent"), Key(2, "a", "energy"), Key(2, "a", "tap"), Key(5, "a", "tax")}; !slices.Equal(keys, want) {
-		t.Errorf("recent %q, want %q", keys, want)
+	if want := []string{"close/a", Key(9, "a", "payment"), Key(4, "a", "income"), Key(3, "a", "income"), Key(2, Burn, "rent"),
+		Key(2, "a", "energy"), Key(2, "a", "tap"), Key(5, "a", "tax")}; !slices.Equal(keys, want) {
+		t.Fatalf("recent %q, want %q", keys, want)
 	}
 	if !slices.Equal(ps[1].Entries, []Entry{{"a", -1}, {Burn, 1}}) || ps[1].Kind != KindPayment || ps[1].Tick != 9 || ps[1].ID != 0 ||
-		!slices.Equal(ps[4].Entries, []Entry{{Mint, -50}, {"a", 50}}) || ps[2].ID == 0 {
+		!slices.Equal(ps[2].Entries, []Entry{{Mint, -5000}, {"a", 5000}}) || ps[2].Kind != KindIncome || ps[2].Tick != 4 || ps[2].ID != 0 ||
+		!slices.Equal(ps[3].Entries, []Entry{{"a", 5}, {Mint, -5}}) || ps[3].ID == 0 ||
+		!slices.Equal(ps[6].Entries, []Entry{{Mint, -50}, {"a", 50}}) || ps[4].ID == 0 {
 		t.Errorf("recent per-tick postings: %+v", ps)
 	}
 }

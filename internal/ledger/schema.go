@@ -86,10 +86,64 @@ CREATE TABLE rollup_state (
 ) STRICT;
 INSERT INTO rollup_state (one, below, bucket) VALUES (1, 0, 0);
 `,
+	// 2 → 3: income, a per-tick kind: a column of ticks, a count and a sum
+	// in rollups. SQLite cannot change a table's CHECK constraint (ticks
+	// needs income among the columns of which one must be set), so both
+	// tables are rebuilt as SQLite's documentation of ALTER TABLE
+	// describes: create the new table, copy the rows, drop the old one,
+	// rename the new one, all in the migration's one transaction. Foreign
+	// keys stay on: nothing refers to ticks or rollups, so dropping them
+	// breaks no reference, and every row copied is checked against
+	// accounts again. Rows rolled up before version 3 hold no income.
+	`
+CREATE TABLE ticks_v3 (
+	tick    INTEGER NOT NULL,
+	account INTEGER NOT NULL REFERENCES accounts (id),
+	after   INTEGER NOT NULL,
+	tap     INTEGER CHECK (tap > 0),
+	income  INTEGER CHECK (income > 0),
+	payment INTEGER CHECK (payment > 0),
+	energy  INTEGER CHECK (energy > 0),
+	tax     INTEGER CHECK (tax > 0),
+	rent    INTEGER CHECK (rent > 0),
+	CHECK (COALESCE(tap, income, payment, energy, tax, rent) IS NOT NULL),
+	PRIMARY KEY (tick, account)
+) STRICT, WITHOUT ROWID;
+INSERT INTO ticks_v3 (tick, account, after, tap, payment, energy, tax, rent)
+	SELECT tick, account, after, tap, payment, energy, tax, rent FROM ticks;
+DROP TABLE ticks;
+ALTER TABLE ticks_v3 RENAME TO ticks;
+CREATE TABLE rollups_v3 (
+	account    INTEGER NOT NULL REFERENCES accounts (id),
+	bucket     INTEGER NOT NULL,
+	first_tick INTEGER NOT NULL,
+	last_tick  INTEGER NOT NULL,
+	n_tap      INTEGER NOT NULL,
+	tap        INTEGER NOT NULL,
+	n_income   INTEGER NOT NULL,
+	income     INTEGER NOT NULL,
+	n_payment  INTEGER NOT NULL,
+	payment    INTEGER NOT NULL,
+	n_energy   INTEGER NOT NULL,
+	energy     INTEGER NOT NULL,
+	n_tax      INTEGER NOT NULL,
+	tax        INTEGER NOT NULL,
+	n_rent     INTEGER NOT NULL,
+	rent       INTEGER NOT NULL,
+	net        INTEGER NOT NULL,
+	PRIMARY KEY (bucket, account)
+) STRICT, WITHOUT ROWID;
+INSERT INTO rollups_v3 (account, bucket, first_tick, last_tick, n_tap, tap, n_income, income,
+		n_payment, payment, n_energy, energy, n_tax, tax, n_rent, rent, net)
+	SELECT account, bucket, first_tick, last_tick, n_tap, tap, 0, 0,
+		n_payment, payment, n_energy, energy, n_tax, tax, n_rent, rent, net FROM rollups;
+DROP TABLE rollups;
+ALTER TABLE rollups_v3 RENAME TO rollups;
+`,
 }
 
 // SchemaVersion is the schema version this package writes.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // migrate brings the database to SchemaVersion, one migration per SQLite
 // transaction.

@@ -25,7 +25,7 @@ const (
 	KindMint    Kind = "mint"    // money issued by the engine (mint → wallet)
 	KindEndow   Kind = "endow"   // a wallet's endowment (mint → wallet); with Tx.Open, the wallet is created
 	KindTap     Kind = "tap"     // tap income (mint → wallet), never above the wallet's tap cap
-	KindIncome  Kind = "income"  // pay for useful work the host verified, e.g. primes recounted (mint → wallet); no cap
+	KindIncome  Kind = "income"  // pay for useful work the host verified, e.g. primes it recounted (mint → wallet), with no cap
 	KindFund    Kind = "fund"    // an operator's top-up (mint → wallet)
 	KindPayment Kind = "payment" // an auction payment (wallet → burn)
 	KindEnergy  Kind = "energy"  // an energy charge (wallet → burn)
@@ -40,6 +40,12 @@ var kinds = []Kind{KindMint, KindEndow, KindTap, KindIncome, KindFund, KindPayme
 // issues reports whether transactions of kind k may draw on the mint.
 func (k Kind) issues() bool {
 	return k == KindMint || k == KindEndow || k == KindTap || k == KindIncome || k == KindFund
+}
+
+// charges reports whether k is a charge, which Charge moves from a wallet
+// to burn.
+func (k Kind) charges() bool {
+	return k == KindPayment || k == KindEnergy || k == KindTax || k == KindRent
 }
 
 // Key returns the conventional idempotency key for what a cell's transaction
@@ -75,12 +81,14 @@ type Tx struct {
 	Tick uint64 `json:"tick"`
 	Memo string `json:"memo,omitempty"`
 	// Entries are the postings; they must sum to exactly zero, and only
-	// KindMint, KindEndow, KindTap and KindFund may draw on Mint. Leave
-	// Entries empty for KindTap, KindClose and Open: the ledger computes
+	// KindMint, KindEndow, KindTap, KindIncome and KindFund may draw on
+	// Mint; a KindIncome's are exactly {Mint, −a} and {Wallet, +a}, a > 0.
+	// Leave Entries empty for KindClose and Open: the ledger computes
 	// their single movement from the wallet's state when it applies them.
 	Entries []Entry `json:"entries,omitempty"`
 	// Wallet names the wallet the transaction is about: the one a KindTap
-	// pays or a KindClose closes, and the one that Result.Amount reports on.
+	// or KindIncome pays or a KindClose closes, and the one that
+	// Result.Amount reports on.
 	Wallet string `json:"wallet,omitempty"`
 	// Open, with KindEndow, creates the wallet and pays its endowment.
 	Open *WalletSpec `json:"open,omitempty"`
@@ -144,11 +152,16 @@ func (t *Tx) validate() error {
 		}
 		return nil
 	}
-	if t.Kind == KindTap && t.Wallet == "" {
-		return errors.New("a tap names the wallet it pays")
+	if (t.Kind == KindTap || t.Kind == KindIncome) && t.Wallet == "" {
+		return fmt.Errorf("a %s names the wallet it pays", t.Kind)
 	}
 	if len(t.Entries) < 2 {
 		return errors.New("need at least two entries")
+	}
+	if t.Kind == KindIncome {
+		if err := t.checkIncome(); err != nil {
+			return err
+		}
 	}
 	var sum units.Credits
 	named := t.Wallet == ""
@@ -175,6 +188,22 @@ func (t *Tx) validate() error {
 		return fmt.Errorf("wallet %q has no entry", t.Wallet)
 	}
 	return nil
+}
+
+// checkIncome holds an income to its shape: money minted for its wallet,
+// {Mint, −a} and {Wallet, +a} (in either order) with a > 0. Unlike a tap,
+// income has no cap.
+func (t *Tx) checkIncome() error {
+	if len(t.Entries) == 2 && t.Wallet != Mint && t.Wallet != Burn {
+		e0, e1 := t.Entries[0], t.Entries[1]
+		if e0.Account == t.Wallet {
+			e0, e1 = e1, e0
+		}
+		if e0.Account == Mint && e1.Account == t.Wallet && e1.Amount > 0 && e0.Amount == -e1.Amount {
+			return nil
+		}
+	}
+	return fmt.Errorf("an income mints a positive amount for its wallet %q: entries {%s, −a} and {%s, +a}, not %v", t.Wallet, Mint, t.Wallet, t.Entries)
 }
 
 func checkWalletName(n string) error {
@@ -474,6 +503,11 @@ func (b *batch) apply(t *Tx) (Result, error) {
 			return r, err
 		}
 		if err := checkTap(t, w, amount(t, entries)); err != nil {
+			return r, err
+		}
+	case t.Kind == KindIncome:
+		// Any open wallet may earn, as much as it is paid.
+		if _, err := b.wallet(t.Wallet); err != nil {
 			return r, err
 		}
 	case t.Kind == KindClose:

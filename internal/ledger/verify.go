@@ -233,9 +233,20 @@ func (l *Ledger) Verify(ctx context.Context) (Report, error) {
 				ELSE 'holds no posting, or one of no credits or fewer' END
 			FROM ticks t CROSS JOIN rollup_state s LEFT JOIN accounts a ON a.id = t.account
 			WHERE a.kind IS NOT 'wallet' OR t.tick < s.below
-				OR COALESCE(t.tap, t.payment, t.energy, t.tax, t.rent) IS NULL
-				OR t.tap <= 0 OR t.payment <= 0 OR t.energy <= 0 OR t.tax <= 0 OR t.rent <= 0
+				OR COALESCE(` + columnsSQL("t.%s", ", ", nil) + `) IS NULL
+				OR ` + columnsSQL("t.%s <= 0", " OR ", nil) + `
 			ORDER BY t.tick, t.account`},
+		// Income is money minted for a wallet, exactly: the mint −a and
+		// one wallet +a (the check of the sums above makes them equal).
+		// Unlike a tap's, its amount has no cap to check.
+		{"income", `SELECT 'tx ' || t.id || ' ' || quote(t.key) || ': an income, but not money minted for a wallet (' ||
+				(SELECT group_concat(e.account || ' ' || e.amount, ', ') FROM entries e WHERE e.tx_id = t.id) || ')'
+			FROM txs t WHERE t.kind = 'income' AND NOT (
+				(SELECT COUNT(*) FROM entries e WHERE e.tx_id = t.id) = 2
+				AND EXISTS (SELECT 1 FROM entries e WHERE e.tx_id = t.id AND e.account = 'mint' AND e.amount < 0)
+				AND EXISTS (SELECT 1 FROM entries e JOIN accounts a ON a.name = e.account
+					WHERE e.tx_id = t.id AND a.kind = 'wallet' AND e.amount > 0))
+			ORDER BY t.id`},
 	}
 	for _, c := range checks {
 		err := lines(c.what, c.query, func(r *sql.Rows) (string, error) {
@@ -258,8 +269,8 @@ func (l *Ledger) Verify(ctx context.Context) (Report, error) {
 
 // moved is what per-tick postings and rollups move.
 type moved struct {
-	net      map[int64]units.Credits // per wallet id: taps less charges
-	tapped   units.Credits           // out of the mint
+	net      map[int64]units.Credits // per wallet id: taps and income less charges
+	tapped   units.Credits           // out of the mint: taps and income
 	charged  units.Credits           // into burn
 	overflow bool
 }
@@ -275,13 +286,12 @@ func verifyMoved(ctx context.Context, tx *sql.Tx, rep *Report) (moved, error) {
 		}
 	}
 	for _, q := range []struct{ what, query string }{
-		{"per-tick postings", `SELECT account, COUNT(*),
-			COUNT(tap) + COUNT(payment) + COUNT(energy) + COUNT(tax) + COUNT(rent),
-			COALESCE(SUM(tap), 0), COALESCE(SUM(payment), 0) + COALESCE(SUM(energy), 0) + COALESCE(SUM(tax), 0) + COALESCE(SUM(rent), 0),
-			COALESCE(SUM(tap), 0) - COALESCE(SUM(payment), 0) - COALESCE(SUM(energy), 0) - COALESCE(SUM(tax), 0) - COALESCE(SUM(rent), 0)
+		{"per-tick postings", `SELECT account, COUNT(*), ` + columnsSQL("COUNT(%s)", " + ", nil) + `,
+			` + columnsSQL("COALESCE(SUM(%s), 0)", " + ", Kind.issues) + `, ` + columnsSQL("COALESCE(SUM(%s), 0)", " + ", Kind.charges) + `,
+			` + netSQL("COALESCE(SUM(%s), 0)") + `
 			FROM ticks GROUP BY account`},
-		{"rollups", `SELECT account, COUNT(*), SUM(n_tap + n_payment + n_energy + n_tax + n_rent),
-			SUM(tap), SUM(payment) + SUM(energy) + SUM(tax) + SUM(rent), SUM(net)
+		{"rollups", `SELECT account, COUNT(*), SUM(` + columnsSQL("n_%s", " + ", nil) + `),
+			` + columnsSQL("SUM(%s)", " + ", Kind.issues) + `, ` + columnsSQL("SUM(%s)", " + ", Kind.charges) + `, SUM(net)
 			FROM rollups GROUP BY account`},
 	} {
 		rows, err := tx.QueryContext(ctx, q.query)
@@ -319,7 +329,7 @@ func verifyMoved(ctx context.Context, tx *sql.Tx, rep *Report) (moved, error) {
 // against each other and the watermark.
 func verifyRollups(ctx context.Context, tx *sql.Tx, below uint64, problem func(string, ...any)) error {
 	rows, err := tx.QueryContext(ctx, `SELECT r.account, COALESCE(a.name, ''), COALESCE(a.kind, ''), r.bucket, r.first_tick, r.last_tick,
-		r.n_tap, r.tap, r.n_payment, r.payment, r.n_energy, r.energy, r.n_tax, r.tax, r.n_rent, r.rent, r.net
+		`+columnsSQL("r.n_%[1]s, r.%[1]s", ", ", nil)+`, r.net
 		FROM rollups r LEFT JOIN accounts a ON a.id = r.account ORDER BY r.account, r.first_tick`)
 	if err != nil {
 		return fmt.Errorf("ledger: verify rollups: %w", err)
@@ -337,8 +347,11 @@ func verifyRollups(ctx context.Context, tx *sql.Tx, below uint64, problem func(s
 		var name, kind string
 		var counts, sums [len(perTickKinds)]int64
 		var net units.Credits
-		if err := rows.Scan(&id, &name, &kind, &bucket, &first, &last,
-			&counts[0], &sums[0], &counts[1], &sums[1], &counts[2], &sums[2], &counts[3], &sums[3], &counts[4], &sums[4], &net); err != nil {
+		dest := []any{&id, &name, &kind, &bucket, &first, &last}
+		for i := range perTickKinds {
+			dest = append(dest, &counts[i], &sums[i])
+		}
+		if err := rows.Scan(append(dest, &net)...); err != nil {
 			return fmt.Errorf("ledger: verify rollups: %w", err)
 		}
 		what := fmt.Sprintf("rollup of %q (account id %d) at bucket %d, ticks %d to %d", name, id, bucket, first, last)
@@ -365,8 +378,10 @@ func verifyRollups(ctx context.Context, tx *sql.Tx, below uint64, problem func(s
 			case c > last-first+1:
 				report("%s: %d %s postings in %d ticks (at most one a tick)", what, c, k, last-first+1)
 			}
-			if k == KindTap {
-				want, ok = want.Add(units.Credits(s))
+			if k.issues() {
+				var o bool
+				want, o = want.Add(units.Credits(s))
+				ok = ok && o
 			} else {
 				var o bool
 				want, o = want.Sub(units.Credits(s))
@@ -376,7 +391,7 @@ func verifyRollups(ctx context.Context, tx *sql.Tx, below uint64, problem func(s
 		if !ok {
 			report("%s: sums overflow int64", what)
 		} else if net != want {
-			report("%s: does not balance: the wallet's net change is %d, its taps less its charges %d", what, net, want)
+			report("%s: does not balance: the wallet's net change is %d, its taps and income less its charges %d", what, net, want)
 		}
 	}
 	if n > maxProblems {

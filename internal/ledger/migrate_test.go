@@ -1,0 +1,271 @@
+package ledger
+
+import (
+	"bytes"
+	"database/sql"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/maxwellhq/maxwell/internal/units"
+)
+
+// v2Fixture is a ledger of schema version 2 made by the code of that
+// version (commit 698fc78): postRollupTicks without income (which is what
+// postRollupFixture posted then) under rollupOpts, rolled up at tick 40
+// (watermark 30: ticks 30 to 40 kept per tick, 18 rollup rows below),
+// then VACUUMed and closed. See testdata/README.md.
+const v2Fixture = "testdata/ledger-v2.db"
+
+// copyV2Fixture copies v2Fixture to a ledger.db in dir and returns its
+// path: opening it for writing migrates it in place.
+func copyV2Fixture(t *testing.T, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(v2Fixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "ledger.db")
+	if err := os.WriteFile(path, b, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// rawDB opens the database at path with SQLite alone, closed at cleanup.
+func rawDB(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// dump returns the rows of query, one line each.
+func dump(t *testing.T, db interface {
+	Query(string, ...any) (*sql.Rows, error)
+}, query string) string {
+	t.Helper()
+	rows, err := db.Query(query)
+	if err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintln(&b, vals...)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// ledgerTables are queries that dump everything a ledger holds.
+var ledgerTables = []string{
+	`SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY name`,
+	`SELECT * FROM accounts ORDER BY name`,
+	`SELECT * FROM txs ORDER BY id`,
+	`SELECT * FROM entries ORDER BY tx_id, seq`,
+	`SELECT * FROM ticks ORDER BY tick, account`,
+	`SELECT * FROM rollups ORDER BY bucket, account`,
+	`SELECT * FROM rollup_state`,
+}
+
+// TestMigrateV2 opens the version 2 ledger that the code of version 2
+// made: migrated to version 3, it verifies, keeps every balance, and holds
+// exactly what this code writes for the same postings; it then takes
+// income, per tick and in its rollups, and still tells replays in its
+// window and refuses them below its watermark.
+func TestMigrateV2(t *testing.T) {
+	ctx := t.Context()
+	path := copyV2Fixture(t, t.TempDir())
+	before := map[string]units.Credits{}
+	old := rawDB(t, path)
+	var v int
+	if err := old.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != 2 {
+		t.Fatalf("fixture: schema version %d, %v; want 2", v, err)
+	}
+	rows, err := old.Query(`SELECT name, balance FROM accounts`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var n string
+		var b units.Credits
+		if err := rows.Scan(&n, &b); err != nil {
+			t.Fatal(err)
+		}
+		before[n] = b
+	}
+	rows.Close()
+	old.Close()
+
+	// A reader cannot read it before a writer migrated it.
+	if _, err := Open(ctx, path, Options{ReadOnly: true}); !errors.Is(err, ErrSchema) || !strings.Contains(err.Error(), "version 2, this binary reads 3") {
+		t.Errorf("read-only open of a version 2 ledger: %v, want ErrSchema saying so", err)
+	}
+	l, err := Open(ctx, path, rollupOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	rep := mustVerify(t, l)
+	if got := balances(t, l); !maps.Equal(got, before) {
+		t.Errorf("balances after the migration %v, before %v", got, before)
+	}
+
+	// The same postings, made by this code.
+	fresh, _ := openWith(t, rollupOpts)
+	postRollupTicks(t, fresh, false)
+	if _, err := fresh.Rollup(ctx, 40); err != nil {
+		t.Fatal(err)
+	}
+	want := mustVerify(t, fresh)
+	rep.DatabaseBytes, rep.WALBytes, want.DatabaseBytes, want.WALBytes = 0, 0, 0, 0
+	if fmt.Sprintf("%+v", rep) != fmt.Sprintf("%+v", want) || rep.SchemaVersion != 3 || rep.RolledBelow != 30 || rep.Rollups == 0 || rep.Postings == 0 {
+		t.Errorf("migrated: %+v\nwant the report of the same postings made now: %+v", rep, want)
+	}
+	for _, q := range ledgerTables {
+		if got, want := dump(t, l.db, q), dump(t, fresh.db, q); got != want {
+			t.Errorf("%s: migrated\n%s\nmade now\n%s", q, got, want)
+		}
+	}
+
+	// Life after the migration.
+	pay := Tx{Key: Key(38, "a", "payment"), Kind: KindPayment, Tick: 38, Wallet: "a", Entries: []Entry{{"a", -138}, {Burn, 138}}}
+	if rs, err := l.Apply(ctx, pay); err != nil || !rs[0].Duplicate {
+		t.Errorf("replay of a version 2 posting in the window: %+v, %v", rs, err)
+	}
+	pay = Tx{Key: Key(12, "a", "payment"), Kind: KindPayment, Tick: 12, Wallet: "a", Entries: []Entry{{"a", -112}, {Burn, 112}}}
+	if _, err := l.Apply(ctx, pay); !errors.Is(err, ErrRolledUp) {
+		t.Errorf("replay of a version 2 posting rolled up: %v, want ErrRolledUp", err)
+	}
+	var earned units.Credits
+	for tick := uint64(41); tick <= 45; tick++ {
+		if r, err := l.Income(ctx, Key(tick, "b", "income"), tick, "b", units.Credits(tick)); err != nil || r.ID != 0 {
+			t.Fatalf("income at tick %d: %+v, %v", tick, r, err)
+		}
+		earned += units.Credits(tick)
+	}
+	// 54 + 1 − 10 = 45: the ticks below 45 are rolled up, income at 41 to
+	// 44 in bucket 40.
+	if r, err := l.Rollup(ctx, 54); err != nil || r.Below != 45 {
+		t.Fatalf("rollup: %+v, %v", r, err)
+	}
+	after := mustVerify(t, l)
+	if after.Minted != want.Minted+earned || after.Burned != want.Burned || after.Postings != 1 {
+		t.Errorf("after income and a rollup: %+v, want minted %d + %d, burned %d, one posting kept", after, want.Minted, earned, want.Burned)
+	}
+	var n, sum int64
+	if err := l.db.QueryRowContext(ctx, `SELECT n_income, income FROM rollups WHERE bucket = 40 AND account = (SELECT id FROM accounts WHERE name = 'b')`).
+		Scan(&n, &sum); err != nil || n != 4 || sum != 41+42+43+44 {
+		t.Errorf("b's rollup of bucket 40: %d income postings of %d credits, %v; want 4 of %d", n, sum, err, 41+42+43+44)
+	}
+}
+
+// TestMigrateV2Fails: a migration that fails midway (here a row of the
+// version 2 ledger that no longer fits its table: one written behind the
+// ledger's back for an account that does not exist) says why and leaves
+// the ledger as it was, still at version 2; once the row is gone, it
+// migrates.
+func TestMigrateV2Fails(t *testing.T) {
+	ctx := t.Context()
+	path := copyV2Fixture(t, t.TempDir())
+	db := rawDB(t, path)
+	if _, err := db.Exec(`PRAGMA foreign_keys = OFF; INSERT INTO ticks (tick, account, after, payment) VALUES (40, 99, 0, 1)`); err != nil {
+		t.Fatal(err)
+	}
+	tables := func() string {
+		var s strings.Builder
+		for _, q := range ledgerTables {
+			s.WriteString(dump(t, db, q))
+		}
+		return s.String()
+	}
+	was := tables()
+	_, err := Open(ctx, path, Options{})
+	if err == nil || !strings.Contains(err.Error(), "migrate to version 3") || !strings.Contains(err.Error(), "FOREIGN KEY") {
+		t.Fatalf("open: %v, want the migration to version 3 to fail on the foreign key", err)
+	}
+	var v int
+	if err := db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != 2 {
+		t.Errorf("after the failed migration: schema version %d, %v; want 2", v, err)
+	}
+	if now := tables(); now != was {
+		t.Errorf("the failed migration changed the ledger:\n%s\nwas\n%s", now, was)
+	}
+	if _, err := db.Exec(`DELETE FROM ticks WHERE account = 99`); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if rep := mustVerify(t, l); rep.SchemaVersion != 3 {
+		t.Errorf("schema version %d", rep.SchemaVersion)
+	}
+}
+
+// TestMigrateV2FullDisk migrates a version 2 ledger on a full file system
+// (a real tmpfs): the migration fails with ErrFull and leaves the database
+// file as it was; once space returns, it migrates.
+func TestMigrateV2FullDisk(t *testing.T) {
+	ctx := t.Context()
+	dir := tmpfs(t, 1<<20)
+	path := copyV2Fixture(t, dir)
+	// A reader holds the write-ahead log and its index open, so that what
+	// the full disk refuses is the migration's writes, not their creation.
+	db := rawDB(t, path)
+	var v int
+	if err := db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != 2 {
+		t.Fatalf("schema version %d, %v", v, err)
+	}
+	was, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ballast := fillDisk(t, dir)
+	_, err = Open(ctx, path, Options{})
+	if !errors.Is(err, ErrFull) || !strings.Contains(err.Error(), "migrate to version 3") {
+		t.Fatalf("open on a full disk: %v, want ErrFull from the migration to version 3", err)
+	}
+	t.Logf("full disk: %v", err)
+	if now, err := os.ReadFile(path); err != nil || !bytes.Equal(now, was) {
+		t.Errorf("the failed migration changed the database file (%v)", err)
+	}
+	if err := db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != 2 {
+		t.Errorf("after the failed migration: schema version %d, %v; want 2", v, err)
+	}
+	db.Close()
+	if err := os.Remove(ballast); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatalf("open once space is back: %v", err)
+	}
+	defer l.Close()
+	if rep := mustVerify(t, l); rep.SchemaVersion != 3 || rep.RolledBelow != 30 {
+		t.Errorf("migrated: %+v", rep)
+	}
+}
