@@ -34,6 +34,20 @@ const faultGrace = time.Second
 // returns; the error is also returned. It returns nil when the VM ended
 // first or ctx ended.
 func ServeAgent(ctx context.Context, c cell.Cell, a Attacher) error {
+	return serveAgent(ctx, c, a, true)
+}
+
+// ServeAgentOnceSpoken is ServeAgent for a guest whose command need not
+// speak the agent protocol (a program an economy bids for by a standing
+// policy): the link is handed to the hub whenever the guest first
+// writes to it, however long that takes, and silence is no fault. From
+// the first bytes on, as for ServeAgent, the hub's deadlines and limits
+// apply and a fault ends the VM.
+func ServeAgentOnceSpoken(ctx context.Context, c cell.Cell, a Attacher) error {
+	return serveAgent(ctx, c, a, false)
+}
+
+func serveAgent(ctx context.Context, c cell.Cell, a Attacher, deadline bool) error {
 	v, ok := c.(*Machine)
 	if !ok {
 		return fmt.Errorf("%w: cell %q is not a QEMU microVM", ErrConfig, c.Name())
@@ -48,7 +62,11 @@ func ServeAgent(ctx context.Context, c cell.Cell, a Attacher) error {
 	if err != nil {
 		return err
 	}
-	first, err := v.awaitAgent(ctx, conn, v.m.opts.HelloTimeout)
+	budget := v.m.opts.HelloTimeout
+	if !deadline {
+		budget = 0
+	}
+	first, err := v.awaitAgent(ctx, conn, budget)
 	if err == nil {
 		err = a.Attach(ctx, &prefixedConn{Conn: conn, pre: first}, v.name)
 	}
@@ -73,7 +91,7 @@ func ServeAgent(ctx context.Context, c cell.Cell, a Attacher) error {
 const agentPoll = 20 * time.Millisecond
 
 // awaitAgent waits for the guest's first bytes on conn, for at most
-// budget of the VM's running time. It closes conn when it returns an
+// budget of the VM's running time (0: for as long as it takes). It closes conn when it returns an
 // error: cell.ErrExited when the VM ended, ctx's error, or a
 // *proto.Error with CodeTimeout.
 func (v *Machine) awaitAgent(ctx context.Context, conn net.Conn, budget time.Duration) ([]byte, error) {
@@ -113,7 +131,7 @@ func (v *Machine) awaitAgent(ctx context.Context, conn net.Conn, budget time.Dur
 				ran += now.Sub(last)
 			}
 			last = now
-			if ran >= budget {
+			if budget > 0 && ran >= budget {
 				return giveUp(&proto.Error{Code: proto.CodeTimeout, Message: fmt.Sprintf("the guest's agent wrote nothing in %v of running", budget)})
 			}
 		}

@@ -595,3 +595,28 @@ func TestHelloDeadlineCountsRunningTime(t *testing.T) {
 		t.Errorf("ServeAgent = %v after Kill, want nil", err)
 	}
 }
+
+// TestServeAgentOnceSpoken: a guest whose command need not speak (a
+// budgeted program) stays silent past the hello deadline and is not cut
+// off; when it does speak, the hub serves it.
+func TestServeAgentOnceSpoken(t *testing.T) {
+	e := newEnv(t, func(o *vm.Options) { o.HelloTimeout = time.Second })
+	h := newHub(t, hub.Options{})
+	var out syncBuffer
+	c := e.start(t, "quiet", &out, "/bin/sh", "-c", "sleep 3; exec "+e.img.Maxwell+" agent scientist --report-interval 200ms --threads 1")
+	ctx := waitCtx(t, 2*time.Minute)
+	served := make(chan error, 1)
+	go func() { served <- vm.ServeAgentOnceSpoken(ctx, c, h) }()
+	if err := cgroupfs.Poll(ctx, func() (bool, error) {
+		got, _, _ := h.Counters("quiet")
+		return got["primes"] > 0, nil
+	}); err != nil {
+		t.Fatalf("no report from a guest that spoke after 3 s of silence: %v; console:\n%s", err, out.String())
+	}
+	if err := c.Kill(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("ServeAgentOnceSpoken = %v after Kill, want nil", err)
+	}
+}
