@@ -66,15 +66,6 @@ func waitCPU(t *testing.T, ctx context.Context, c cell.Cell, d time.Duration) {
 	}
 }
 
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	f := strings.Fields(string(b))
-	return len(f) > 2 && f[2] != "Z" && f[2] != "X"
-}
-
 type stopRecorder struct {
 	mu    sync.Mutex
 	names []string
@@ -157,7 +148,7 @@ func TestAdoptRealCgroups(t *testing.T) {
 			if err := c.Kill(ctx); !errors.Is(err, cell.ErrNotOwned) {
 				t.Errorf("Kill without an owner = %v; want ErrNotOwned", err)
 			}
-			if !alive(pid) {
+			if !celltest.Alive(pid) {
 				t.Fatal("Kill killed the adopted process")
 			}
 
@@ -172,7 +163,7 @@ func TestAdoptRealCgroups(t *testing.T) {
 			if _, after := cpuQuota(t, tr); after != before {
 				t.Errorf("%s = %q after Close; want the owner's %q back", quotaFile, after, before)
 			}
-			if !alive(pid) || !tr.HasProcess(pid) {
+			if !celltest.Alive(pid) || !tr.HasProcess(pid) {
 				t.Fatalf("Close killed or moved the adopted process")
 			}
 			for _, d := range tr.Dirs() {
@@ -180,7 +171,7 @@ func TestAdoptRealCgroups(t *testing.T) {
 					t.Errorf("Close removed %s", d)
 				}
 			}
-			if frozen(t, tr) {
+			if tr.Frozen() {
 				t.Error("Close left the cgroup frozen")
 			}
 			// Running again: its CPU time grows.
@@ -216,22 +207,6 @@ func cpuQuota(t *testing.T, tr *celltest.Tree) (string, string) {
 		t.Fatal(err)
 	}
 	return f, v
-}
-
-// frozen reports whether any freezer of the tree says frozen.
-func frozen(t *testing.T, tr *celltest.Tree) bool {
-	t.Helper()
-	if d := tr.Dir("freezer"); d != "" {
-		if st, _ := cgroupfs.ReadString(filepath.Join(d, "freezer.state")); st != "THAWED" {
-			return true
-		}
-	}
-	if d := tr.Dir(""); d != "" {
-		if v, _ := cgroupfs.ReadKeyed(filepath.Join(d, "cgroup.events"), "frozen"); v != 0 {
-			return true
-		}
-	}
-	return false
 }
 
 // waitGrowth waits until the tree's CPU time (cgroup2 cpu.stat, else
@@ -271,7 +246,7 @@ func TestAdoptPodLevel(t *testing.T) {
 	if err := c.Pause(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if !frozen(t, a) {
+	if !a.Frozen() {
 		t.Error("pausing the pod left a container running")
 	}
 	if err := c.Resume(ctx); err != nil {
@@ -403,7 +378,7 @@ func TestAdoptRefuses(t *testing.T) {
 	if _, err := m.Adopt(ctx, cell.AdoptSpec{Name: "ns/frozen", Cgroup: busyTree.Path(), Freezer: fz}); !errors.Is(err, cell.ErrFrozen) {
 		t.Errorf("adopting a frozen cgroup = %v; want ErrFrozen", err)
 	}
-	if !frozen(t, busyTree) {
+	if !busyTree.Frozen() {
 		t.Error("a refused adoption thawed the owner's freeze")
 	}
 }
@@ -429,7 +404,7 @@ func ownerFreeze(t *testing.T, tr *celltest.Tree, fz cell.FreezerKind, on bool) 
 		t.Fatal(err)
 	}
 	ctx := adoptCtx(t)
-	if err := cgroupfs.Poll(ctx, func() (bool, error) { return frozen(t, tr) == on, nil }); err != nil {
+	if err := cgroupfs.Poll(ctx, func() (bool, error) { return tr.Frozen() == on, nil }); err != nil {
 		t.Fatalf("owner freeze %t did not settle: %v", on, err)
 	}
 }
@@ -473,8 +448,8 @@ func TestAdoptPureV2(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if frozen(t, tr) || !alive(pid) {
-		t.Errorf("after Close: frozen %t, alive %t; want thawed and alive", frozen(t, tr), alive(pid))
+	if tr.Frozen() || !celltest.Alive(pid) {
+		t.Errorf("after Close: frozen %t, alive %t; want thawed and alive", tr.Frozen(), celltest.Alive(pid))
 	}
 }
 
@@ -527,7 +502,7 @@ func TestAdoptGuardThawsAfterHostSIGKILL(t *testing.T) {
 			if err != nil || json.Unmarshal([]byte(line), &r) != nil || r.Error != "" || r.Guard == 0 {
 				t.Fatalf("adopt host said %q (%v, %s); stderr:\n%s", line, err, r.Error, stderr.String())
 			}
-			if !frozen(t, tr) {
+			if !tr.Frozen() {
 				t.Fatal("not frozen before the host died")
 			}
 			if _, v := cpuQuota(t, tr); quotaFile != "" && !strings.HasPrefix(v, "10000") {
@@ -537,14 +512,14 @@ func TestAdoptGuardThawsAfterHostSIGKILL(t *testing.T) {
 				t.Fatal(err)
 			}
 			_ = host.Wait()
-			err = cgroupfs.Poll(ctx, func() (bool, error) { return !frozen(t, tr) && !alive(r.Guard), nil })
+			err = cgroupfs.Poll(ctx, func() (bool, error) { return !tr.Frozen() && !celltest.Alive(r.Guard), nil })
 			if err != nil {
-				t.Fatalf("guard did not thaw the adopted cell (frozen %t, guard alive %t): %v; host stderr:\n%s", frozen(t, tr), alive(r.Guard), err, stderr.String())
+				t.Fatalf("guard did not thaw the adopted cell (frozen %t, guard alive %t): %v; host stderr:\n%s", tr.Frozen(), celltest.Alive(r.Guard), err, stderr.String())
 			}
 			if _, after := cpuQuota(t, tr); after != before {
 				t.Errorf("%s = %q after the guard; want the owner's %q", quotaFile, after, before)
 			}
-			if !alive(pid) || !tr.HasProcess(pid) {
+			if !celltest.Alive(pid) || !tr.HasProcess(pid) {
 				t.Error("the guard killed or moved the adopted process")
 			}
 			if err := waitGrowth(ctx, tr); err != nil {

@@ -310,6 +310,35 @@ func (tr *Tree) HasProcess(pid int) bool {
 	return true
 }
 
+// Frozen reports whether any freezer of the tree says frozen: the v1
+// freezer's freezer.state (not THAWED), or cgroup2's cgroup.events.
+func (tr *Tree) Frozen() bool {
+	if d := tr.Dir("freezer"); d != "" {
+		if st, _ := cgroupfs.ReadString(filepath.Join(d, "freezer.state")); st != "THAWED" {
+			return true
+		}
+	}
+	if d := tr.Dir(""); d != "" {
+		if v, _ := cgroupfs.ReadKeyed(filepath.Join(d, "cgroup.events"), "frozen"); v != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// Alive reports whether pid is a process of the host that has not
+// ended (not a zombie).
+func Alive(pid int) bool {
+	b, err := os.ReadFile(filepath.Join(cell.DefaultOptions().ProcRoot, strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return false
+	}
+	// The state follows the command, which is in parentheses and may
+	// hold spaces.
+	_, rest, ok := strings.Cut(string(b), ") ")
+	return ok && len(rest) > 0 && rest[0] != 'Z' && rest[0] != 'X'
+}
+
 // hasChildren reports whether the cgroup dir has cgroups below it.
 func hasChildren(dir string) bool {
 	ents, _ := os.ReadDir(dir)
