@@ -33,6 +33,7 @@ import (
 	"github.com/maxwellhq/maxwell/internal/ledger"
 	"github.com/maxwellhq/maxwell/internal/record"
 	"github.com/maxwellhq/maxwell/internal/sensors"
+	"github.com/maxwellhq/maxwell/internal/vmimage"
 )
 
 // CellKind says what the agents of a run are contained in.
@@ -42,15 +43,16 @@ type CellKind string
 const (
 	Process CellKind = "process" // a process in its own cgroups
 	OCI     CellKind = "oci"     // a runc container
+	VM      CellKind = "vm"      // a QEMU microVM (KVM, else TCG)
 )
 
 // ParseCellKind parses a --cell flag.
 func ParseCellKind(s string) (CellKind, error) {
 	switch k := CellKind(s); k {
-	case Process, OCI:
+	case Process, OCI, VM:
 		return k, nil
 	}
-	return "", fmt.Errorf("cell kind %q: want %s or %s", s, Process, OCI)
+	return "", fmt.Errorf("cell kind %q: want %s, %s or %s", s, Process, OCI, VM)
 }
 
 // Env is where experiments run: the host, its configuration, and the
@@ -62,6 +64,10 @@ type Env struct {
 	// CPUs are the CPUs the runs' economies sell and the agents share.
 	CPUs []int
 	Cell CellKind
+	// VMImage is the directory of the guest image VM cells boot (as
+	// `maxwell vm image` builds it); "" builds one for each run from Exe
+	// and the newest /boot kernel.
+	VMImage string
 	// Exe is the maxwell binary the agents run (`maxwell agent …`).
 	Exe   string
 	Clock clock.Clock
@@ -79,11 +85,13 @@ type Session struct {
 
 // runSpec is one run to make.
 type runSpec struct {
-	kind     string
-	policy   engine.Policy
-	agents   []api.SpawnRequest
-	duration time.Duration
-	dir      string
+	kind   string
+	policy engine.Policy
+	// parasites are the cells engine.PolicyOracle never runs.
+	parasites []string
+	agents    []api.SpawnRequest
+	duration  time.Duration
+	dir       string
 	// show, if set, runs beside the run with its session and ends it
 	// early by returning.
 	show    func(ctx context.Context, s Session) error
@@ -117,8 +125,13 @@ func (env Env) run(ctx context.Context, spec runSpec) (result, error) {
 	}
 	defer os.RemoveAll(sockDir)
 	agents := spec.agents
-	if env.Cell == OCI {
+	switch env.Cell {
+	case OCI:
 		if agents, err = env.inContainers(ctx, sockDir, agents); err != nil {
+			return res, err
+		}
+	case VM:
+		if agents, err = env.inVMs(ctx, sockDir, agents); err != nil {
 			return res, err
 		}
 	}
@@ -127,7 +140,7 @@ func (env Env) run(ctx context.Context, spec runSpec) (result, error) {
 		CellParent:  "maxwell-run-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(runSeq.Add(1), 10),
 		AgentSocket: filepath.Join(sockDir, "agent.sock"), StateDir: sockDir,
 		LedgerPath: filepath.Join(spec.dir, "ledger.db"), LogDir: spec.dir,
-		CPUs: env.CPUs, Policy: spec.policy, Clock: env.Clock, Log: env.Log,
+		CPUs: env.CPUs, Policy: spec.policy, Parasites: spec.parasites, Clock: env.Clock, Log: env.Log,
 	}
 	if spec.policy == engine.PolicyMaxwell {
 		opts.JournalPath = filepath.Join(spec.dir, "engine.jsonl")
@@ -208,6 +221,34 @@ func (env Env) inContainers(ctx context.Context, dir string, agents []api.SpawnR
 		a.OCIRootfs = root
 		if len(a.Argv) > 0 && a.Argv[0] == env.Exe {
 			a.Argv = append([]string{"/bin/maxwell"}, a.Argv[1:]...)
+		}
+		out[i] = a
+	}
+	return out, nil
+}
+
+// inVMs moves the agents into QEMU microVMs booting the guest image of
+// env.VMImage, or one built in dir from env.Exe: the maxwell binary in the
+// guest runs them, on as many vCPUs as the run sells CPUs.
+func (env Env) inVMs(ctx context.Context, dir string, agents []api.SpawnRequest) ([]api.SpawnRequest, error) {
+	var img vmimage.Image
+	var err error
+	if env.VMImage != "" {
+		img, err = vmimage.Load(env.VMImage)
+	} else {
+		img, err = vmimage.Build(ctx, vmimage.Options{Maxwell: env.Exe, Out: filepath.Join(dir, "vm-image")})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("guest image for VM cells: %w", err)
+	}
+	if img.Maxwell == "" {
+		return nil, fmt.Errorf("guest image for VM cells: %s holds no maxwell binary to run the agents", img.Initrd)
+	}
+	out := make([]api.SpawnRequest, len(agents))
+	for i, a := range agents {
+		a.VM = &api.VMRequest{Kernel: img.Kernel, Initrd: img.Initrd, VCPUs: len(env.CPUs)}
+		if len(a.Argv) > 0 && a.Argv[0] == env.Exe {
+			a.Argv = append([]string{img.Maxwell}, a.Argv[1:]...)
 		}
 		out[i] = a
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/maxwellhq/maxwell/internal/api"
 	"github.com/maxwellhq/maxwell/internal/verify"
 	"github.com/maxwellhq/maxwell/internal/workload"
+	"github.com/maxwellhq/maxwell/scenarios"
 )
 
 // ErrInvalid is wrapped by every error about a scenario's content.
@@ -302,4 +303,21 @@ func (s Scenario) Parasites() []string {
 		}
 	}
 	return out
+}
+
+// Find returns the scenario a user names: a file (a path, or a name that
+// is a file) or one of the shipped scenarios (package scenarios) by name.
+func Find(arg string) (Scenario, error) {
+	if _, err := os.Stat(arg); err == nil {
+		return Load(arg)
+	}
+	b, err := scenarios.Read(arg)
+	if err != nil {
+		return Scenario{}, fmt.Errorf("scenario %q: no such file, and not one of the shipped scenarios %v", arg, scenarios.Names())
+	}
+	s, err := Parse(b)
+	if err != nil {
+		return Scenario{}, fmt.Errorf("shipped scenario %s: %w", arg, err)
+	}
+	return s, nil
 }
