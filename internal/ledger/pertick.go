@@ -81,11 +81,16 @@ func (t *Tx) perTick() (units.Credits, bool) {
 	if _, ok := perTickColumn(t.Kind); !ok {
 		return 0, false
 	}
-	want := perTickEntries(t.Kind, t.Wallet, t.Entries[1].Amount)
-	if t.Entries[1].Amount <= 0 || !slices.Equal(t.Entries, want) || t.Key != Key(t.Tick, t.Wallet, string(t.Kind)) {
+	// The entries perTickEntries makes, compared without making them.
+	a := t.Entries[1].Amount
+	from, to := t.Wallet, Burn
+	if t.Kind.issues() {
+		from, to = Mint, t.Wallet
+	}
+	if a <= 0 || t.Entries[0] != (Entry{from, -a}) || t.Entries[1] != (Entry{to, a}) || t.Key != Key(t.Tick, t.Wallet, string(t.Kind)) {
 		return 0, false
 	}
-	return t.Entries[1].Amount, true
+	return a, true
 }
 
 // perTickEntries are the entries of a per-tick posting of a credits of the
