@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -64,18 +63,6 @@ func waitCPU(t *testing.T, ctx context.Context, c cell.Cell, d time.Duration) {
 	if err := cgroupfs.Poll(ctx, func() (bool, error) { return cpuTime(t, c) >= start+d, nil }); err != nil {
 		t.Fatalf("cell never used %v of CPU: %v", d, err)
 	}
-}
-
-type stopRecorder struct {
-	mu    sync.Mutex
-	names []string
-}
-
-func (s *stopRecorder) Stop(_ context.Context, name string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.names = append(s.names, name)
-	return nil
 }
 
 // TestAdoptRealCgroups adopts a cgroup that someone else made, on the
@@ -292,7 +279,7 @@ func TestAdoptDoneOnRemoval(t *testing.T) {
 	m := adoptManager(t, cell.Options{})
 	tr := celltest.NewTree(t, layout, celltest.UniqueName("mxowner"))
 	tr.Start("sleep", "1000")
-	owner := &stopRecorder{}
+	owner := &celltest.Owner{}
 	c, err := m.Adopt(ctx, cell.AdoptSpec{Name: "ns/gone", Cgroup: tr.Path(), Owner: owner})
 	if err != nil {
 		t.Fatal(err)
@@ -301,8 +288,8 @@ func TestAdoptDoneOnRemoval(t *testing.T) {
 	if err := c.Kill(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if len(owner.names) != 1 || owner.names[0] != "ns/gone" {
-		t.Errorf("owner asked to stop %v; want [ns/gone]", owner.names)
+	if got := owner.Asked(); len(got) != 1 || got[0] != "ns/gone" {
+		t.Errorf("owner asked to stop %v; want [ns/gone]", got)
 	}
 	if err := tr.Remove(ctx); err != nil {
 		t.Fatal(err)

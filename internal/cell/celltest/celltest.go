@@ -339,6 +339,28 @@ func Alive(pid int) bool {
 	return ok && len(rest) > 0 && rest[0] != 'Z' && rest[0] != 'X'
 }
 
+// Owner is a cell.Owner that records whom it was asked to stop, and
+// stops nothing.
+type Owner struct {
+	mu    sync.Mutex
+	asked []string
+}
+
+// Stop implements cell.Owner.
+func (o *Owner) Stop(_ context.Context, name string) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.asked = append(o.asked, name)
+	return nil
+}
+
+// Asked returns the names Stop was called with, in order.
+func (o *Owner) Asked() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.asked)
+}
+
 // hasChildren reports whether the cgroup dir has cgroups below it.
 func hasChildren(dir string) bool {
 	ents, _ := os.ReadDir(dir)
