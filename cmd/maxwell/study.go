@@ -81,7 +81,7 @@ plot per scenario under --out. docs/SCENARIOS.md describes the format.`,
 	for i, p := range lab.StudyPolicies {
 		names[i] = string(p)
 	}
-	f.StringVar(&policies, "policies", strings.Join(names, ","), "policies to compare, comma-separated")
+	f.StringVar(&policies, "policies", strings.Join(names, ","), "policies to compare, comma-separated ("+string(lab.StudyAlone)+": the useful agents alone, a reference)")
 	f.IntVar(&repeats, "repeats", 3, "runs of each scenario under each policy")
 	f.DurationVar(&duration, "duration", 0, "length of every run, with a unit (default: each scenario's)")
 	rf.register(f)

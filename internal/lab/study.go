@@ -38,17 +38,22 @@ const (
 	StudyOracle     StudyPolicy = "oracle"      // engine.PolicyOracle: the upper bound
 	StudyMaxwellGSP StudyPolicy = "maxwell-gsp" // the economy, GSP auction
 	StudyMaxwellVCG StudyPolicy = "maxwell-vcg" // the economy, VCG auction
+	// StudyAlone is a reference, not a policy: the useful agents alone
+	// under cfs, without the others (their throughput and latency when
+	// nothing competes).
+	StudyAlone StudyPolicy = "alone"
 )
 
-// StudyPolicies lists them all, in the order a study runs them.
+// StudyPolicies lists the policies a study compares by default, in the
+// order it runs them.
 var StudyPolicies = []StudyPolicy{StudyCFS, StudyWeights, StudyThermalCap, StudyOracle, StudyMaxwellGSP, StudyMaxwellVCG}
 
-// ParseStudyPolicy parses a policy's name.
+// ParseStudyPolicy parses a policy's name (StudyAlone included).
 func ParseStudyPolicy(s string) (StudyPolicy, error) {
-	if p := StudyPolicy(s); slices.Contains(StudyPolicies, p) {
+	if p := StudyPolicy(s); slices.Contains(StudyPolicies, p) || p == StudyAlone {
 		return p, nil
 	}
-	return "", fmt.Errorf("policy %q: want one of %v", s, StudyPolicies)
+	return "", fmt.Errorf("policy %q: want one of %v or %s", s, StudyPolicies, StudyAlone)
 }
 
 // engine returns the engine policy and auction rule ("" keeps the
@@ -266,6 +271,10 @@ func (env Env) studyRun(ctx context.Context, sc scenario.Scenario, p StudyPolicy
 	agents, err := env.scenarioAgents(sc, pol == engine.PolicyMaxwell, d)
 	if err != nil {
 		return err
+	}
+	if p == StudyAlone {
+		useful := sc.Useful()
+		agents = slices.DeleteFunc(agents, func(r api.SpawnRequest) bool { _, ok := useful[r.Name]; return !ok })
 	}
 	_, err = env.run(ctx, runSpec{kind: string(p), policy: pol, parasites: sc.Parasites(), agents: agents, duration: d, dir: dir})
 	return err
@@ -498,7 +507,7 @@ func (sf *ScenarioFigures) plot(dir string) (string, error) {
 		bound = &b
 	}
 	caption := []string{fmt.Sprintf("%s: %s; %d CPUs, %.0f s a run, setpoint %.0f °C; bars: median of the runs, whiskers: lowest to highest",
-		sf.Name, sf.Description, sf.CPUs, sf.DurationSeconds, sf.SetpointCelsius)}
+		sf.Name, strings.TrimSuffix(sf.Description, "."), sf.CPUs, sf.DurationSeconds, sf.SetpointCelsius)}
 	if estimated {
 		caption = append(caption, "energy estimated: the linear utilisation power model (docs/BENCHMARKS.md names it); the bound assumes the same energy per CPU-second")
 	}
