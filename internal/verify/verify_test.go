@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/maxwellhq/maxwell/internal/workload"
 )
@@ -121,4 +124,51 @@ func TestClaimsInconsistentOnTheirFace(t *testing.T) {
 	if !Checkable("primes") || Checkable("requests") || Checkable("hashes") {
 		t.Error("Checkable")
 	}
+}
+
+// BenchmarkRecountCost measures what the host pays to recount a range
+// against what the Scientist paid to sieve it, per number, in CPU time of
+// one thread each: the host's cost of checking is this ratio × Fraction of
+// the Scientist's work.
+//
+//	go test -run '^$' -bench RecountCost -benchtime 3x ./internal/verify
+func BenchmarkRecountCost(b *testing.B) {
+	const hi = 1 << 32
+	const lo = hi / 2
+	var agent, host time.Duration
+	runtime.LockOSThread() // the thread's clock must be this goroutine's
+	defer runtime.UnlockOSThread()
+	for range b.N {
+		start := threadCPU(b)
+		if _, err := workload.CountPrimes(context.Background(), lo, hi); err != nil {
+			b.Fatal(err)
+		}
+		host += threadCPU(b) - start
+		// The Scientist on one thread over [2, hi): its cost per number
+		// over the whole range, which rises slowly with the numbers, so
+		// this ratio errs against the host.
+		start = processCPU(b)
+		s := workload.Scientist{Threads: 1, Limit: hi - 1, Interval: time.Hour}
+		s.Run(context.Background(), func(map[string]uint64) {})
+		agent += (processCPU(b) - start) / 2 // per number of [lo, hi), twice as many sieved
+	}
+	r := float64(host) / float64(agent)
+	b.ReportMetric(r, "host/agent")
+	b.ReportMetric(100*DefaultFraction*r, "%host-cost")
+}
+
+func threadCPU(b *testing.B) time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ts.Nano())
+}
+
+func processCPU(b *testing.B) time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_PROCESS_CPUTIME_ID, &ts); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ts.Nano())
 }
