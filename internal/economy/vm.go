@@ -38,6 +38,9 @@ type vmStarter struct {
 	e     *Economy
 	m     *vm.Manager
 	guest vm.Guest
+	// budgeted: the economy bids for the program (a standing bid), which
+	// need not speak the agent protocol.
+	budgeted bool
 }
 
 // vmSpawn returns what Spawn starts a microVM cell with: the starter of
@@ -68,7 +71,7 @@ func (e *Economy) vmSpawn(ctx context.Context, req api.SpawnRequest) (*vmStarter
 		}
 		return nil, nil, api.Classify(api.ErrBadRequest, err)
 	}
-	return &vmStarter{e: e, m: m, guest: g}, append(vm.GuestEnv(), req.Env...), nil
+	return &vmStarter{e: e, m: m, guest: g, budgeted: req.MaxBid > 0}, append(vm.GuestEnv(), req.Env...), nil
 }
 
 // vmManager returns the economy's manager of VMM kind, creating it on
@@ -123,7 +126,7 @@ func (s *vmStarter) Start(ctx context.Context, spec cell.Spec) (cell.Cell, error
 	if err != nil {
 		return nil, err
 	}
-	if err := s.e.vms.serve(s.e, c); err != nil {
+	if err := s.e.vms.serve(s.e, c, s.budgeted); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -139,10 +142,13 @@ func (s *vmStarter) Start(ctx context.Context, spec cell.Spec) (cell.Cell, error
 // serve connects the agent of microVM cell c to e's hub: a QEMU guest's
 // virtio-serial link is served by vm.ServeAgent until the VM or the
 // economy ends (an agent the hub cuts off ends its VM, with the hub's
-// reason as the cell's cause); a Firecracker guest's vsock connections
-// reach the hub's socket through a link beside the VM's vsock socket,
-// and the hub knows them by the VMM's PID, as any process's.
-func (v *vmCells) serve(e *Economy, c cell.Cell) error {
+// reason as the cell's cause; a guest that has written nothing after
+// vm.Options.HelloTimeout of running is cut off too, unless budgeted: a
+// program the economy bids for need not speak, and is served once it
+// does); a Firecracker guest's vsock connections reach the hub's socket
+// through a link beside the VM's vsock socket, and the hub knows them
+// by the VMM's PID, as any process's.
+func (v *vmCells) serve(e *Economy, c cell.Cell, budgeted bool) error {
 	if p, ok := firecracker.VsockPath(c); ok {
 		return firecracker.LinkVsock(e.opts.AgentSocket, p, firecracker.DefaultOptions().AgentPort)
 	}
@@ -155,8 +161,12 @@ func (v *vmCells) serve(e *Economy, c cell.Cell) error {
 		v.ctx, v.cancel = context.WithCancel(context.Background())
 	}
 	ctx := v.ctx
+	serve := vm.ServeAgent
+	if budgeted {
+		serve = vm.ServeAgentOnceSpoken
+	}
 	v.links.Go(func() {
-		if err := vm.ServeAgent(ctx, c, e.hub); err != nil {
+		if err := serve(ctx, c, e.hub); err != nil {
 			e.log.Warn("microVM agent cut off; its VM is ended", "cell", c.Name(), "err", err)
 		}
 	})
