@@ -190,6 +190,7 @@ func TestDelegated(t *testing.T) {
 	forbidden(t, "above max_wallet", spawn(api.SpawnRequest{Wallet: 101}), "max_wallet_credits 100")
 	forbidden(t, "a tap", spawn(api.SpawnRequest{Wallet: 1, TapRate: 1}), "allows no tap")
 	forbidden(t, "a container", spawn(api.SpawnRequest{Wallet: 1, OCIRootfs: "/srv/rootfs"}), "does not allow OCI")
+	forbidden(t, "income", spawn(api.SpawnRequest{Wallet: 1, Income: &api.Income{Counter: "primes", CreditsPerUnit: 1}}), "only root may pay a cell income")
 	if err := spawn(api.SpawnRequest{Wallet: 1}); err != nil {
 		t.Fatalf("a second cell: %v", err)
 	}

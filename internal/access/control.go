@@ -187,6 +187,9 @@ func (c *Control) Spawn(ctx context.Context, req api.SpawnRequest) (api.CellInfo
 			return api.CellInfo{}, c.refuse(w, "%s does not allow OCI containers", r)
 		}
 	}
+	if req.Income != nil {
+		return api.CellInfo{}, c.refuse(w, "only root may pay a cell income: it mints money")
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !r.Unlimited {
