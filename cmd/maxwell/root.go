@@ -77,6 +77,7 @@ or a model (then it is labelled "estimated" and names the model).`,
 		newPlotCmd(a),
 		newAuctionCmd(),
 		newPoaCmd(),
+		newVMCmd(a),
 	)
 	return root
 }
@@ -126,13 +127,14 @@ func newConfigCmd(a *app) *cobra.Command {
 
 // runFlags are the flags every experiment command has.
 type runFlags struct {
-	cpus, out, cell string
+	cpus, out, cell, vmImage string
 }
 
 func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.cpus, "cpus", "", `CPU list the agents share, e.g. "0-1" (default: every CPU Maxwell may use)`)
 	fs.StringVar(&f.out, "out", "", "run directory to create (default runs/KIND-TIMESTAMP)")
-	fs.StringVar(&f.cell, "cell", string(lab.Process), "cell backend for the agents: process or oci (runc containers)")
+	fs.StringVar(&f.cell, "cell", string(lab.Process), "cell backend for the agents: process, oci (runc containers) or vm (QEMU microVMs)")
+	fs.StringVar(&f.vmImage, "vm-image", "", "with --cell vm: the guest image `DIR` that maxwell vm image built (default: one built for the run from this binary and the newest /boot kernel)")
 }
 
 // dir returns --out, or runs/KIND-TIMESTAMP.
@@ -167,7 +169,7 @@ func (a *app) lab(cmd *cobra.Command, f runFlags, cfg config.Config, logw io.Wri
 	if err != nil {
 		return lab.Env{}, fmt.Errorf("find the maxwell binary to run the agents: %w", err)
 	}
-	return lab.Env{Config: cfg, Roots: a.roots(), CgroupRoot: a.cgroupRoot, CPUs: cpus, Cell: kind, Exe: exe,
+	return lab.Env{Config: cfg, Roots: a.roots(), CgroupRoot: a.cgroupRoot, CPUs: cpus, Cell: kind, VMImage: f.vmImage, Exe: exe,
 		Clock: clock.System(), Log: log}, nil
 }
 
