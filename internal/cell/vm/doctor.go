@@ -53,13 +53,19 @@ func (r Report) WriteText(w io.Writer) error {
 		if path == "" {
 			path = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\n", c.Name, c.Available, path, c.Detail)
+		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\n", c.Name, c.Available, path, oneLine(c.Detail))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "QEMU microVM guests: %s (%s)\n", r.Accel.Accel, r.Accel.Reason)
+	_, err := fmt.Fprintf(w, "QEMU microVM guests: %s (%s)\n", r.Accel.Accel, oneLine(r.Accel.Reason))
 	return err
+}
+
+// oneLine joins the lines of s (a VMM's standard error may have several)
+// with " / ", for a table's cell.
+func oneLine(s string) string {
+	return strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' }), " / ")
 }
 
 // DoctorOptions configure Doctor; zero values mean the defaults.
