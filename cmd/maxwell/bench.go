@@ -7,9 +7,12 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/maxwellhq/maxwell/internal/bench"
+	"github.com/maxwellhq/maxwell/internal/cell/vm"
 	"github.com/maxwellhq/maxwell/internal/meter"
+	"github.com/maxwellhq/maxwell/internal/vmimage"
 )
 
 // newBenchCmd builds `maxwell bench`, which measures Maxwell's own
@@ -29,6 +32,7 @@ func newBenchPauseCmd(a *app) *cobra.Command {
 		o       bench.HostPauseOptions
 		asJSON  bool
 		timeout time.Duration
+		vmf     benchVMFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "pause",
@@ -37,7 +41,14 @@ func newBenchPauseCmd(a *app) *cobra.Command {
 cgroup v2 cgroup.freeze, SIGSTOP/SIGCONT to a process group) and time
 --trials pauses and resumes of each: from the request until the kernel
 reports every task stopped, or running again. Prints p50, p99 and max in
-microseconds. Needs root for the cgroup freezers.`,
+microseconds. Needs root for the cgroup freezers.
+
+With --vm it measures a microVM cell instead: one busy guest (--vmm qemu:
+the guest image of --vm-image, under KVM where a probe guest boots, else
+TCG, which the output says; --vmm firecracker: --kernel, a vmlinux, and
+--rootfs), and --trials QMP stop → query-status "paused" and cont →
+"running" (Firecracker: PATCH /vm, then GET /, and its own vmm_pause_vm and
+vmm_resume_vm metrics), plus the guest's boot time.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := a.logger(cmd.ErrOrStderr())
@@ -49,6 +60,20 @@ microseconds. Needs root for the cgroup freezers.`,
 			defer stop()
 			ctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
+			if vmf.on {
+				vo, err := vmf.options(a, o)
+				if err != nil {
+					return err
+				}
+				res, err := bench.PauseVMHost(ctx, vo)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(cmd.OutOrStdout(), res)
+				}
+				return res.WriteText(cmd.OutOrStdout())
+			}
 			res, ctl, err := bench.PauseHost(ctx, o)
 			if err != nil {
 				return err
@@ -66,7 +91,40 @@ microseconds. Needs root for the cgroup freezers.`,
 	f.StringVar(&o.ControllerCPUs, "controller-cpus", "auto", `CPUs for the measuring thread: a list, "auto" (every allowed CPU but the cells', if any) or "none"`)
 	f.BoolVar(&o.OCI, "oci", false, "also measure a runc container (runc's own pause; needs runc and busybox-static)")
 	f.DurationVar(&timeout, "timeout", 2*time.Minute, "give up after this long, with a unit, e.g. 90s")
+	vmf.register(f)
 	return cmd
+}
+
+// benchVMFlags are bench pause's flags for a microVM cell.
+type benchVMFlags struct {
+	on                    bool
+	vmm, accel            string
+	image, kernel, rootfs string
+}
+
+func (v *benchVMFlags) register(f *pflag.FlagSet) {
+	f.BoolVar(&v.on, "vm", false, "measure a microVM cell's pause and resume instead")
+	f.StringVar(&v.vmm, "vmm", string(vm.VMMQEMU), "with --vm: qemu or firecracker")
+	f.StringVar(&v.accel, "accel", string(vm.AccelAuto), "with --vm and qemu: auto (KVM where a probe guest boots, else TCG), kvm or tcg")
+	f.StringVar(&v.image, "vm-image", vmimage.DefaultDir(), "with --vm and qemu: the guest image `DIR` (maxwell vm image)")
+	f.StringVar(&v.kernel, "kernel", "", "with --vm and firecracker: the guest kernel (vmlinux)")
+	f.StringVar(&v.rootfs, "rootfs", "", "with --vm and firecracker: the guest's root file system image")
+}
+
+// options turns the flags into PauseVMHost's options.
+func (v *benchVMFlags) options(a *app, o bench.HostPauseOptions) (bench.VMHostOptions, error) {
+	vo := vm.DefaultOptions()
+	vo.VMM, vo.Accel, vo.DevRoot, vo.ProcRoot = vm.VMM(v.vmm), vm.Accel(v.accel), a.devRoot, a.procRoot
+	if vo.VMM == vm.VMMFirecracker {
+		vo.Firecracker.Kernel, vo.Firecracker.RootFS = v.kernel, v.rootfs
+	} else {
+		img, err := vmimage.Load(v.image)
+		if err != nil {
+			return bench.VMHostOptions{}, fmt.Errorf("--vm-image: %w", err)
+		}
+		vo.Kernel, vo.Initrd = img.Kernel, img.Initrd
+	}
+	return bench.VMHostOptions{CgroupRoot: o.CgroupRoot, ProcRoot: o.ProcRoot, VM: vo, Trials: o.Trials, CPU: o.CPU, Log: o.Log}, nil
 }
 
 // newBenchDaemonCmd builds `maxwell bench daemon`.

@@ -4,9 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"text/tabwriter"
 	"time"
 
 	"github.com/maxwellhq/maxwell/internal/cell"
+	"github.com/maxwellhq/maxwell/internal/cell/vm"
 )
 
 // Booter is implemented by cells that boot a guest before running its
@@ -41,6 +48,9 @@ type VMPauseResult struct {
 	// Backend is the cell's, e.g. "qemu-microvm/tcg" or "firecracker":
 	// it says whether the guest was emulated.
 	Backend string `json:"backend"`
+	// Accel says why the guest ran under its accelerator, where
+	// PauseVMHost measured it.
+	Accel *vm.AccelInfo `json:"accel,omitempty"`
 	// BootMs is the time from Start until the guest's init said it runs
 	// the command, in milliseconds; 0 where the cell does not say.
 	BootMs float64 `json:"boot_ms,omitempty"`
@@ -112,4 +122,84 @@ func MeasureVMPause(ctx context.Context, m CellStarter, opts VMPauseOptions) (re
 	}
 	failure = timeTrials(ctx, c, opts.Trials, opts.Gap, opts.Now, &pauses, &resumes, &rtPauses, &rtResumes)
 	return res, nil
+}
+
+// VMHostOptions configure PauseVMHost.
+type VMHostOptions struct {
+	CgroupRoot, ProcRoot string
+	// VM configures the microVM manager (VMM, guest, accelerator,
+	// DevRoot); its StateDir is the benchmark's own.
+	VM     vm.Options
+	Trials int
+	// CPU pins the VMM (-1: no pinning).
+	CPU int
+	Log *slog.Logger
+}
+
+// PauseVMHost boots one busy microVM cell, as an economy would (the VMM
+// in a cell under a cgroup parent of the benchmark's own), and times
+// its pauses and resumes (MeasureVMPause): `maxwell bench pause --vm`.
+func PauseVMHost(ctx context.Context, opts VMHostOptions) (VMPauseResult, error) {
+	co := cell.DefaultOptions()
+	co.CgroupRoot, co.ProcRoot, co.Logger = opts.CgroupRoot, opts.ProcRoot, opts.Log
+	co.Parent = "maxwell-bench-vm-" + strconv.Itoa(os.Getpid())
+	cm, err := cell.NewManager(co)
+	if err != nil {
+		return VMPauseResult{}, err
+	}
+	defer cm.Close()
+	// Socket paths are limited to 108 bytes: a short state directory.
+	state, err := os.MkdirTemp("", "maxwell-bench-vm-")
+	if err != nil {
+		return VMPauseResult{}, err
+	}
+	defer os.RemoveAll(state)
+	vo := opts.VM
+	vo.StateDir, vo.Logger = filepath.Join(state, "vm"), opts.Log
+	vo.Firecracker.StateDir = filepath.Join(state, "firecracker")
+	m, err := vm.NewManager(ctx, cm, vo)
+	if err != nil {
+		return VMPauseResult{}, err
+	}
+	defer m.Close()
+	po := VMPauseOptions{Trials: opts.Trials, Gap: 10 * time.Millisecond}
+	if opts.CPU >= 0 {
+		po.CPUs = []int{opts.CPU}
+	}
+	res, err := MeasureVMPause(ctx, m, po)
+	if m.VMM() == vm.VMMQEMU {
+		a := m.Accel()
+		res.Accel = &a
+	}
+	return res, err
+}
+
+// WriteText prints the result: the backend and why, the boot time, and a
+// table of the latencies in microseconds.
+func (r VMPauseResult) WriteText(w io.Writer) error {
+	fmt.Fprintf(w, "microVM %s", r.Backend)
+	if r.Accel != nil {
+		fmt.Fprintf(w, ": %s", r.Accel.Reason)
+	}
+	fmt.Fprintf(w, "\nboot (start to the guest's init running the command): %.0f ms\n", r.BootMs)
+	fmt.Fprintf(w, "%d trials, times in microseconds, each from the request until the VMM reported the new state\n\n", r.Trials)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "WHAT\tN\tP50\tP99\tMAX\t")
+	rows := []struct {
+		what string
+		s    *Summary
+	}{{"pause (stop → paused)", &r.Pause}, {"resume (cont → running)", &r.Resume}, {"VMM's own vmm_pause_vm", r.RuntimePause}, {"VMM's own vmm_resume_vm", r.RuntimeResume}}
+	for _, row := range rows {
+		if row.s == nil {
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.0f\t\n", row.what, row.s.N, row.s.P50us, row.s.P99us, row.s.MaxUs)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if r.Error != "" {
+		fmt.Fprintf(w, "stopped early: %s\n", r.Error)
+	}
+	return nil
 }

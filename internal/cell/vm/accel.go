@@ -102,7 +102,7 @@ func probeGuest(ctx context.Context, o ProbeOptions) error {
 			err = errors.New("QEMU exited before the guest booted")
 		}
 		if s := errTail.String(); s != "" {
-			return fmt.Errorf("%w: %s", err, s)
+			return fmt.Errorf("%w: %s", err, oneLine(s))
 		}
 		return err
 	case <-ctx.Done():
