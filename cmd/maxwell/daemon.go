@@ -20,6 +20,8 @@ import (
 func newDaemonCmd(a *app) *cobra.Command {
 	var (
 		control, agents, group, ledgerPath, metricsAddr, cpus, parent, policy string
+		adopt, kubernetes                                                     bool
+		kubeOpts                                                              daemon.KubeOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "daemon",
@@ -40,7 +42,18 @@ Only one daemon runs per control socket, and one per cgroup parent
 (--cgroup-parent): a second on either refuses to start. Stopping it (SIGINT,
 SIGTERM) kills its cells and settles their wallets; after a crash the cell
 guard thaws and kills them and the next start settles the wallets. No cell
-is left frozen.`,
+is left frozen.
+
+With --adopt, root may also put cgroups that someone else made under the
+economy (` + "`maxwell adopt`" + `); Maxwell never starts or kills their processes.
+
+With --kubernetes the daemon is also the node agent of a Kubernetes node
+(--node): the pods of that node that opt in with maxwell.dev/ annotations
+become adopted cells named namespace/pod (` + "`maxwell fund default/web-0`" + `),
+and the node's price is published on its Node object (annotations, the
+maxwell.dev/price-band label, the maxwell.dev/hot taint) and in the metrics.
+It reaches the API server through --kubeconfig, else $KUBECONFIG or
+~/.kube/config, else its pod's service account. See docs/DEPLOY.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := a.config()
@@ -63,11 +76,18 @@ is left frozen.`,
 			if err := os.MkdirAll(filepath.Dir(control), 0o755); err != nil {
 				return fmt.Errorf("control socket directory: %w", err)
 			}
-			return daemon.Run(ctx, daemon.Options{
+			opts := daemon.Options{
 				Economy: economy.Options{Config: cfg, Roots: a.roots(), CgroupRoot: a.cgroupRoot, CellParent: parent,
 					AgentSocket: agents, LedgerPath: ledgerPath, CPUs: cpuList},
 				ControlSocket: control, Group: group, PolicyFile: policy, MetricsAddr: metricsAddr, Log: log,
-			})
+				Adopt: adopt,
+			}
+			if kubernetes {
+				opts.Kubernetes = &kubeOpts
+			} else if f := cmd.Flags(); f.Changed("node") || f.Changed("kubeconfig") || f.Changed("kubelet-cgroup-root") {
+				return fmt.Errorf("--node, --kubeconfig and --kubelet-cgroup-root are for --kubernetes")
+			}
+			return daemon.Run(ctx, opts)
 		},
 	}
 	f := cmd.Flags()
@@ -79,5 +99,10 @@ is left frozen.`,
 	f.StringVar(&metricsAddr, "metrics-addr", "", `serve Prometheus metrics on this TCP address, e.g. "127.0.0.1:9464"`)
 	f.StringVar(&cpus, "cpus", "", "CPUs to sell (default: every CPU Maxwell may use)")
 	f.StringVar(&parent, "cgroup-parent", cell.DefaultOptions().Parent, "cgroup that holds this daemon's cells: one daemon per parent (it sweeps it at start)")
+	f.BoolVar(&adopt, "adopt", false, "let root adopt existing cgroups over the control API (maxwell adopt)")
+	f.BoolVar(&kubernetes, "kubernetes", false, "also be this Kubernetes node's agent: adopt its opted-in pods, publish its price")
+	f.StringVar(&kubeOpts.Node, "node", "", "with --kubernetes: this node's name (the DaemonSet passes spec.nodeName)")
+	f.StringVar(&kubeOpts.Kubeconfig, "kubeconfig", "", "with --kubernetes: kubeconfig file (default $KUBECONFIG, ~/.kube/config, else the pod's service account)")
+	f.StringVar(&kubeOpts.KubeletCgroupRoot, "kubelet-cgroup-root", "", "with --kubernetes: the kubelet's --cgroup-root, if not the default (pods are found with either cgroup driver)")
 	return cmd
 }

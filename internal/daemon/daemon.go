@@ -1,7 +1,9 @@
 // Package daemon is `maxwell daemon`: Maxwell's economy (package economy)
 // served for as long as the host lives — the agent protocol on the agent
 // socket, the control API on the control socket, and Prometheus metrics
-// over TCP.
+// over TCP; with Options.Kubernetes, the node agent (package kube) beside
+// the economy, which adopts the node's opted-in pods as cells and
+// publishes the node's price on its Node object.
 //
 // Lifecycle. A daemon takes a lock beside its control socket, so a second
 // one refuses to start. At start its economy sweeps the cells a crashed
@@ -22,10 +24,13 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/client-go/kubernetes"
+
 	"github.com/maxwellhq/maxwell/internal/access"
 	"github.com/maxwellhq/maxwell/internal/api"
 	"github.com/maxwellhq/maxwell/internal/economy"
 	"github.com/maxwellhq/maxwell/internal/identity"
+	"github.com/maxwellhq/maxwell/internal/kube"
 	"github.com/maxwellhq/maxwell/internal/metrics"
 )
 
@@ -44,15 +49,23 @@ type Options struct {
 	PolicyFile string
 	// MetricsAddr, if set, serves Prometheus metrics over TCP.
 	MetricsAddr string
-	Log         *slog.Logger
+	// Adopt lets root adopt cgroups that someone else made through the
+	// control API (`maxwell adopt`); without it the API answers that this
+	// daemon does not adopt. The node agent adopts its pods either way.
+	Adopt bool
+	// Kubernetes, if set, runs the node agent (package kube) beside the
+	// economy: the opted-in pods of the node become adopted cells, and
+	// the node's price is published on its Node object.
+	Kubernetes *KubeOptions
+	Log        *slog.Logger
 	// Ready, if set, is called once every socket is serving.
 	Ready func()
 }
 
 // Run runs a daemon until ctx ends. Every check that can fail at start —
-// the socket group, the policy, the single-daemon lock, the metrics
-// address — runs
-// before anything is created; if one fails, nothing is left behind.
+// the socket group, the policy, the Kubernetes node and configuration,
+// the single-daemon lock, the metrics address — runs before anything is
+// created; if one fails, nothing is left behind.
 func Run(ctx context.Context, opts Options) error {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
@@ -73,6 +86,13 @@ func Run(ctx context.Context, opts Options) error {
 			return err
 		}
 	}
+	var client kubernetes.Interface
+	if opts.Kubernetes != nil {
+		var err error
+		if client, err = kubeClient(*opts.Kubernetes); err != nil {
+			return err
+		}
+	}
 	lock, err := api.Lock(opts.ControlSocket)
 	if err != nil {
 		return err
@@ -89,17 +109,27 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	var agent *kube.Agent
+	if opts.Kubernetes != nil {
+		if agent, err = newAgent(*opts.Kubernetes, client, econ, opts.Log); err != nil {
+			return errors.Join(err, econ.Close())
+		}
+	}
 	// With a policy of rules, anyone may connect and the policy decides.
 	ctl, err := api.Listen(opts.ControlSocket, api.Access{Group: opts.Group, Anyone: policy.Delegates()})
 	if err != nil {
 		return errors.Join(err, econ.Close())
 	}
 
+	// The economy outlives the agent: on the way out the agent releases
+	// its pods (settling their wallets) before the economy stops.
+	ectx, stopEconomy := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopEconomy()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
-	errc := make(chan error, 3)
-	run := func(name string, f func() error) {
+	var wg, econWG sync.WaitGroup
+	errc := make(chan error, 5)
+	start := func(wg *sync.WaitGroup, name string, f func() error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -109,28 +139,56 @@ func Run(ctx context.Context, opts Options) error {
 			}
 		}()
 	}
-	run("economy", func() error { return econ.Run(ctx) })
-	ctlBackend := access.New(econ, policy, opts.Log)
-	run("control API", func() error {
+	start(&econWG, "economy", func() error {
+		err := econ.Run(ectx)
+		cancel() // an economy that stopped on its own stops the daemon
+		return err
+	})
+	var ctlBackend api.Backend = access.New(econ, policy, opts.Log)
+	if !opts.Adopt {
+		// Only the Backend's methods: the API answers adopt with
+		// unsupported.
+		ctlBackend = struct{ api.Backend }{ctlBackend}
+	}
+	start(&wg, "control API", func() error {
 		return api.NewServer(ctlBackend, api.Options{Log: opts.Log, CellOf: econ.CellForPID}).Serve(ctx, ctl)
 	})
+	if agent != nil {
+		start(&wg, "kubernetes node agent", func() error { return agent.Run(ctx) })
+	}
 	if ln != nil {
-		srv := &http.Server{Handler: metrics.Handler(econ.State), ReadHeaderTimeout: 10 * time.Second}
-		run("metrics", func() error {
-			go func() { <-ctx.Done(); srv.Close() }()
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				return err
-			}
-			return nil
-		})
+		reg, err := metrics.NewRegistry(econ.State)
+		if err == nil && agent != nil {
+			err = reg.Register(agent.Collector())
+		}
+		if err != nil {
+			cancel()
+			errc <- err
+		} else {
+			srv := &http.Server{Handler: metrics.HandlerFor(reg), ReadHeaderTimeout: 10 * time.Second}
+			start(&wg, "metrics", func() error {
+				go func() { <-ctx.Done(); srv.Close() }()
+				if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+					return err
+				}
+				return nil
+			})
+		}
+	}
+	kubeNode := ""
+	if opts.Kubernetes != nil {
+		kubeNode = opts.Kubernetes.Node
 	}
 	opts.Log.Info("daemon ready", "control", opts.ControlSocket, "agents", opts.Economy.AgentSocket,
-		"ledger", opts.Economy.LedgerPath, "cpus", opts.Economy.CPUs, "policy", policy.Describe())
+		"ledger", opts.Economy.LedgerPath, "cpus", opts.Economy.CPUs, "policy", policy.Describe(),
+		"adopt", opts.Adopt, "kubernetes_node", kubeNode)
 	if opts.Ready != nil {
 		opts.Ready()
 	}
 	<-ctx.Done()
 	wg.Wait()
+	stopEconomy()
+	econWG.Wait()
 	close(errc)
 	var errs []error
 	for err := range errc {

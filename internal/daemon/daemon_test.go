@@ -41,17 +41,17 @@ type running struct {
 	done   chan error
 }
 
-func start(t *testing.T, dir string, adjust ...func(*Options)) *running {
+// testOptions are a daemon's options on private sockets, ledger and
+// cgroup parent in dir, with metrics on a free loopback port.
+func testOptions(t *testing.T, dir string) Options {
 	t.Helper()
-	ready := make(chan struct{})
-	// A free loopback port for the metrics.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	metricsAddr := ln.Addr().String()
 	ln.Close()
-	opts := Options{
+	return Options{
 		MetricsAddr:   metricsAddr,
 		ControlSocket: filepath.Join(dir, "control.sock"),
 		Economy: economy.Options{
@@ -62,8 +62,14 @@ func start(t *testing.T, dir string, adjust ...func(*Options)) *running {
 			AgentSocket: filepath.Join(dir, "agent.sock"),
 			LedgerPath:  filepath.Join(dir, "ledger.db"), CPUs: []int{0},
 		},
-		Ready: func() { close(ready) },
 	}
+}
+
+func start(t *testing.T, dir string, adjust ...func(*Options)) *running {
+	t.Helper()
+	ready := make(chan struct{})
+	opts := testOptions(t, dir)
+	opts.Ready = func() { close(ready) }
 	for _, f := range adjust {
 		f(&opts)
 	}

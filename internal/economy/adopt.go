@@ -433,6 +433,10 @@ func (e *Economy) settle(ctx context.Context, name string) (units.Credits, error
 	return 0, nil
 }
 
+// CgroupLayout returns the host's cgroup layout as the economy's cell
+// manager found it: where adopted cgroups are looked for.
+func (e *Economy) CgroupLayout() cell.Layout { return e.mgr.Layout() }
+
 // PriceCeiling returns the reserve price at the controller's highest
 // multiplier, and that multiplier.
 func (e *Economy) PriceCeiling() (units.Credits, float64) {

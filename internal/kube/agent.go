@@ -59,38 +59,54 @@ import (
 // implements it; cells are named "namespace/pod".
 type Economy interface {
 	// Adopt puts the pod's cgroup under the economy as a cell (with
-	// cell.Manager.Adopt, passing req.Owner on as cell.AdoptSpec.Owner),
-	// with a wallet of req.Terms.Wallet credits and the standing bid,
-	// tap and insolvency policy of req.Terms. A cell of that name that
-	// already exists is an error wrapping cell.ErrExists.
-	Adopt(ctx context.Context, req AdoptRequest) error
-	// Release takes the cell out of the economy (cell.Cell.Close: thawed,
-	// the owner's CPU limit back, its processes left alone), settles and
-	// closes its wallet, and returns what was left in it. A cell the
-	// economy does not know is an error wrapping ErrUnknownCell.
+	// cell.Manager.Adopt), with a wallet of req.Terms.Wallet credits and
+	// the standing bid, tap and insolvency policy of req.Terms, req.Owner
+	// to ask when the pod must go. It returns the cell's name: req.Name,
+	// or, where an earlier incarnation of the pod used that name (names
+	// are never reused), req.Name/N. A cgroup the economy governs already
+	// is an error wrapping cell.ErrExists; one the economy will never
+	// adopt (an empty or frozen cgroup, a bad name) an error wrapping
+	// ErrRefused.
+	Adopt(ctx context.Context, req AdoptRequest) (string, error)
+	// Release takes the cell out of the economy (thawed, the owner's CPU
+	// limit back, its processes left alone), settles and closes its
+	// wallet, and returns what was left in it. A cell the economy does
+	// not know is an error wrapping ErrUnknownCell.
 	Release(ctx context.Context, name string) (units.Credits, error)
 	// Report reads the node's price, temperature and cells. It must not
-	// block on anything but the economy's own lock.
+	// block on anything but the economy's own lock. Before the economy's
+	// first tick it is an error wrapping ErrNotReady.
 	Report(ctx context.Context) (NodeReport, error)
 }
 
-// ErrUnknownCell is what Economy.Release wraps for a cell it does not
-// know.
-var ErrUnknownCell = errors.New("no such cell")
+// Errors of the Economy.
+var (
+	// ErrUnknownCell is what Economy.Release wraps for a cell it does
+	// not know.
+	ErrUnknownCell = errors.New("no such cell")
+	// ErrRefused is what Economy.Adopt wraps for a pod it will not adopt
+	// as it is: the agent says why on the pod and tries again only when
+	// the pod changes.
+	ErrRefused = errors.New("refused by the node's economy")
+	// ErrNotReady is what Economy.Report wraps before there is anything
+	// to report: nothing is published until there is.
+	ErrNotReady = errors.New("the node's economy has not ticked yet")
+)
 
 // AdoptRequest asks the economy to govern a pod's cgroup.
 type AdoptRequest struct {
-	// Name is the cell's name: "namespace/pod".
+	// Name is the cell's name: "namespace/pod" (the economy may add an
+	// incarnation, see Economy.Adopt).
 	Name string
 	// Cgroup is the pod's cgroup path below each hierarchy's root, for
 	// cell.AdoptSpec.Cgroup.
 	Cgroup string
 	// Terms are what the pod's annotations ask for.
 	Terms Terms
-	// Owner evicts the pod. The economy calls it (cell.Cell.Kill on an
-	// adopted cell calls Owner.Stop) when a pod set to Evict runs dry;
-	// Stop only queues the eviction and returns at once, so a tick never
-	// waits for the API server.
+	// Owner evicts the pod. The economy calls it when a pod set to Evict
+	// runs dry (or an operator kills its cell); Stop only queues the
+	// eviction and returns at once, so a tick never waits for the API
+	// server.
 	Owner cell.Owner
 }
 
@@ -165,6 +181,12 @@ type Options struct {
 	Hot   HotPolicy
 }
 
+// podCell is an adopted pod: its UID and its cell's name.
+type podCell struct {
+	uid  types.UID
+	cell string
+}
+
 // Agent is the node agent. Run runs it.
 type Agent struct {
 	opts   Options
@@ -177,10 +199,10 @@ type Agent struct {
 	lister listersv1.PodLister
 
 	mu      sync.Mutex
-	adopted map[string]types.UID // cell name → pod UID
-	warned  map[string]string    // pod key → the bad-annotation message last sent
-	blocked map[string]bool      // pod key → an eviction-blocked event was sent
-	last    NodeAnnotation       // the latest reading, published or not
+	adopted map[string]podCell // pod key (namespace/name) → its cell
+	warned  map[string]string  // pod key → the bad-annotation message last sent
+	blocked map[string]bool    // pod key → an eviction-blocked event was sent
+	last    NodeAnnotation     // the latest reading, published or not
 	hasLast bool
 
 	pubMu    sync.Mutex
@@ -220,7 +242,7 @@ func New(opts Options) (*Agent, error) {
 		// API server away.
 		pods:    workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.NewTypedItemExponentialFailureRateLimiter[string](200*time.Millisecond, 30*time.Second), workqueue.TypedRateLimitingQueueConfig[string]{Name: "maxwell-pods"}),
 		evicts:  workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.NewTypedItemExponentialFailureRateLimiter[string](200*time.Millisecond, 30*time.Second), workqueue.TypedRateLimitingQueueConfig[string]{Name: "maxwell-evictions"}),
-		adopted: map[string]types.UID{}, warned: map[string]string{}, blocked: map[string]bool{},
+		adopted: map[string]podCell{}, warned: map[string]string{}, blocked: map[string]bool{},
 		band: Bander{Policy: opts.Bands}, hot: Hot{Policy: opts.Hot}, limit: RateLimit{Min: opts.PublishEvery},
 	}
 	a.bcast = record.NewBroadcaster()
@@ -324,9 +346,9 @@ func (a *Agent) syncPod(ctx context.Context, key string) error {
 		return err
 	}
 	a.mu.Lock()
-	uid, adopted := a.adopted[key]
+	pc, adopted := a.adopted[key]
 	a.mu.Unlock()
-	if adopted && uid != pod.UID {
+	if adopted && pc.uid != pod.UID {
 		a.release(ctx, key, nil, "the pod was replaced")
 		adopted = false
 	}
@@ -359,26 +381,23 @@ func (a *Agent) syncPod(ctx context.Context, key string) error {
 		}
 		return fmt.Errorf("%w: %v", errRetry, err)
 	}
-	req := AdoptRequest{Name: key, Cgroup: found.Path, Terms: terms, Owner: evictor{a}}
-	if err := a.opts.Economy.Adopt(ctx, req); err != nil {
-		if errors.Is(err, cell.ErrExists) {
-			// Adopted before this agent started (a restart): it is ours.
-			a.mu.Lock()
-			a.adopted[key] = pod.UID
-			a.mu.Unlock()
-			return nil
-		}
+	req := AdoptRequest{Name: key, Cgroup: found.Path, Terms: terms, Owner: evictor{a: a, key: key}}
+	cellName, err := a.opts.Economy.Adopt(ctx, req)
+	if err != nil {
 		a.warnOnce(pod, "MaxwellAdoptFailed", err.Error())
+		if errors.Is(err, ErrRefused) || errors.Is(err, cell.ErrExists) {
+			return nil // until the pod changes
+		}
 		return fmt.Errorf("%w: %v", errRetry, err)
 	}
 	a.mu.Lock()
-	a.adopted[key] = pod.UID
+	a.adopted[key] = podCell{uid: pod.UID, cell: cellName}
 	delete(a.warned, key)
 	a.mu.Unlock()
 	a.events.Eventf(pod, corev1.EventTypeNormal, "MaxwellAdopted",
 		"cgroup %s adopted as cell %s on node %s: wallet %d credits, max bid %d, %d units, tap %d/s, on insolvency %s",
-		found.Path, key, a.opts.Node, terms.Wallet, terms.MaxBid, terms.Units, terms.Tap, terms.OnInsolvency)
-	a.log.Info("pod adopted", "pod", key, "cgroup", found.Path, "wallet", int64(terms.Wallet))
+		found.Path, cellName, a.opts.Node, terms.Wallet, terms.MaxBid, terms.Units, terms.Tap, terms.OnInsolvency)
+	a.log.Info("pod adopted", "pod", key, "cell", cellName, "cgroup", found.Path, "wallet", int64(terms.Wallet))
 	return nil
 }
 
@@ -399,7 +418,7 @@ func (a *Agent) warnOnce(pod *corev1.Pod, reason, msg string) {
 // release releases a pod's cell if the agent adopted it.
 func (a *Agent) release(ctx context.Context, key string, pod *corev1.Pod, why string) {
 	a.mu.Lock()
-	_, ok := a.adopted[key]
+	pc, ok := a.adopted[key]
 	delete(a.adopted, key)
 	delete(a.warned, key)
 	delete(a.blocked, key)
@@ -407,23 +426,26 @@ func (a *Agent) release(ctx context.Context, key string, pod *corev1.Pod, why st
 	if !ok {
 		return
 	}
-	left, err := a.opts.Economy.Release(ctx, key)
+	left, err := a.opts.Economy.Release(ctx, pc.cell)
 	if err != nil && !errors.Is(err, ErrUnknownCell) {
-		a.log.Warn("releasing pod", "pod", key, "err", err)
+		a.log.Warn("releasing pod", "pod", key, "cell", pc.cell, "err", err)
 		return
 	}
-	a.log.Info("pod released", "pod", key, "why", why, "settled_credits", int64(left))
+	a.log.Info("pod released", "pod", key, "cell", pc.cell, "why", why, "settled_credits", int64(left))
 	if pod != nil {
-		a.events.Eventf(pod, corev1.EventTypeNormal, "MaxwellReleased", "cell %s released (%s); wallet settled with %d credits left", key, why, left)
+		a.events.Eventf(pod, corev1.EventTypeNormal, "MaxwellReleased", "cell %s released (%s); wallet settled with %d credits left", pc.cell, why, left)
 	}
 }
 
-// evictor is the Owner of every adopted pod: Stop queues its eviction.
-type evictor struct{ a *Agent }
+// evictor is the Owner of an adopted pod: Stop queues its eviction.
+type evictor struct {
+	a   *Agent
+	key string // the pod's namespace/name
+}
 
 // Stop implements cell.Owner.
-func (e evictor) Stop(_ context.Context, name string) error {
-	e.a.evicts.Add(name)
+func (e evictor) Stop(context.Context, string) error {
+	e.a.evicts.Add(e.key)
 	return nil
 }
 
@@ -462,7 +484,7 @@ func (a *Agent) evict(ctx context.Context, key string) error {
 	err = a.opts.Client.CoreV1().Pods(ns).EvictV1(ctx, ev)
 	switch {
 	case err == nil:
-		a.events.Eventf(pod, corev1.EventTypeNormal, "MaxwellEvicted", "wallet of cell %s ran dry on node %s: evicted through the Eviction API", key, a.opts.Node)
+		a.events.Eventf(pod, corev1.EventTypeNormal, "MaxwellEvicted", "the wallet of pod %s ran dry on node %s (or its cell was killed): evicted through the Eviction API", key, a.opts.Node)
 		a.log.Info("pod evicted", "pod", key)
 		return nil
 	case apierrors.IsNotFound(err):
@@ -474,7 +496,7 @@ func (a *Agent) evict(ctx context.Context, key string) error {
 		a.blocked[key] = true
 		a.mu.Unlock()
 		if first {
-			a.events.Eventf(pod, corev1.EventTypeWarning, "MaxwellEvictionBlocked", "wallet of cell %s ran dry, but the eviction is refused for now (%v); retrying", key, err)
+			a.events.Eventf(pod, corev1.EventTypeWarning, "MaxwellEvictionBlocked", "the wallet of pod %s ran dry, but the eviction is refused for now (%v); retrying, and the pod runs meanwhile", key, err)
 		}
 	}
 	return err
@@ -504,6 +526,10 @@ func (a *Agent) PublishOnce(ctx context.Context) bool {
 	defer a.pubMu.Unlock()
 	now := a.clk.Now()
 	rep, err := a.opts.Economy.Report(ctx)
+	if errors.Is(err, ErrNotReady) {
+		a.log.Debug("nothing to publish yet", "err", err)
+		return false
+	}
 	if err != nil {
 		a.log.Warn("reading the economy", "err", err)
 		return false
@@ -605,8 +631,8 @@ func (a *Agent) Adopted() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	out := make([]string, 0, len(a.adopted))
-	for n := range a.adopted {
-		out = append(out, n)
+	for _, pc := range a.adopted {
+		out = append(out, pc.cell)
 	}
 	return out
 }

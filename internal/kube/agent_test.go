@@ -127,15 +127,15 @@ func (e *economy) setMultiplier(mult float64) {
 	}
 }
 
-func (e *economy) Adopt(ctx context.Context, req kube.AdoptRequest) error {
+func (e *economy) Adopt(ctx context.Context, req kube.AdoptRequest) (string, error) {
 	c, err := e.m.Adopt(ctx, cell.AdoptSpec{Name: req.Name, Cgroup: req.Cgroup, Owner: req.Owner})
 	if err != nil {
-		return err
+		return "", err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.cells[req.Name] = &ecell{c: c, terms: req.Terms, balance: req.Terms.Wallet, cgroup: req.Cgroup}
-	return nil
+	return req.Name, nil
 }
 
 func (e *economy) Release(_ context.Context, name string) (units.Credits, error) {

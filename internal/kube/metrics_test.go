@@ -14,7 +14,7 @@ import (
 
 type reportOnly struct{ r NodeReport }
 
-func (e reportOnly) Adopt(context.Context, AdoptRequest) error { return nil }
+func (e reportOnly) Adopt(_ context.Context, r AdoptRequest) (string, error) { return r.Name, nil }
 func (e reportOnly) Release(context.Context, string) (units.Credits, error) {
 	return 0, nil
 }

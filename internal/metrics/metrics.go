@@ -208,5 +208,12 @@ func Handler(state StateFunc) http.Handler {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 		})
 	}
+	return HandlerFor(reg)
+}
+
+// HandlerFor serves a registry's metrics as Handler does, for a daemon
+// that registers collectors of its own beside NewRegistry's (the
+// Kubernetes node agent's).
+func HandlerFor(reg *prometheus.Registry) http.Handler {
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.HTTPErrorOnError, Timeout: Timeout + time.Second})
 }
