@@ -197,7 +197,8 @@ type Options struct {
 	synchronous       string
 	walAutocheckpoint int
 
-	// stepRows overrides rollupStepRows (tests).
+	// stepRows overrides rollupStepRows, which also bounds the rows a step
+	// of a migration moves (tests).
 	stepRows int
 
 	// immutable: the ledger is on a read-only file system (set by Open).

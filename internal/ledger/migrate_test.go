@@ -269,3 +269,74 @@ func TestMigrateV2FullDisk(t *testing.T) {
 		t.Errorf("migrated: %+v", rep)
 	}
 }
+
+// writeV2 writes, with SQLite alone, a ledger of schema version 2 at path
+// as the code of that version laid it out: wallets endowed 1<<40 each,
+// every one charged a payment of tick%1000+1 on every tick from 1 to
+// ticks, all of them still per tick, in WAL mode; the database closed,
+// its log copied in.
+func writeV2(t *testing.T, path string, wallets, ticks int) {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	q := `PRAGMA journal_mode = WAL; BEGIN;` + migrations[0].sql + migrations[1].sql
+	for i := range wallets {
+		w := fmt.Sprintf("w%d", i)
+		open := Tx{Key: "open/cell:" + w, Kind: KindEndow, Wallet: w, Open: &WalletSpec{Name: w, Endowment: 1 << 40}}
+		q += fmt.Sprintf(`INSERT INTO accounts (name, kind, state, endowment, id) VALUES ('%[1]s', 'wallet', 'open', %[2]d, %[3]d);
+			INSERT INTO txs (id, key, kind, tick, memo, digest) VALUES (%[4]d, '%[5]s', 'endow', 0, '', x'%[6]x');
+			INSERT INTO entries VALUES (%[4]d, 0, 'mint', -%[2]d), (%[4]d, 1, '%[1]s', %[2]d);`, w, 1<<40, 3+i, 1+i, open.Key, open.digest())
+	}
+	q += fmt.Sprintf(`WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < %d)
+			INSERT INTO ticks (tick, account, after, payment) SELECT n, a.id, %d, n %% 1000 + 1 FROM t, accounts a WHERE a.kind = 'wallet';
+		UPDATE accounts SET balance = endowment - (SELECT SUM(payment) FROM ticks WHERE account = accounts.id) WHERE kind = 'wallet';
+		UPDATE accounts SET balance = (SELECT SUM(payment) FROM ticks) WHERE name = 'burn';
+		UPDATE accounts SET balance = -(SELECT SUM(endowment) FROM accounts) WHERE name = 'mint';
+		PRAGMA user_version = 2; COMMIT;`, ticks, wallets)
+	if _, err := db.Exec(q); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMigrateV2InPlace migrates a version 2 ledger of 80,000 per-tick rows
+// in place: the database file does not grow by a copy of its tables (the
+// rows are moved in steps, each step's pages taking the next one's rows),
+// and the write-ahead log of the move is truncated.
+func TestMigrateV2InPlace(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	writeV2(t, path, 8, 10_000)
+	was := fileSize(path)
+	r, err := Open(ctx, path, Options{ReadOnly: true})
+	if err == nil {
+		r.Close()
+		t.Fatal("a reader opened a version 2 ledger")
+	}
+	db := rawDB(t, path)
+	before := dump(t, db, `SELECT name, balance FROM accounts ORDER BY name`)
+	db.Close()
+
+	l, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	rep := mustVerify(t, l)
+	now, wal := fileSize(path), fileSize(path+"-wal")
+	t.Logf("database %d bytes at version 2, %d migrated; log %d bytes", was, now, wal)
+	if rep.SchemaVersion != 3 || rep.Postings != 80_000 || rep.Wallets != 8 {
+		t.Errorf("migrated: %+v", rep)
+	}
+	if got := dump(t, l.db, `SELECT name, balance FROM accounts ORDER BY name`); got != before {
+		t.Errorf("balances after the migration\n%s\nbefore\n%s", got, before)
+	}
+	if now > was*6/5 {
+		t.Errorf("the migration grew the database from %d to %d bytes: more than a fifth, as if it kept a copy of its tables", was, now)
+	}
+	if wal != 0 {
+		t.Errorf("write-ahead log of %d bytes after the migration, want it truncated", wal)
+	}
+}

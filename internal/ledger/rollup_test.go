@@ -554,7 +554,7 @@ func TestMigrateV1(t *testing.T) {
 	}
 	old := Tx{Key: Key(3, "a", "payment"), Kind: KindPayment, Tick: 3, Wallet: "a", Entries: []Entry{{"a", -30}, {Burn, 30}}}
 	open := Tx{Key: "open/a", Kind: KindEndow, Tick: 0, Wallet: "a", Open: &WalletSpec{Name: "a", Endowment: 100}}
-	if _, err := db.Exec(migrations[0]+`
+	if _, err := db.Exec(migrations[0].sql+`
 		INSERT INTO accounts (name, kind, state, balance, endowment) VALUES ('a', 'wallet', 'open', 70, 100);
 		UPDATE accounts SET balance = -100 WHERE name = 'mint'; UPDATE accounts SET balance = 30 WHERE name = 'burn';
 		INSERT INTO txs (id, key, kind, tick, memo, digest) VALUES (1, 'open/a', 'endow', 0, '', ?), (2, ?, 'payment', 3, '', ?);

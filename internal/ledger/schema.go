@@ -3,14 +3,24 @@ package ledger
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 )
 
+// migration takes the schema from one version to the next, in one SQLite
+// transaction: its SQL, then run, if set.
+type migration struct {
+	sql string
+	// run finishes what sql began; step bounds the rows a statement of
+	// it moves (Options.stepRows).
+	run func(ctx context.Context, tx *sql.Tx, step int) error
+}
+
 // migrations[i] takes the schema from version i to version i+1 (PRAGMA
 // user_version). Append; never edit a migration that has shipped.
-var migrations = []string{
+var migrations = []migration{
 	// 0 → 1: accounts, transactions, entries; the two system accounts.
-	`
+	{sql: `
 CREATE TABLE accounts (
 	name          TEXT    PRIMARY KEY,
 	kind          TEXT    NOT NULL CHECK (kind IN ('mint', 'burn', 'wallet')),
@@ -40,12 +50,12 @@ CREATE TABLE entries (
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX entries_account ON entries (account);
 INSERT INTO accounts (name, kind, state) VALUES ('mint', 'mint', 'open'), ('burn', 'burn', 'open');
-`,
+`},
 	// 1 → 2: per-tick postings stored compactly (ticks), their per-minute
 	// rollups (rollups) and the rollup watermark (rollup_state); accounts
 	// get a stable integer id for those two tables to refer to. Postings
 	// written before version 2 stay whole in txs and entries.
-	`
+	{sql: `
 ALTER TABLE accounts ADD COLUMN id INTEGER;
 UPDATE accounts SET id = rowid;
 CREATE UNIQUE INDEX accounts_id ON accounts (id);
@@ -85,17 +95,18 @@ CREATE TABLE rollup_state (
 	bucket INTEGER NOT NULL
 ) STRICT;
 INSERT INTO rollup_state (one, below, bucket) VALUES (1, 0, 0);
-`,
+`},
 	// 2 → 3: income, a per-tick kind: a column of ticks, a count and a sum
 	// in rollups. SQLite cannot change a table's CHECK constraint (ticks
 	// needs income among the columns of which one must be set), so both
 	// tables are rebuilt as SQLite's documentation of ALTER TABLE
-	// describes: create the new table, copy the rows, drop the old one,
-	// rename the new one, all in the migration's one transaction. Foreign
-	// keys stay on: nothing refers to ticks or rollups, so dropping them
-	// breaks no reference, and every row copied is checked against
-	// accounts again. Rows rolled up before version 3 hold no income.
-	`
+	// describes: create the new table, copy the rows (moveToV3), drop the
+	// old one, rename the new one, all in the migration's one
+	// transaction. Foreign keys stay on: nothing refers to ticks or
+	// rollups, so dropping them breaks no reference, and every row copied
+	// is checked against accounts again. Rows rolled up before version 3
+	// hold no income.
+	{sql: `
 CREATE TABLE ticks_v3 (
 	tick    INTEGER NOT NULL,
 	account INTEGER NOT NULL REFERENCES accounts (id),
@@ -109,10 +120,6 @@ CREATE TABLE ticks_v3 (
 	CHECK (COALESCE(tap, income, payment, energy, tax, rent) IS NOT NULL),
 	PRIMARY KEY (tick, account)
 ) STRICT, WITHOUT ROWID;
-INSERT INTO ticks_v3 (tick, account, after, tap, payment, energy, tax, rent)
-	SELECT tick, account, after, tap, payment, energy, tax, rent FROM ticks;
-DROP TABLE ticks;
-ALTER TABLE ticks_v3 RENAME TO ticks;
 CREATE TABLE rollups_v3 (
 	account    INTEGER NOT NULL REFERENCES accounts (id),
 	bucket     INTEGER NOT NULL,
@@ -133,21 +140,87 @@ CREATE TABLE rollups_v3 (
 	net        INTEGER NOT NULL,
 	PRIMARY KEY (bucket, account)
 ) STRICT, WITHOUT ROWID;
-INSERT INTO rollups_v3 (account, bucket, first_tick, last_tick, n_tap, tap, n_income, income,
-		n_payment, payment, n_energy, energy, n_tax, tax, n_rent, rent, net)
-	SELECT account, bucket, first_tick, last_tick, n_tap, tap, 0, 0,
-		n_payment, payment, n_energy, energy, n_tax, tax, n_rent, rent, net FROM rollups;
-DROP TABLE rollups;
-ALTER TABLE rollups_v3 RENAME TO rollups;
-`,
+`, run: moveToV3},
+}
+
+// moveToV3 finishes the migration to version 3: it moves the rows of
+// ticks and rollups into their tables of version 3 and puts those in their
+// place.
+func moveToV3(ctx context.Context, tx *sql.Tx, step int) error {
+	for _, m := range []struct{ from, to, key, into, values string }{
+		{"ticks", "ticks_v3", "tick",
+			`tick, account, after, tap, payment, energy, tax, rent`,
+			`tick, account, after, tap, payment, energy, tax, rent`},
+		{"rollups", "rollups_v3", "bucket",
+			`account, bucket, first_tick, last_tick, n_tap, tap, n_income, income, n_payment, payment, n_energy, energy, n_tax, tax, n_rent, rent, net`,
+			`account, bucket, first_tick, last_tick, n_tap, tap, 0, 0, n_payment, payment, n_energy, energy, n_tax, tax, n_rent, rent, net`},
+	} {
+		if err := moveRows(ctx, tx, m.from, m.to, m.key, m.into, m.values, step); err != nil {
+			return fmt.Errorf("move %s: %w", m.from, err)
+		}
+	}
+	_, err := tx.ExecContext(ctx, `DROP TABLE ticks; ALTER TABLE ticks_v3 RENAME TO ticks;
+		DROP TABLE rollups; ALTER TABLE rollups_v3 RENAME TO rollups;`)
+	return err
+}
+
+// moveRows moves every row of the table from into the table to: into are
+// to's columns, values what from's rows give them. It works in steps of
+// about step rows in the order of key, an integer column that leads from's
+// primary key; each step copies its rows and deletes them from from, so
+// that the pages they free take the rows of the steps that follow. Copied
+// at once, the old table's pages would be freed only once the new one was
+// written, and the database file would keep the size of both.
+func moveRows(ctx context.Context, tx *sql.Tx, from, to, key, into, values string, step int) error {
+	for {
+		var lo, hi sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT MIN(`+key+`) FROM `+from).Scan(&lo); err != nil {
+			return err
+		}
+		if !lo.Valid {
+			return nil // all moved
+		}
+		err := tx.QueryRowContext(ctx, `SELECT `+key+` FROM `+from+` ORDER BY `+key+` LIMIT 1 OFFSET ?`, step).Scan(&hi)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			hi = sql.NullInt64{} // the last step: all that is left
+		case err != nil:
+			return err
+		default:
+			hi.Int64 = max(hi.Int64, lo.Int64+1) // whole keys, and at least one
+		}
+		where, args := "", []any{}
+		if hi.Valid {
+			where, args = ` WHERE `+key+` < ?`, []any{hi.Int64}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO `+to+` (`+into+`) SELECT `+values+` FROM `+from+where, args...); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+from+where, args...); err != nil {
+			return err
+		}
+	}
 }
 
 // SchemaVersion is the schema version this package writes.
 const SchemaVersion = 3
 
 // migrate brings the database to SchemaVersion, one migration per SQLite
-// transaction.
+// transaction, then truncates the write-ahead log if it migrated: a
+// migration that moves rows leaves a log of their size, which the disk
+// need not keep.
 func (l *Ledger) migrate(ctx context.Context) error {
+	migrated := false
+	defer func() {
+		if !migrated {
+			return
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if c, err := l.checkpoint(ctx, CheckpointTruncate); err != nil || c.Busy {
+			l.log.Warn("ledger migrated, its write-ahead log not truncated", "path", l.path, "wal_bytes", c.WALBefore, "busy", c.Busy, "err", err)
+		}
+	}()
 	for {
 		tx, err := l.db.BeginTx(ctx, nil)
 		if err != nil {
@@ -161,7 +234,12 @@ func (l *Ledger) migrate(ctx context.Context) error {
 			tx.Rollback()
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+		m := migrations[v]
+		_, err = tx.ExecContext(ctx, m.sql)
+		if err == nil && m.run != nil {
+			err = m.run(ctx, tx, l.ret.stepRows)
+		}
+		if err != nil {
 			tx.Rollback()
 			return fmt.Errorf("migrate to version %d: %w", v+1, classify(err))
 		}
@@ -172,6 +250,7 @@ func (l *Ledger) migrate(ctx context.Context) error {
 		if err := tx.Commit(); err != nil {
 			return fmt.Errorf("migrate to version %d: %w", v+1, classify(err))
 		}
+		migrated = true
 		l.log.Info("ledger schema migrated", "path", l.path, "version", v+1)
 	}
 }
