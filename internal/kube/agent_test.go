@@ -2,7 +2,6 @@ package kube_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -65,9 +64,7 @@ func cluster(t *testing.T) *kubetest.Cluster {
 			sharedErr = err
 		}
 	})
-	if errors.Is(sharedErr, kubetest.ErrMissingBinary) {
-		t.Skip(sharedErr)
-	}
+	kubetest.SkipIfMissing(t, sharedErr)
 	if sharedErr != nil {
 		t.Fatal(sharedErr)
 	}

@@ -58,6 +58,24 @@ const BinEnv = "MAXWELL_KUBE_BIN"
 // ErrMissingBinary means a control-plane binary has not been built.
 var ErrMissingBinary = errors.New("kubernetes test binary missing")
 
+// RequireEnv names the environment variable that makes a missing binary
+// fail a test instead of skipping it: CI sets it, so that the Kubernetes
+// tests cannot quietly not run there.
+const RequireEnv = "MAXWELL_KUBE_REQUIRED"
+
+// SkipIfMissing skips the test, with the reason, when err says a binary
+// is missing, or fails it where RequireEnv is set.
+func SkipIfMissing(t testing.TB, err error) {
+	t.Helper()
+	if !errors.Is(err, ErrMissingBinary) {
+		return
+	}
+	if os.Getenv(RequireEnv) != "" {
+		t.Fatalf("%v (and %s is set: these tests must run here)", err, RequireEnv)
+	}
+	t.Skip(err)
+}
+
 // BinDir returns where the control-plane binaries are: $MAXWELL_KUBE_BIN,
 // else $HOME/.cache/maxwell/kube/<KubeVersion>, as .ci/kube-binaries
 // builds them.
@@ -120,15 +138,13 @@ type proc struct {
 
 // Start starts a cluster for the test and stops it at its end. It skips
 // the test, with the reason, when a binary is missing (see the package
-// doc). It needs no root.
+// doc; SkipIfMissing). It needs no root.
 func Start(t testing.TB, opts Options) *Cluster {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*readyTimeout(opts))
 	defer cancel()
 	c, err := New(ctx, opts)
-	if errors.Is(err, ErrMissingBinary) {
-		t.Skip(err)
-	}
+	SkipIfMissing(t, err)
 	if err != nil {
 		t.Fatal(err)
 	}
