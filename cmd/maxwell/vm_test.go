@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/maxwellhq/maxwell/internal/api"
+	"github.com/maxwellhq/maxwell/internal/api/apitest"
+	"github.com/maxwellhq/maxwell/internal/cell/oci"
+	"github.com/maxwellhq/maxwell/internal/cell/vm"
+	"github.com/maxwellhq/maxwell/internal/cell/vm/vmtest"
+	"github.com/maxwellhq/maxwell/internal/cgroupfs"
+	"github.com/maxwellhq/maxwell/internal/lab"
+	"github.com/maxwellhq/maxwell/internal/life"
+	"github.com/maxwellhq/maxwell/internal/vmimage"
+)
+
+// TestSpawnVMFlags: spawn --vm sends the guest's command with the VM's
+// settings, its paths made absolute and no working directory of the
+// caller's; VM flags without --vm are refused.
+func TestSpawnVMFlags(t *testing.T) {
+	b := &apitest.Backend{}
+	sock := apitest.Serve(t, b)
+	if _, _, err := runCtl(t, "spawn", "--socket", sock, "--wallet", "500", "--vm", "--kernel", "img/vmlinuz", "--rootfs", "/srv/root.ext4",
+		"--memory", "192", "--vcpus", "2", "--name", "guest", "--", "/bin/maxwell", "agent", "scientist"); err != nil {
+		t.Fatal(err)
+	}
+	wd, _ := os.Getwd()
+	want := api.SpawnRequest{Name: "guest", Argv: []string{"/bin/maxwell", "agent", "scientist"}, Wallet: 500,
+		VM: &api.VMRequest{VMM: vm.VMMQEMU, Kernel: filepath.Join(wd, "img/vmlinuz"), RootFS: "/srv/root.ext4", MemoryMiB: 192, VCPUs: 2}}
+	if got := b.Spawned(); len(got) != 1 || !reflect.DeepEqual(got[0], want) {
+		t.Errorf("daemon got %+v (vm %+v)\nwant %+v (vm %+v)", got, got[0].VM, want, want.VM)
+	}
+	for _, tt := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"--kernel", "/k", "true"}, "--kernel needs --vm"},
+		{[]string{"--memory", "512", "true"}, "--memory needs --vm"},
+		{[]string{"--vm", "--vmm", "bochs", "true"}, `vm.vmm "bochs": want qemu or firecracker`},
+		{[]string{"--vm", "--vmm", "firecracker", "--initrd", "/i", "true"}, "no initramfs"},
+		{[]string{"--vm", "--memory", "4", "true"}, "vm.memory_mib 4"},
+		{[]string{"--vm", "--oci", "/srv/root", "true"}, "not both"},
+	} {
+		_, _, err := runCtl(t, append([]string{"spawn", "--socket", sock, "--wallet", "5"}, tt.args...)...)
+		if err == nil || !strings.Contains(err.Error(), tt.msg) {
+			t.Errorf("spawn %v: %v, want an error saying %q", tt.args, err, tt.msg)
+		}
+	}
+	if n := len(b.Spawned()); n != 1 {
+		t.Errorf("refused spawns reached the daemon: %d spawns", n)
+	}
+}
+
+// TestVMImageCommand builds a guest image with `maxwell vm image` from a
+// real kernel, busybox and maxwell binary, reads it back, and builds it
+// again: kept, the same digest.
+func TestVMImageCommand(t *testing.T) {
+	kernel := vmtest.Kernel(t)
+	if _, err := os.Stat(oci.DefaultBusybox); err != nil {
+		t.Skipf("no %s (Debian: apt-get install busybox-static)", oci.DefaultBusybox)
+	}
+	mx := vmtest.Maxwell(t)
+	out := filepath.Join(t.TempDir(), "image")
+	stdout, stderr, err := run(t, "vm", "image", "--kernel", kernel, "--maxwell", mx, "--out", out, "--json")
+	if err != nil {
+		t.Fatalf("vm image: %v\n%s", err, stderr)
+	}
+	var img vmimage.Image
+	if err := json.Unmarshal([]byte(stdout), &img); err != nil {
+		t.Fatalf("--json: %v\n%s", err, stdout)
+	}
+	loaded, err := vmimage.Load(out)
+	if err != nil || loaded.Digest != img.Digest || img.Maxwell != vmimage.GuestMaxwell {
+		t.Errorf("Load = %+v, %v; the command built %+v", loaded, err, img)
+	}
+	stdout, _, err = run(t, "vm", "image", "--kernel", kernel, "--maxwell", mx, "--out", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"guest image " + img.Digest[:12] + " (already built from the same inputs; kept)", "virtio_console.ko", "maxwell:   /bin/maxwell (from " + mx + ")"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("vm image printed\n%s\nwithout %q", stdout, want)
+		}
+	}
+	if _, _, err := run(t, "vm", "image", "--kernel", filepath.Join(t.TempDir(), "none"), "--out", t.TempDir()); err == nil || !strings.Contains(err.Error(), "none") {
+		t.Errorf("a missing kernel: %v", err)
+	}
+}
+
+// TestSpawnVMThroughDaemon runs the Scientist in a microVM spawned by
+// `maxwell spawn --vm` through a real daemon: its reports reach the
+// daemon's hub over virtio-serial and show in `ps --json` under the
+// cell's name, with the VM's backend; `maxwell kill` ends QEMU.
+func TestSpawnVMThroughDaemon(t *testing.T) {
+	vmtest.NeedRoot(t)
+	img := vmtest.Image(t)
+	c, _ := startDaemon(t)
+	sock := c.Path()
+	stdout, stderr, err := runCtl(t, "spawn", "--socket", sock, "--json", "--wallet", "1000000000000", "--max-bid", "100000000",
+		"--vm", "--kernel", img.Kernel, "--initrd", img.Initrd, "--name", "vsci",
+		"--", img.Maxwell, "agent", "scientist", "--report-interval", "200ms", "--threads", "1")
+	if err != nil {
+		t.Fatalf("spawn --vm: %v\n%s", err, stderr)
+	}
+	var info api.CellInfo
+	if err := json.Unmarshal([]byte(stdout), &info); err != nil {
+		t.Fatalf("spawn --json: %v\n%s", err, stdout)
+	}
+	if !strings.HasPrefix(info.Backend, vm.BackendQEMU+"/") {
+		t.Errorf("backend %q, want %s/kvm or /tcg", info.Backend, vm.BackendQEMU)
+	}
+	row := func() api.Cell {
+		out, _, err := runCtl(t, "ps", "--socket", sock, "--all", "--json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st api.State
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range st.Cells {
+			if c.Name == "vsci" {
+				return c
+			}
+		}
+		t.Fatalf("no vsci in ps:\n%s", out)
+		return api.Cell{}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := cgroupfs.Poll(ctx, func() (bool, error) { return row().Counters["primes"] > 0, nil }); err != nil {
+		t.Fatalf("no report from the Scientist in the VM: %v; row %+v", err, row())
+	}
+	if r := row(); r.Backend != info.Backend || r.PID != info.PID || r.Useful == nil {
+		t.Errorf("ps row %+v: want backend %s, QEMU's pid %d and the declared useful work", r, info.Backend, info.PID)
+	}
+	if out, _, err := runCtl(t, "kill", "--socket", sock, "vsci"); err != nil || out != "killed vsci\n" {
+		t.Fatalf("kill: %q, %v", out, err)
+	}
+	if err := cgroupfs.Poll(ctx, func() (bool, error) { return syscall.Kill(info.PID, 0) == syscall.ESRCH, nil }); err != nil {
+		t.Errorf("QEMU (pid %d) alive after the kill", info.PID)
+	}
+	if r := row(); r.State != life.Dead {
+		t.Errorf("after kill: %s", r.State)
+	}
+}
+
+// TestDemoInVMs: `maxwell demo --cell vm`, short: the Scientist and the
+// Miner each in a microVM (under TCG where KVM does not work), the Miner
+// dies in its VM, the Scientist lives and works, the books balance.
+func TestDemoInVMs(t *testing.T) {
+	vmtest.NeedRoot(t)
+	img := vmtest.Image(t)
+	dir := filepath.Join(t.TempDir(), "demo")
+	cfg := filepath.Join(t.TempDir(), "cool.yaml") // see testDemo
+	if err := os.WriteFile(cfg, []byte("engine:\n  setpoint_celsius: 80\n  critical_celsius: 95\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, err := run(t, "--config", cfg, "demo", "--cell", string(lab.VM), "--vm-image", filepath.Dir(img.Kernel),
+		"--duration", "12s", "--out", dir, "--headless", "--json")
+	if err != nil {
+		t.Fatalf("demo --cell vm: %v\nstderr:\n%s", err, stderr)
+	}
+	var res lab.DemoResult
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("--json output: %v\n%s", err, stdout)
+	}
+	e := res.Economy
+	if e.MinerDiedAtSeconds == nil {
+		t.Fatalf("the Miner survived its VM; story:\n%s", stderr)
+	}
+	if !e.ScientistSurvived {
+		t.Errorf("the Scientist died; story:\n%s", stderr)
+	}
+	if !strings.Contains(stderr, "APOPTOSIS: the miner") {
+		t.Errorf("the story does not tell the apoptosis:\n%s", stderr)
+	}
+	if e.ScientistPrimesPerSecondAfter == nil || *e.ScientistPrimesPerSecondAfter <= 0 {
+		t.Errorf("the Scientist did not work after the Miner died: %+v", e)
+	}
+	if !e.LedgerOK || e.LedgerMintedCredits != 2*e.EndowmentCredits {
+		t.Errorf("ledger: ok=%v minted %d, want 2 × %d", e.LedgerOK, e.LedgerMintedCredits, e.EndowmentCredits)
+	}
+	// Both agents ran in VMs: the economy's events say so.
+	events, err := os.ReadFile(filepath.Join(dir, "events.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, who := range []string{lab.Scientist, lab.Miner} {
+		if n := strings.Count(string(events), `"cell":"`+who+`"`); n == 0 {
+			t.Errorf("no event of the %s", who)
+		}
+	}
+	if n := strings.Count(string(events), "backend "+vm.BackendQEMU+"/"); n != 2 {
+		t.Errorf("%d spawns in a QEMU microVM in events.jsonl, want 2:\n%s", n, events)
+	}
+	t.Logf("the Miner died at %.1f s; the Scientist found %s primes/s after", *e.MinerDiedAtSeconds, strconv.FormatFloat(*e.ScientistPrimesPerSecondAfter, 'f', 0, 64))
+}
