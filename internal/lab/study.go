@@ -97,16 +97,20 @@ type RunFigures struct {
 	Dir    string `json:"dir"`
 	Repeat int    `json:"repeat"`
 	// Useful is the useful agents' work in Unit, and its rates per joule
-	// of host energy (total, and above idle where idle is known).
-	Useful          float64  `json:"useful"`
-	Unit            string   `json:"unit"`
-	EnergyJoules    float64  `json:"energy_joules"`
-	DynamicJoules   *float64 `json:"dynamic_energy_joules,omitempty"`
-	EnergySource    string   `json:"energy_source"`
-	UsefulPerJoule  float64  `json:"useful_per_joule"`
-	UsefulPerDynJ   *float64 `json:"useful_per_dynamic_joule,omitempty"`
-	TempMeanCelsius float64  `json:"temperature_mean_celsius"`
-	TempMaxCelsius  float64  `json:"temperature_max_celsius"`
+	// of host energy (total, and above idle where idle is known). Unit is
+	// that of the scenario's first useful agent; useful agents that work
+	// in other units are counted in Other, by counter, not summed with
+	// it.
+	Useful          float64            `json:"useful"`
+	Unit            string             `json:"unit"`
+	Other           map[string]float64 `json:"other_useful,omitempty"`
+	EnergyJoules    float64            `json:"energy_joules"`
+	DynamicJoules   *float64           `json:"dynamic_energy_joules,omitempty"`
+	EnergySource    string             `json:"energy_source"`
+	UsefulPerJoule  float64            `json:"useful_per_joule"`
+	UsefulPerDynJ   *float64           `json:"useful_per_dynamic_joule,omitempty"`
+	TempMeanCelsius float64            `json:"temperature_mean_celsius"`
+	TempMaxCelsius  float64            `json:"temperature_max_celsius"`
 	// AboveShare is the share of the samples above the setpoint + 1 K.
 	AboveShare float64 `json:"above_setpoint_share"`
 	// Apoptoses are when cells died of insolvency, in seconds from the
@@ -350,6 +354,13 @@ func MeasureRun(dir string, sc scenario.Scenario, setpoint float64) (RunFigures,
 	f := RunFigures{Dir: dir, EnergyJoules: sum.EnergyJoules, DynamicJoules: sum.DynamicEnergyJoules, EnergySource: sum.EnergySource,
 		TempMeanCelsius: sum.TemperatureMeanCelsius, TempMaxCelsius: sum.TemperatureMaxCelsius}
 	useful := sc.Useful()
+	main := ""
+	for _, c := range sc.Cells() {
+		if counter, ok := useful[c.Name]; ok {
+			main = counter
+			break
+		}
+	}
 	for _, a := range sum.Agents {
 		counter, isUseful := useful[a.Name]
 		if a.DiedAtSeconds != nil {
@@ -364,10 +375,17 @@ func MeasureRun(dir string, sc scenario.Scenario, setpoint float64) (RunFigures,
 		if !isUseful {
 			continue
 		}
-		f.Useful += float64(a.Counters[counter])
 		f.UsefulCPUShare += a.CPUShare
-		if a.Useful != nil && f.Unit == "" {
-			f.Unit = a.Useful.Unit
+		if counter != main {
+			if f.Other == nil {
+				f.Other = map[string]float64{}
+			}
+			f.Other[counter] += float64(a.Counters[counter])
+		} else {
+			f.Useful += float64(a.Counters[counter])
+			if a.Useful != nil && f.Unit == "" {
+				f.Unit = a.Useful.Unit
+			}
 		}
 		if _, ok := a.Counters[workload.CounterLatencyLE+"inf"]; ok {
 			if p99, err := workload.LatencyQuantile(a.Counters, 0.99); err == nil {
@@ -379,7 +397,7 @@ func MeasureRun(dir string, sc scenario.Scenario, setpoint float64) (RunFigures,
 		}
 	}
 	if f.Unit == "" {
-		f.Unit = "unit"
+		f.Unit = main // the agents never said their unit: the counter's name
 	}
 	if f.EnergyJoules > 0 {
 		f.UsefulPerJoule = f.Useful / f.EnergyJoules
