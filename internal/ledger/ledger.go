@@ -10,8 +10,8 @@
 // # Accounts
 //
 // Two system accounts frame the economy. Mint is the source of all money:
-// endowments, taps and operator funding are paid out of it, so its balance is
-// −minted. Burn is the sink: auction payments, energy charges, taxes, rent and
+// endowments, taps, income for verified useful work and operator funding are
+// paid out of it, so its balance is −minted. Burn is the sink: auction payments, energy charges, taxes, rent and
 // the write-off of a closed wallet go into it, and refunds come back out of it.
 // Every cell has a wallet: an account with an endowment, an optional tap (an
 // income of so many credits per second up to a balance ceiling), and a
@@ -51,10 +51,10 @@
 // # Per-tick postings and rollups
 //
 // The bulk of a ledger is the engine's per-tick postings: a payment, an
-// energy charge, a tax, rent or a tap for each cell on every tick. A
-// transaction of one of those kinds whose key is its conventional
-// Key(tick, wallet, kind), with no memo and the two entries Charge or Tap
-// would make, is stored compactly, one row per wallet and tick holding every
+// energy charge, a tax, rent, a tap or income for each cell on every tick.
+// A transaction of one of those kinds whose key is its conventional
+// Key(tick, wallet, kind), with no memo and the two entries Charge, Tap or
+// Income would make, is stored compactly, one row per wallet and tick holding every
 // kind, instead of as a transaction with its entries (some 26 bytes for a
 // wallet's tick instead of some 190 for each of its postings; Result.ID and
 // Posted.ID are then 0). Every other transaction (opens,
