@@ -140,7 +140,10 @@ func TestControlCommandErrors(t *testing.T) {
 	}{
 		{"no daemon", []string{"ps", "--socket", missing}, api.ErrNotRunning, "no maxwell daemon at " + missing + " (is `maxwell daemon` running?)"},
 		{"no daemon to kill", []string{"kill", "--socket", missing, "a", "b"}, api.ErrNotRunning, "kill a: "},
-		{"no wallet", []string{"spawn", "--socket", sock, "true"}, nil, `"wallet" not set`},
+		{"no wallet", []string{"spawn", "--socket", sock, "true"}, nil, "--wallet is required"},
+		{"wallet after the command", []string{"spawn", "--socket", sock, "grep", "-r", "foo", "--wallet", "5"}, nil, "spawn's flags go before it"},
+		{"help on nothing", []string{"help", "nosuch"}, nil, `no help topic "nosuch"`},
+		{"a duration without a unit", []string{"demo", "--duration", "10"}, nil, "give a unit"},
 		{"no command", []string{"spawn", "--socket", sock, "--wallet", "5"}, nil, "requires at least 1 arg"},
 		{"negative wallet", []string{"spawn", "--socket", sock, "--wallet", "-5", "true"}, nil, `invalid argument "-5" for "--wallet" flag: want a whole number of credits`},
 		{"bad cpus", []string{"spawn", "--socket", sock, "--wallet", "5", "--cpus", "x", "true"}, nil, "--cpus"},

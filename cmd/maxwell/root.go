@@ -9,12 +9,14 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/maxwellhq/maxwell/internal/buildinfo"
 	"github.com/maxwellhq/maxwell/internal/cell"
 	"github.com/maxwellhq/maxwell/internal/clock"
 	"github.com/maxwellhq/maxwell/internal/config"
@@ -48,7 +50,27 @@ Every power and temperature figure says where it came from: a real sensor,
 or a model (then it is labelled "estimated" and names the model).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       buildinfo.Read().String(),
 	}
+	root.SetVersionTemplate("maxwell {{.Version}}\n")
+	root.SetHelpCommand(&cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		RunE: func(_ *cobra.Command, args []string) error {
+			target, rest, err := root.Find(args)
+			if err != nil || len(rest) > 0 || target == root && len(args) > 0 {
+				return fmt.Errorf("no help topic %q: `maxwell help` lists the commands", strings.Join(args, " "))
+			}
+			return target.Help()
+		},
+	})
+	// A duration without a unit: say which units it takes.
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		if strings.Contains(err.Error(), "missing unit in duration") {
+			return fmt.Errorf("%w (give a unit: 500ms, 90s, 5m, 1h)", err)
+		}
+		return err
+	})
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.configPath, "config", "", "configuration file (YAML) on top of the embedded defaults")
 	pf.StringVar(&a.sysRoot, "sysfs-root", host.Sys, "where sysfs is mounted (tests point this at a fixture tree)")
@@ -63,6 +85,7 @@ or a model (then it is labelled "estimated" and names the model).`,
 		newDemoCmd(a),
 		newCompareCmd(a),
 		newStudyCmd(a),
+		newVersionCmd(),
 		newLedgerCmd(a),
 		newDaemonCmd(a),
 		newSpawnCmd(a),

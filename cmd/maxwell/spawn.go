@@ -1,9 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -68,6 +71,12 @@ func newSpawnCmd(a *app) *cobra.Command {
 		Long:  spawnLong,
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("wallet") {
+				if slices.Contains(args, "--wallet") || slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--wallet=") }) {
+					return errors.New("--wallet came after the command, so it is the command's: spawn's flags go before it (maxwell spawn --wallet N [flags] -- CMD [ARGS…])")
+				}
+				return errors.New("--wallet is required: the cell's endowment in credits (maxwell spawn --wallet N [flags] -- CMD [ARGS…])")
+			}
 			req.Argv = args
 			if cpus != "" {
 				list, err := cpuset.Parse(cpus)
@@ -135,7 +144,6 @@ func newSpawnCmd(a *app) *cobra.Command {
 	f.IntVar(&vmReq.MemoryMiB, "memory", 0, "with --vm: guest memory in MiB (default 256)")
 	f.IntVar(&vmReq.VCPUs, "vcpus", 0, "with --vm: guest vCPUs (default 1)")
 	f.BoolVar(&asJSON, "json", false, "print the new cell as JSON")
-	cmd.MarkFlagRequired("wallet")
 	return cmd
 }
 
