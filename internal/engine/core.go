@@ -291,6 +291,9 @@ type Decision struct {
 	Dt          time.Duration `json:",omitempty"`
 	Utilisation float64       `json:",omitempty"`
 	Multiplier  float64
+	// Binding says which limit set the multiplier: the temperature, the
+	// host's power budget, or none (the price is at its floor).
+	Binding Limit `json:",omitempty"`
 	// Reserve is the reserve price, credits per slot.
 	Reserve units.Credits
 	// Clearing is the auction's clearing price, credits per slot.
@@ -327,10 +330,78 @@ type cellState struct {
 	paid        units.Credits
 }
 
+// Limit names the limit that binds the price.
+type Limit string
+
+// The limits.
+const (
+	LimitTemperature Limit = "temperature"
+	LimitPower       Limit = "power"
+)
+
+// HostSettings are the host's limits an operator may change while the
+// economy runs (nil leaves one as it is).
+type HostSettings struct {
+	// SetpointCelsius is the temperature the controller holds.
+	SetpointCelsius *units.Celsius `json:"setpoint_celsius,omitempty"`
+	// PowerBudget is the host's budget in watts, priced like the heat
+	// (control.PowerLimit); 0 removes it.
+	PowerBudget *units.Power `json:"power_budget_watts,omitempty"`
+}
+
+// SetHost changes the host's limits; a change that cannot be made changes
+// nothing.
+func (c *Core) SetHost(h HostSettings) error {
+	var limit *control.PowerLimit
+	if b := h.PowerBudget; b != nil && *b != 0 {
+		var err error
+		if limit, err = control.NewPowerLimit(*b, c.cfg.Controller.OutMax); err != nil {
+			return fmt.Errorf("%w: %v", ErrConfig, err)
+		}
+	}
+	if sp := h.SetpointCelsius; sp != nil {
+		if err := c.therm.PID().SetSetpoint(*sp); err != nil {
+			return fmt.Errorf("%w: %v", ErrConfig, err)
+		}
+	}
+	if h.PowerBudget != nil {
+		c.power = limit
+	}
+	return nil
+}
+
+// Host returns the setpoint and the power budget (0: none).
+func (c *Core) Host() (units.Celsius, units.Power) {
+	var b units.Power
+	if c.power != nil {
+		b = c.power.Budget()
+	}
+	return c.therm.PID().Config().Setpoint, b
+}
+
+// SetTap changes a cell's tap: rate credits a second while its balance is
+// below cap.
+func (c *Core) SetTap(name string, rate, cap units.Credits) error {
+	cs, ok := c.cells[name]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrUnknown, name)
+	}
+	if cs.state == life.Dead {
+		return fmt.Errorf("%w: %s", ErrDead, name)
+	}
+	if rate < 0 || cap < 0 {
+		return ErrBadAmount
+	}
+	cs.wallet.TapRate, cs.wallet.TapCap = rate, cap
+	c.cells[name] = cs
+	return nil
+}
+
 // Core is the engine's decision core. It is not safe for concurrent use.
 type Core struct {
 	cfg     Config
 	therm   *control.Thermostat
+	power   *control.PowerLimit // nil: no power budget
 	auction market.Auction
 	slots   []market.Slot
 	cells   map[string]cellState
@@ -452,6 +523,15 @@ func (c *Core) Decide(in Input) (Decision, error) {
 	// when the reading is trusted again.
 	td := c.therm.Step(in.Dt, in.Temperature, in.TempErr)
 	d.Multiplier, d.FailSafe = td.Multiplier, td.FailSafe
+	if d.Multiplier > 1 {
+		d.Binding = LimitTemperature
+	}
+	// A power budget prices the power the same way: whichever binds.
+	if c.power != nil {
+		if m := c.power.Step(in.Dt, in.Power); m > d.Multiplier {
+			d.Multiplier, d.Binding = m, LimitPower
+		}
+	}
 	if td.Reason != "" {
 		kind := event.SensorRecovered
 		if td.FailSafe {

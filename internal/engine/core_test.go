@@ -720,3 +720,68 @@ func TestIncome(t *testing.T) {
 		}
 	}
 }
+
+// TestHostLimits: a power budget prices power as the setpoint prices heat,
+// and the decision says which binds; a lower setpoint binds the
+// temperature; removing the budget frees the price; a bad setpoint changes
+// nothing.
+func TestHostLimits(t *testing.T) {
+	c := newCore(t, testConfig(), nil)
+	tick := uint64(0)
+	step := func(temp units.Celsius, power units.Power) Decision {
+		tick++
+		in := input(tick, temp)
+		in.Power = power
+		d, err := c.Decide(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Commit(d)
+		return d
+	}
+	if d := step(40, 20); d.Multiplier != 1 || d.Binding != "" {
+		t.Fatalf("cool, no budget: %v, %q", d.Multiplier, d.Binding)
+	}
+	budget := units.Power(10)
+	if err := c.SetHost(HostSettings{PowerBudget: &budget}); err != nil {
+		t.Fatal(err)
+	}
+	var d Decision
+	for range 20 {
+		d = step(40, 20)
+	}
+	if d.Multiplier <= 1 || d.Binding != LimitPower || d.Reserve <= slotE {
+		t.Errorf("20 W against a 10 W budget: multiplier %v, binding %q, reserve %d", d.Multiplier, d.Binding, d.Reserve)
+	}
+	if sp, b := c.Host(); b != 10 || sp != testConfig().Controller.Setpoint {
+		t.Errorf("Host() = %v, %v", sp, b)
+	}
+	none := units.Power(0)
+	low := units.Celsius(30)
+	if err := c.SetHost(HostSettings{PowerBudget: &none, SetpointCelsius: &low}); err != nil {
+		t.Fatal(err)
+	}
+	for range 200 { // bumpless: the integral moves to the new setpoint
+		d = step(40, 20)
+	}
+	if d.Binding != LimitTemperature || d.Multiplier <= 1 {
+		t.Errorf("40 °C against a 30 °C setpoint, no budget: %v, %q", d.Multiplier, d.Binding)
+	}
+	bad := units.Celsius(200)
+	if err := c.SetHost(HostSettings{SetpointCelsius: &bad, PowerBudget: &budget}); !errors.Is(err, ErrConfig) {
+		t.Errorf("a setpoint of 200 °C: %v", err)
+	}
+	if sp, b := c.Host(); sp != 30 || b != 0 {
+		t.Errorf("a refused change changed the host: %v, %v", sp, b)
+	}
+	c.Admit("a", Wallet{Balance: 1, Endowment: 1})
+	if err := c.SetTap("a", 5, 100); err != nil {
+		t.Fatal(err)
+	}
+	if _, w, _ := c.Cell("a"); w.TapRate != 5 || w.TapCap != 100 {
+		t.Errorf("tap: %+v", w)
+	}
+	if err := c.SetTap("nobody", 1, 1); !errors.Is(err, ErrUnknown) {
+		t.Errorf("tap of nobody: %v", err)
+	}
+}

@@ -671,6 +671,45 @@ func (d *Driver) Fund(name string, amount units.Credits) error {
 	return nil
 }
 
+// SetHost changes the host's limits (Core.SetHost).
+func (d *Driver) SetHost(h HostSettings) error {
+	d.coreMu.Lock()
+	defer d.coreMu.Unlock()
+	if err := d.Core.SetHost(h); err != nil {
+		return err
+	}
+	if d.Journal != nil && d.started {
+		d.Journal(JournalEntry{Host: &h})
+	}
+	return nil
+}
+
+// SetTerms changes a cell's tap (Core.SetTap) and, where bid is set, its
+// standing bid: a policy bid, as spawn --max-bid makes (Units 0 removes
+// it, leaving the cell to bid for itself).
+func (d *Driver) SetTerms(name string, rate, cap units.Credits, bid *Bid) error {
+	d.coreMu.Lock()
+	defer d.coreMu.Unlock()
+	dc, ok := d.cells[name]
+	if !ok {
+		return fmt.Errorf("%w: %s", ErrUnknown, name)
+	}
+	if err := d.Core.SetTap(name, rate, cap); err != nil {
+		return err
+	}
+	if d.Journal != nil && d.started {
+		d.Journal(JournalEntry{Tap: &JournalTap{Name: name, Rate: rate, Cap: cap}})
+	}
+	if bid != nil {
+		if bid.Units > 0 {
+			dc.standing, dc.hasBid, dc.policy, dc.idle = *bid, true, true, 0
+		} else if dc.policy {
+			dc.standing, dc.hasBid, dc.policy = Bid{}, false, false
+		}
+	}
+	return nil
+}
+
 // Retire marks a cell dead at an operator's request and kills it.
 func (d *Driver) Retire(ctx context.Context, name string) error {
 	d.coreMu.Lock()

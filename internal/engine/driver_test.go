@@ -537,3 +537,46 @@ func TestFrozenCellsReadSeldom(t *testing.T) {
 		t.Errorf("a signal cell was read %d times in %d ticks, want every tick", sigReads, ticks)
 	}
 }
+
+// TestLiveChangesReplay: an operator's changes while the driver runs — a
+// setpoint, a power budget, a tap, a standing bid — take effect at the next
+// tick and are journaled, so the run still replays exactly.
+func TestLiveChangesReplay(t *testing.T) {
+	d := newDriver(t, testConfig())
+	var journal bytes.Buffer
+	jw := NewJournalWriter(&journal)
+	d.Journal = jw.Write
+	sci := newFakeCell("scientist")
+	admit(t, d, "scientist", sci, Wallet{Balance: 1e6, Endowment: 1e6}, &Bid{Price: 2 * slotE, Units: 1})
+	tick, stop := run(t, d)
+	for range 3 {
+		sci.burn(100 * time.Millisecond)
+		tick()
+	}
+	low := units.Celsius(30)
+	if err := d.SetHost(HostSettings{SetpointCelsius: &low}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SetTerms("scientist", 1000, 5e6, &Bid{Price: 3 * slotE, Units: 2}); err != nil {
+		t.Fatal(err)
+	}
+	var dec Decision
+	for range 5 {
+		sci.burn(100 * time.Millisecond)
+		dec = tick()
+	}
+	if r := reportOf(dec, "scientist"); r.BidPrice != 3*slotE || r.BidUnits != 2 || r.Tap == 0 {
+		t.Errorf("after set: bid %d×%d, tap %d; want 2×%d and a tap", r.BidUnits, r.BidPrice, r.Tap, 3*slotE)
+	}
+	if sp, _ := d.Core.Host(); sp != 30 {
+		t.Errorf("setpoint %v", sp)
+	}
+	if err := d.SetTerms("nobody", 0, 0, nil); !errors.Is(err, ErrUnknown) {
+		t.Errorf("set on nobody: %v", err)
+	}
+	stop()
+	jw.Close()
+	if n, err := Replay(bytes.NewReader(journal.Bytes())); err != nil || n != 8 {
+		t.Errorf("replay: %d ticks, %v", n, err)
+	}
+}

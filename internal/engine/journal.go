@@ -26,6 +26,9 @@ type JournalEntry struct {
 	Admit *JournalAdmit `json:"admit,omitempty"`
 	Fund  *JournalFund  `json:"fund,omitempty"`
 	Kill  string        `json:"kill,omitempty"`
+	// Host and Tap record Core.SetHost and Core.SetTap.
+	Host *HostSettings `json:"host,omitempty"`
+	Tap  *JournalTap   `json:"tap,omitempty"`
 	// Tick is one tick: what came in, what was decided, and whether the
 	// ledger took the postings (Committed) or not (abandoned).
 	Tick *JournalTick `json:"tick,omitempty"`
@@ -35,6 +38,13 @@ type JournalEntry struct {
 type JournalAdmit struct {
 	Name   string `json:"name"`
 	Wallet Wallet `json:"wallet"`
+}
+
+// JournalTap records Core.SetTap.
+type JournalTap struct {
+	Name string        `json:"name"`
+	Rate units.Credits `json:"rate"`
+	Cap  units.Credits `json:"cap"`
 }
 
 // JournalFund records Core.Fund.
@@ -122,6 +132,10 @@ func Replay(r io.Reader) (int, error) {
 			err = core.Fund(e.Fund.Name, e.Fund.Amount)
 		case e.Kill != "":
 			err = core.Kill(e.Kill)
+		case e.Host != nil:
+			err = core.SetHost(*e.Host)
+		case e.Tap != nil:
+			err = core.SetTap(e.Tap.Name, e.Tap.Rate, e.Tap.Cap)
 		case e.Tick != nil:
 			var d Decision
 			if d, err = core.Decide(e.Tick.Input.Input()); err == nil {
