@@ -20,16 +20,13 @@ import (
 	"github.com/maxwellhq/maxwell/internal/economy"
 	"github.com/maxwellhq/maxwell/internal/life"
 	"github.com/maxwellhq/maxwell/internal/sensors"
-	"github.com/maxwellhq/maxwell/internal/vmimage"
 )
 
-// vmEconomy runs an economy of the test's own, on one CPU, and returns
-// it with the guest image. At cleanup it stops the economy and checks
+// vmEconomy runs an economy of the test's own, on one CPU. At cleanup it stops the economy and checks
 // that no microVM state or cgroup is left.
-func vmEconomy(t *testing.T) (*economy.Economy, vmimage.Image) {
+func vmEconomy(t *testing.T) *economy.Economy {
 	t.Helper()
 	vmtest.NeedRoot(t)
-	img := vmtest.Image(t)
 	cfg := config.Default()
 	cfg.Engine.SetpointCelsius, cfg.Engine.CriticalCelsius = 90, 99 // out of the thermal price's way
 	// Socket paths are limited to 108 bytes: a short state directory.
@@ -72,7 +69,7 @@ func vmEconomy(t *testing.T) (*economy.Economy, vmimage.Image) {
 		}
 		os.RemoveAll(dir)
 	})
-	return econ, img
+	return econ
 }
 
 // cellRow returns the named cell's row of the economy's state.
@@ -113,7 +110,8 @@ func processCPU(t *testing.T, pid int) time.Duration {
 // switch ends the VM and its QEMU; once the economy stops, no cgroup or
 // socket is left.
 func TestVMCellUnderTheEconomy(t *testing.T) {
-	econ, img := vmEconomy(t)
+	img := vmtest.Image(t)
+	econ := vmEconomy(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	info, err := econ.Spawn(ctx, api.SpawnRequest{
@@ -178,7 +176,8 @@ func TestVMCellUnderTheEconomy(t *testing.T) {
 // the spawn's error and nothing is admitted; a guest that sends garbage
 // on its agent port dies with the hub's reason as its cause.
 func TestVMCellFaults(t *testing.T) {
-	econ, img := vmEconomy(t)
+	img := vmtest.Image(t)
+	econ := vmEconomy(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	missing := filepath.Join(t.TempDir(), "vmlinuz")
@@ -237,4 +236,38 @@ func checkGone(t *testing.T, ctx context.Context, pid int) {
 func dirExists(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.IsDir()
+}
+
+// TestFirecrackerCellUnderTheEconomy runs the Scientist in a Firecracker
+// microVM spawned through Spawn where this host can: a firecracker binary
+// in PATH, a working /dev/kvm, and a guest kernel (vmlinux) and ext4 root
+// file system holding /bin/maxwell named by MAXWELL_FC_KERNEL and
+// MAXWELL_FC_ROOTFS. Its reports reach the hub over vsock, through the
+// hub's socket linked at the VM's port.
+func TestFirecrackerCellUnderTheEconomy(t *testing.T) {
+	if err := vm.CheckFirecracker("", "/dev"); err != nil {
+		t.Skipf("Firecracker cannot run here: %v", err)
+	}
+	kernel, rootfs := os.Getenv("MAXWELL_FC_KERNEL"), os.Getenv("MAXWELL_FC_ROOTFS")
+	if kernel == "" || rootfs == "" {
+		t.Skip("MAXWELL_FC_KERNEL and MAXWELL_FC_ROOTFS name no guest kernel (vmlinux) and root file system")
+	}
+	econ := vmEconomy(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	info, err := econ.Spawn(ctx, api.SpawnRequest{
+		Name: "fcsci", Argv: []string{"/bin/maxwell", "agent", "scientist", "--report-interval", "200ms", "--threads", "1"},
+		Wallet: 1 << 40, MaxBid: 1 << 20, Units: 1,
+		VM: &api.VMRequest{VMM: vm.VMMFirecracker, Kernel: kernel, RootFS: rootfs},
+	})
+	if err != nil {
+		t.Fatalf("Spawn: %v", err)
+	}
+	if err := cgroupfs.Poll(ctx, func() (bool, error) { return cellRow(t, econ, "fcsci").Counters["primes"] > 0, nil }); err != nil {
+		t.Fatalf("no reports from the Scientist in Firecracker: %v", err)
+	}
+	if err := econ.Kill(ctx, "fcsci"); err != nil {
+		t.Fatal(err)
+	}
+	checkGone(t, ctx, info.PID)
 }

@@ -519,7 +519,7 @@ func TestRunsAsRequester(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	g.MemMiB = 160
+	g.MemMiB = 384
 	const nobody = 65534
 	ctx := waitCtx(t, time.Minute)
 	var out syncBuffer
@@ -541,8 +541,8 @@ func TestRunsAsRequester(t *testing.T) {
 		t.Errorf("QEMU's status lacks %q:\n%s", want, status)
 	}
 	cmdline, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(v.PID()), "cmdline"))
-	if args := strings.Split(string(cmdline), "\x00"); !slices.Contains(args, g.Kernel) || !slices.Contains(args, "160") {
-		t.Errorf("QEMU's arguments lack the guest's kernel %s and -m 160: %q", g.Kernel, args)
+	if args := strings.Split(string(cmdline), "\x00"); !slices.Contains(args, g.Kernel) || !slices.Contains(args, "384") {
+		t.Errorf("QEMU's arguments lack the guest's kernel %s and -m 384: %q", g.Kernel, args)
 	}
 	if err := cgroupfs.Poll(ctx, func() (bool, error) { return strings.Contains(out.String(), "MemTotal:"), nil }); err != nil {
 		t.Errorf("guest said nothing of its memory: %v; console:\n%s", err, out.String())
