@@ -14,6 +14,7 @@ import (
 
 	"github.com/maxwellhq/maxwell/internal/api"
 	"github.com/maxwellhq/maxwell/internal/api/apitest"
+	"github.com/maxwellhq/maxwell/internal/bench"
 	"github.com/maxwellhq/maxwell/internal/cell/oci"
 	"github.com/maxwellhq/maxwell/internal/cell/vm"
 	"github.com/maxwellhq/maxwell/internal/cell/vm/vmtest"
@@ -204,4 +205,64 @@ func TestDemoInVMs(t *testing.T) {
 		t.Errorf("%d spawns in a QEMU microVM in events.jsonl, want 2:\n%s", n, events)
 	}
 	t.Logf("the Miner died at %.1f s; the Scientist found %s primes/s after", *e.MinerDiedAtSeconds, strconv.FormatFloat(*e.ScientistPrimesPerSecondAfter, 'f', 0, 64))
+}
+
+// TestBenchPauseVM: `maxwell bench pause --vm` boots a busy guest and
+// times QMP pauses and resumes, saying which accelerator and why.
+func TestBenchPauseVM(t *testing.T) {
+	vmtest.NeedRoot(t)
+	img := vmtest.Image(t)
+	stdout, stderr, err := run(t, "bench", "pause", "--vm", "--vm-image", filepath.Dir(img.Kernel), "--trials", "5", "--json")
+	if err != nil {
+		t.Fatalf("bench pause --vm: %v\n%s", err, stderr)
+	}
+	var res bench.VMPauseResult
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("--json: %v\n%s", err, stdout)
+	}
+	if res.Error != "" || !strings.HasPrefix(res.Backend, vm.BackendQEMU+"/") || res.BootMs <= 0 || res.Accel == nil || res.Accel.Reason == "" {
+		t.Errorf("result %+v", res)
+	}
+	for _, s := range []bench.Summary{res.Pause, res.Resume} {
+		if s.N != 5 || s.P50us <= 0 || s.P50us > s.MaxUs {
+			t.Errorf("summary %+v: want 5 ordered samples", s)
+		}
+	}
+	if _, _, err := run(t, "bench", "pause", "--vm", "--vm-image", t.TempDir()); err == nil || !strings.Contains(err.Error(), "no guest image") {
+		t.Errorf("bench pause --vm without an image: %v", err)
+	}
+}
+
+// TestSensorsVM: `maxwell sensors` lists the VMMs and accelerators, and
+// with a guest image boots the KVM probe guest and says what it found.
+func TestSensorsVM(t *testing.T) {
+	img := vmtest.Image(t)
+	stdout, _, err := run(t, "sensors", "--json", "--vm-image", filepath.Dir(img.Kernel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		VM vm.Report `json:"vm"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("--json: %v\n%s", err, stdout)
+	}
+	if !rep.VM.QEMU.Available || !rep.VM.TCG.Available {
+		t.Errorf("QEMU is installed but the report says %+v", rep.VM)
+	}
+	if reason := rep.VM.Accel.Reason; strings.Contains(reason, "no probe guest was booted") || reason == "" {
+		t.Errorf("with a guest image, the accelerator's reason %q should come from a probe guest", reason)
+	}
+	for _, c := range rep.VM.Capabilities() {
+		if !c.Available && c.Detail == "" {
+			t.Errorf("%s missing without a reason", c.Name)
+		}
+	}
+	stdout, _, err = run(t, "sensors", "--vm-image", filepath.Dir(img.Kernel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stdout, "MICROVM") || !strings.Contains(stdout, "QEMU microVM guests: "+string(rep.VM.Accel.Accel)) {
+		t.Errorf("sensors' text lacks the microVM table:\n%s", stdout)
+	}
 }
