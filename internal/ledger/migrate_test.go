@@ -79,10 +79,11 @@ func dump(t *testing.T, db interface {
 	return b.String()
 }
 
-// ledgerTables are queries that dump everything a ledger holds.
+// ledgerTables are queries that dump everything a ledger of version 2
+// or later holds (accounts.closed_tx, of version 4, aside: closedTx).
 var ledgerTables = []string{
 	`SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY name`,
-	`SELECT * FROM accounts ORDER BY name`,
+	`SELECT name, kind, state, balance, endowment, tap_rate, tap_cap, opened_tick, closed_tick, final_balance, id FROM accounts ORDER BY name`,
 	`SELECT * FROM txs ORDER BY id`,
 	`SELECT * FROM entries ORDER BY tx_id, seq`,
 	`SELECT * FROM ticks ORDER BY tick, account`,
@@ -90,11 +91,15 @@ var ledgerTables = []string{
 	`SELECT * FROM rollup_state`,
 }
 
+// closedTx dumps the closing transaction each wallet records.
+const closedTx = `SELECT name, closed_tx FROM accounts WHERE kind = 'wallet' ORDER BY name`
+
 // TestMigrateV2 opens the version 2 ledger that the code of version 2
-// made: migrated to version 3, it verifies, keeps every balance, and holds
-// exactly what this code writes for the same postings; it then takes
-// income, per tick and in its rollups, and still tells replays in its
-// window and refuses them below its watermark.
+// made: migrated to version 3 and on to 4, it verifies, keeps every
+// balance, and holds exactly what this code writes for the same postings
+// (but for the close of its closed wallet, which version 2 did not
+// record); it then takes income, per tick and in its rollups, and still
+// tells replays in its window and refuses them below its watermark.
 func TestMigrateV2(t *testing.T) {
 	ctx := t.Context()
 	path := copyV2Fixture(t, t.TempDir())
@@ -120,7 +125,7 @@ func TestMigrateV2(t *testing.T) {
 	old.Close()
 
 	// A reader cannot read it before a writer migrated it.
-	if _, err := Open(ctx, path, Options{ReadOnly: true}); !errors.Is(err, ErrSchema) || !strings.Contains(err.Error(), "version 2, this binary reads 3") {
+	if _, err := Open(ctx, path, Options{ReadOnly: true}); !errors.Is(err, ErrSchema) || !strings.Contains(err.Error(), "version 2, this binary reads 4") {
 		t.Errorf("read-only open of a version 2 ledger: %v, want ErrSchema saying so", err)
 	}
 	l, err := Open(ctx, path, rollupOpts)
@@ -141,13 +146,19 @@ func TestMigrateV2(t *testing.T) {
 	}
 	want := mustVerify(t, fresh)
 	rep.DatabaseBytes, rep.WALBytes, want.DatabaseBytes, want.WALBytes = 0, 0, 0, 0
-	if fmt.Sprintf("%+v", rep) != fmt.Sprintf("%+v", want) || rep.SchemaVersion != 3 || rep.RolledBelow != 30 || rep.Rollups == 0 || rep.Postings == 0 {
+	if fmt.Sprintf("%+v", rep) != fmt.Sprintf("%+v", want) || rep.SchemaVersion != 4 || rep.RolledBelow != 30 || rep.Rollups == 0 || rep.Postings == 0 {
 		t.Errorf("migrated: %+v\nwant the report of the same postings made now: %+v", rep, want)
 	}
 	for _, q := range ledgerTables {
 		if got, want := dump(t, l.db, q), dump(t, fresh.db, q); got != want {
 			t.Errorf("%s: migrated\n%s\nmade now\n%s", q, got, want)
 		}
+	}
+	if got, want := dump(t, l.db, closedTx), "a <nil>\nb <nil>\nc <nil>\n"; got != want {
+		t.Errorf("closes recorded after the migration:\n%s\nwant none (version 2 kept none)", got)
+	}
+	if got, want := dump(t, fresh.db, closedTx), "a <nil>\nb <nil>\nc 6\n"; got != want {
+		t.Errorf("closes recorded by this code:\n%s\nwant c's (tx 6)", got)
 	}
 
 	// Life after the migration.
@@ -221,7 +232,7 @@ func TestMigrateV2Fails(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	if rep := mustVerify(t, l); rep.SchemaVersion != 3 {
+	if rep := mustVerify(t, l); rep.SchemaVersion != SchemaVersion {
 		t.Errorf("schema version %d", rep.SchemaVersion)
 	}
 }
@@ -265,7 +276,7 @@ func TestMigrateV2FullDisk(t *testing.T) {
 		t.Fatalf("open once space is back: %v", err)
 	}
 	defer l.Close()
-	if rep := mustVerify(t, l); rep.SchemaVersion != 3 || rep.RolledBelow != 30 {
+	if rep := mustVerify(t, l); rep.SchemaVersion != SchemaVersion || rep.RolledBelow != 30 {
 		t.Errorf("migrated: %+v", rep)
 	}
 }
@@ -327,7 +338,7 @@ func TestMigrateV2InPlace(t *testing.T) {
 	rep := mustVerify(t, l)
 	now, wal := fileSize(path), fileSize(path+"-wal")
 	t.Logf("database %d bytes at version 2, %d migrated; log %d bytes", was, now, wal)
-	if rep.SchemaVersion != 3 || rep.Postings != 80_000 || rep.Wallets != 8 {
+	if rep.SchemaVersion != SchemaVersion || rep.Postings != 80_000 || rep.Wallets != 8 {
 		t.Errorf("migrated: %+v", rep)
 	}
 	if got := dump(t, l.db, `SELECT name, balance FROM accounts ORDER BY name`); got != before {

@@ -85,6 +85,30 @@ func (l *Ledger) Income(ctx context.Context, key string, tick uint64, wallet str
 	return l.issue(ctx, KindIncome, key, tick, wallet, amount)
 }
 
+// SetTerms changes wallet's tap terms to rate credits per second (0: no
+// tap) below a balance of cap credits, in one transaction of kind
+// KindTerms under key, at tick. It moves no money and has no entries; it
+// records the new terms and the ones they replace, and sets the account's
+// TapRate and TapCap in the same SQLite transaction.
+//
+// Every tap applied after it is held to the new terms: in later batches,
+// and later in the same batch (Apply's order). A tap applied before it
+// stays as it was, whatever its tick: one of the same tick earlier in the
+// batch, or in an earlier batch, was checked against the old terms and is
+// neither checked again nor undone, and a replay of it is a duplicate (a
+// replay is never checked against terms). So a tap the engine computed
+// under the old terms and posts after the change is refused (ErrInvalid)
+// if the new terms would refuse it.
+//
+// Like every transaction it is idempotent by key: replayed with the same
+// terms it is a Duplicate and changes nothing, even if the terms changed
+// again since; with other terms, ErrKeyConflict. It fails with ErrClosed
+// for a closed wallet, ErrNoAccount for an unknown one, and ErrInvalid
+// for a negative rate or cap or a system account.
+func (l *Ledger) SetTerms(ctx context.Context, key string, tick uint64, wallet string, rate, cap units.Credits) (Result, error) {
+	return l.apply1(ctx, Tx{Key: key, Kind: KindTerms, Tick: tick, Wallet: wallet, Terms: &Terms{TapRate: rate, TapCap: cap}})
+}
+
 // CloseWallet closes wallet at tick: its remaining balance, positive or
 // negative, is written off to burn, and the wallet takes no more entries.
 // Result.Amount is the final balance; it is also kept on the account

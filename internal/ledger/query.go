@@ -96,6 +96,8 @@ type Posted struct {
 	Tick    uint64  `json:"tick"`
 	Memo    string  `json:"memo,omitempty"`
 	Entries []Entry `json:"entries"`
+	// Terms is what a change of terms (KindTerms, no entries) changed.
+	Terms *TermsChange `json:"terms,omitempty"`
 }
 
 // Recent returns the last limit transactions, newest first. Per-tick
@@ -154,8 +156,10 @@ func (a recent) compare(b recent) int {
 
 // recentWhole returns the last limit transactions stored whole.
 func recentWhole(ctx context.Context, tx *sql.Tx, limit int) ([]recent, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT t.id, t.key, t.kind, t.tick, t.memo, e.account, e.amount
+	rows, err := tx.QueryContext(ctx, `SELECT t.id, t.key, t.kind, t.tick, t.memo, e.account, e.amount,
+			w.name, m.tap_rate, m.tap_cap, m.was_rate, m.was_cap
 		FROM (SELECT * FROM txs ORDER BY id DESC LIMIT ?) t LEFT JOIN entries e ON e.tx_id = t.id
+			LEFT JOIN terms m ON m.tx_id = t.id LEFT JOIN accounts w ON w.id = m.account
 		ORDER BY t.id DESC, e.seq`, limit)
 	if err != nil {
 		return nil, err
@@ -165,14 +169,19 @@ func recentWhole(ctx context.Context, tx *sql.Tx, limit int) ([]recent, error) {
 	for rows.Next() {
 		var p Posted
 		var tick int64
-		var acc sql.NullString
+		var acc, wallet sql.NullString
 		var amt sql.NullInt64
-		if err := rows.Scan(&p.ID, &p.Key, &p.Kind, &tick, &p.Memo, &acc, &amt); err != nil {
+		var tm [4]sql.NullInt64 // rate, cap, was rate, was cap
+		if err := rows.Scan(&p.ID, &p.Key, &p.Kind, &tick, &p.Memo, &acc, &amt, &wallet, &tm[0], &tm[1], &tm[2], &tm[3]); err != nil {
 			return nil, err
 		}
 		if n := len(rs); n == 0 || rs[n-1].p.ID != p.ID {
 			p.Tick = uint64(tick)
 			p.Entries = []Entry{}
+			if wallet.Valid {
+				p.Terms = &TermsChange{Wallet: wallet.String, TapRate: units.Credits(tm[0].Int64), TapCap: units.Credits(tm[1].Int64),
+					WasRate: units.Credits(tm[2].Int64), WasCap: units.Credits(tm[3].Int64)}
+			}
 			rs = append(rs, recent{p: p, seq: p.ID})
 		}
 		if acc.Valid {

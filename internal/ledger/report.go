@@ -21,6 +21,7 @@ func (rep Report) WriteText(w io.Writer, path string) error {
 		rep.Wallets, rep.OpenWallets, rep.Txs, rep.Entries, rep.SchemaVersion)
 	fmt.Fprintf(w, "%d of the transactions are per-tick postings; %d rollups replace %d per-tick postings of the ticks below %d\n",
 		rep.Postings, rep.Rollups, rep.RolledUp, rep.RolledBelow)
+	fmt.Fprintf(w, "%d of the transactions are changes of tap terms\n", rep.TermsChanges)
 	fmt.Fprintf(w, "database %d bytes, write-ahead log %d bytes\n", rep.DatabaseBytes, rep.WALBytes)
 	for _, p := range rep.Problems {
 		fmt.Fprintf(w, "problem: %s\n", p)
@@ -88,6 +89,9 @@ func (b Book) WriteText(w io.Writer) error {
 		entries := strings.Join(es, ", ")
 		if entries == "" {
 			entries = "(none)"
+		}
+		if p.Terms != nil {
+			entries += "; " + p.Terms.String()
 		}
 		id := "-" // a per-tick posting
 		if p.ID != 0 {

@@ -141,6 +141,25 @@ CREATE TABLE rollups_v3 (
 	PRIMARY KEY (bucket, account)
 ) STRICT, WITHOUT ROWID;
 `, run: moveToV3},
+	// 3 → 4: changes of a wallet's tap terms (KindTerms). A change is a
+	// transaction stored whole (txs, no entries); terms holds what it
+	// changed, the terms it set and the ones it replaced, so that Verify
+	// can tell the terms a wallet had at any point of the ledger's order.
+	// accounts.closed_tx is the id of a wallet's closing transaction, for
+	// Verify to check that no change came after it; it stays NULL for the
+	// wallets closed before version 4, which no change can follow.
+	{sql: `
+CREATE TABLE terms (
+	tx_id    INTEGER PRIMARY KEY REFERENCES txs (id),
+	account  INTEGER NOT NULL REFERENCES accounts (id),
+	tap_rate INTEGER NOT NULL CHECK (tap_rate >= 0),
+	tap_cap  INTEGER NOT NULL CHECK (tap_cap >= 0),
+	was_rate INTEGER NOT NULL CHECK (was_rate >= 0),
+	was_cap  INTEGER NOT NULL CHECK (was_cap >= 0)
+) STRICT;
+CREATE INDEX terms_account ON terms (account, tx_id);
+ALTER TABLE accounts ADD COLUMN closed_tx INTEGER REFERENCES txs (id);
+`},
 }
 
 // moveToV3 finishes the migration to version 3: it moves the rows of
@@ -203,7 +222,7 @@ func moveRows(ctx context.Context, tx *sql.Tx, from, to, key, into, values strin
 }
 
 // SchemaVersion is the schema version this package writes.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // migrate brings the database to SchemaVersion, one migration per SQLite
 // transaction, then truncates the write-ahead log if it migrated: a

@@ -33,9 +33,10 @@ const (
 	KindRent    Kind = "rent"    // rent (wallet → burn)
 	KindRefund  Kind = "refund"  // a refund (burn → wallet)
 	KindClose   Kind = "close"   // a wallet's closing write-off (wallet ↔ burn), computed by the ledger
+	KindTerms   Kind = "terms"   // a change of a wallet's tap terms (Tx.Terms); moves no money, has no entries
 )
 
-var kinds = []Kind{KindMint, KindEndow, KindTap, KindIncome, KindFund, KindPayment, KindEnergy, KindTax, KindRent, KindRefund, KindClose}
+var kinds = []Kind{KindMint, KindEndow, KindTap, KindIncome, KindFund, KindPayment, KindEnergy, KindTax, KindRent, KindRefund, KindClose, KindTerms}
 
 // issues reports whether transactions of kind k may draw on the mint.
 func (k Kind) issues() bool {
@@ -73,6 +74,15 @@ type WalletSpec struct {
 	TapCap units.Credits `json:"tap_cap"`
 }
 
+// Terms are a wallet's tap terms: an income of TapRate credits per second
+// (0: no tap) while its balance is below TapCap credits. The engine computes
+// a tap's amount; the ledger checks that only a wallet with a tap is paid
+// one and that no tap lifts the balance above the cap.
+type Terms struct {
+	TapRate units.Credits `json:"tap_rate"`
+	TapCap  units.Credits `json:"tap_cap"`
+}
+
 // Tx is a transaction to apply. Two transactions with the same Key must have
 // the same content in every other field.
 type Tx struct {
@@ -84,14 +94,18 @@ type Tx struct {
 	// KindMint, KindEndow, KindTap, KindIncome and KindFund may draw on
 	// Mint; a KindIncome's are exactly {Mint, −a} and {Wallet, +a}, a > 0.
 	// Leave Entries empty for KindClose and Open: the ledger computes
-	// their single movement from the wallet's state when it applies them.
+	// their single movement from the wallet's state when it applies them;
+	// and for KindTerms, which moves no money.
 	Entries []Entry `json:"entries,omitempty"`
 	// Wallet names the wallet the transaction is about: the one a KindTap
-	// or KindIncome pays or a KindClose closes, and the one that
-	// Result.Amount reports on.
+	// or KindIncome pays, a KindClose closes or a KindTerms changes, and
+	// the one that Result.Amount reports on.
 	Wallet string `json:"wallet,omitempty"`
 	// Open, with KindEndow, creates the wallet and pays its endowment.
 	Open *WalletSpec `json:"open,omitempty"`
+	// Terms, with KindTerms (and no entries), are Wallet's new tap terms:
+	// taps applied after this transaction are held to them.
+	Terms *Terms `json:"terms,omitempty"`
 }
 
 // Result is what applying one Tx did.
@@ -106,7 +120,8 @@ type Result struct {
 	// Entries are the postings as written.
 	Entries []Entry `json:"entries"`
 	// Amount is the change in Tx.Wallet's balance, except for KindClose,
-	// where it is the wallet's final balance, written off to burn.
+	// where it is the wallet's final balance, written off to burn (and 0
+	// for KindTerms, which moves no money).
 	Amount units.Credits `json:"amount"`
 }
 
@@ -141,6 +156,9 @@ func (t *Tx) validate() error {
 		if t.Open.Endowment < 0 || t.Open.TapRate < 0 || t.Open.TapCap < 0 {
 			return errors.New("endowment, tap rate and tap cap must not be negative")
 		}
+	}
+	if t.Kind == KindTerms || t.Terms != nil {
+		return t.checkTerms()
 	}
 	computed := t.Kind == KindClose || t.Open != nil
 	if computed {
@@ -206,6 +224,25 @@ func (t *Tx) checkIncome() error {
 	return fmt.Errorf("an income mints a positive amount for its wallet %q: entries {%s, −a} and {%s, +a}, not %v", t.Wallet, Mint, t.Wallet, t.Entries)
 }
 
+// checkTerms holds a change of terms to its shape: kind KindTerms, a
+// wallet, the terms, no figure negative, and no entries (it moves no
+// money).
+func (t *Tx) checkTerms() error {
+	switch {
+	case t.Kind != KindTerms:
+		return fmt.Errorf("terms need kind %q, not %q", KindTerms, t.Kind)
+	case t.Terms == nil:
+		return errors.New("a change of terms states the new terms")
+	case t.Wallet == "":
+		return errors.New("a change of terms names its wallet")
+	case len(t.Entries) != 0:
+		return errors.New("a change of terms moves no money: leave its entries empty")
+	case t.Terms.TapRate < 0 || t.Terms.TapCap < 0:
+		return fmt.Errorf("tap rate %d and tap cap %d must not be negative", t.Terms.TapRate, t.Terms.TapCap)
+	}
+	return nil
+}
+
 func checkWalletName(n string) error {
 	if n == "" || len(n) > 128 || !utf8.ValidString(n) {
 		return errors.New("wallet name must be 1 to 128 bytes of UTF-8")
@@ -247,6 +284,13 @@ func (t *Tx) digest() []byte {
 	} else {
 		num(0)
 	}
+	// Appended only when present, so that the digests of every other
+	// transaction stay as they were before terms existed.
+	if tm := t.Terms; tm != nil {
+		str("terms")
+		num(uint64(tm.TapRate))
+		num(uint64(tm.TapCap))
+	}
 	return h.Sum(nil)
 }
 
@@ -259,8 +303,10 @@ type account struct {
 	balance   units.Credits
 	tapRate   units.Credits
 	tapCap    units.Credits
-	dirty     bool
+	dirty     bool // balance (and closing) to write
+	termsSet  bool // tapRate and tapCap to write
 	closeTick *uint64
+	closeTx   int64 // the id of the closing transaction, with closeTick
 	final     units.Credits
 }
 
@@ -393,7 +439,7 @@ func (l *Ledger) applyLocked(ctx context.Context, txs []Tx) ([]Result, error) {
 			continue
 		}
 		c := *a
-		c.dirty = false
+		c.dirty, c.termsSet = false, false
 		l.accounts[name] = c
 	}
 	return res, nil
@@ -510,6 +556,12 @@ func (b *batch) apply(t *Tx) (Result, error) {
 		if _, err := b.wallet(t.Wallet); err != nil {
 			return r, err
 		}
+	case t.Kind == KindTerms:
+		// A closed wallet (ErrClosed), an unknown one (ErrNoAccount) or a
+		// system account (ErrInvalid) has no terms to change.
+		if _, err := b.wallet(t.Wallet); err != nil {
+			return r, err
+		}
 	case t.Kind == KindClose:
 		w, err := b.wallet(t.Wallet)
 		if err != nil {
@@ -541,11 +593,16 @@ func (b *batch) apply(t *Tx) (Result, error) {
 			return r, err
 		}
 	}
-	if t.Kind == KindClose {
+	switch t.Kind {
+	case KindClose:
 		w := b.accs[t.Wallet]
 		tick := t.Tick
 		w.final = -amount(&Tx{Wallet: t.Wallet}, entries)
-		w.state, w.closeTick, w.dirty = "closed", &tick, true
+		w.state, w.closeTick, w.closeTx, w.dirty = "closed", &tick, r.ID, true
+	case KindTerms:
+		if err := b.setTerms(r.ID, b.accs[t.Wallet], *t.Terms); err != nil {
+			return r, err
+		}
 	}
 	r.Entries = slices.Clone(entries)
 	if r.Entries == nil {
@@ -553,6 +610,19 @@ func (b *batch) apply(t *Tx) (Result, error) {
 	}
 	r.Amount = amount(t, entries)
 	return r, nil
+}
+
+// setTerms records the change of w's terms to tm made by the transaction
+// id, with the terms it replaces, and holds every tap applied after it to
+// tm: the cached account's terms change now, and flush writes them with the
+// batch.
+func (b *batch) setTerms(id int64, w *account, tm Terms) error {
+	if _, err := b.exec(`INSERT INTO terms (tx_id, account, tap_rate, tap_cap, was_rate, was_cap) VALUES (?, ?, ?, ?, ?, ?)`,
+		id, w.id, tm.TapRate, tm.TapCap, w.tapRate, w.tapCap); err != nil {
+		return err
+	}
+	w.tapRate, w.tapCap, w.termsSet = tm.TapRate, tm.TapCap, true
+	return nil
 }
 
 // move adds e to its account's cached balance.
@@ -572,9 +642,11 @@ func (b *batch) move(e Entry) error {
 	return nil
 }
 
-// checkTap holds a tap of inc credits to the wallet w's terms. The engine
-// computes tap income; the ledger checks that a tap only pays a wallet that
-// has one, and never lifts its balance above the cap.
+// checkTap holds a tap of inc credits to the wallet w's terms as they stand
+// at this point of the batch: those of its last change of terms applied
+// before it (SetTerms), else those it opened with. The engine computes tap
+// income; the ledger checks that a tap only pays a wallet that has one, and
+// never lifts its balance above the cap.
 func checkTap(t *Tx, w *account, inc units.Credits) error {
 	if w.tapRate <= 0 {
 		return fmt.Errorf("%w: %q: wallet %q has no tap", ErrInvalid, t.Key, w.name)
@@ -625,13 +697,18 @@ func (b *batch) flush() error {
 	// The balances, a few statements for all accounts.
 	var bals []any
 	for _, a := range b.accs {
+		if a.termsSet {
+			if _, err := b.exec(`UPDATE accounts SET tap_rate = ?, tap_cap = ? WHERE name = ?`, a.tapRate, a.tapCap, a.name); err != nil {
+				return err
+			}
+		}
 		if !a.dirty {
 			continue
 		}
 		if a.closeTick != nil {
 			if _, err := b.exec(
-				`UPDATE accounts SET balance = ?, state = 'closed', closed_tick = ?, final_balance = ? WHERE name = ?`,
-				a.balance, int64(*a.closeTick), a.final, a.name); err != nil {
+				`UPDATE accounts SET balance = ?, state = 'closed', closed_tick = ?, closed_tx = ?, final_balance = ? WHERE name = ?`,
+				a.balance, int64(*a.closeTick), a.closeTx, a.final, a.name); err != nil {
 				return err
 			}
 			continue

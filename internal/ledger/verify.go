@@ -39,6 +39,9 @@ type Report struct {
 	// RolledBelow is the rollup watermark: the per-tick postings of every
 	// tick below it are rolled up.
 	RolledBelow uint64 `json:"rolled_below"`
+	// TermsChanges is the number of changes of tap terms (KindTerms, among
+	// Txs).
+	TermsChanges int64 `json:"terms_changes"`
 	// DatabaseBytes and WALBytes are the sizes of the database file and
 	// of its write-ahead log.
 	DatabaseBytes int64 `json:"database_bytes"`
@@ -61,6 +64,17 @@ const maxProblems = 20
 // its taps less its charges), that its counts fit its sums and its span of
 // ticks, that no two rows of a wallet overlap, and that the watermark
 // parts them from the per-tick postings, none of which lies below it.
+//
+// Of the changes of tap terms (KindTerms) and the taps, it checks that
+// every change has no entries and records its terms, belongs to a wallet
+// that had not closed before it, replaced the terms the change before it
+// had set, and that a wallet's last change set its account's terms; and
+// that every tap was paid to a wallet that had a tap (a rate above 0) at
+// its place in the ledger's order: exactly for a tap stored whole, at or
+// after the first posting of its row for a per-tick tap, at some time for
+// a rolled-up one. A tap's cap cannot be checked afterwards (the balance
+// before it is not kept); Apply checks it.
+//
 // Problems go into the Report; the error is for failing to read.
 func (l *Ledger) Verify(ctx context.Context) (Report, error) {
 	rep := Report{DatabaseBytes: fileSize(l.path), WALBytes: fileSize(l.path + "-wal")}
@@ -247,6 +261,21 @@ func (l *Ledger) Verify(ctx context.Context) (Report, error) {
 				AND EXISTS (SELECT 1 FROM entries e JOIN accounts a ON a.name = e.account
 					WHERE e.tx_id = t.id AND a.kind = 'wallet' AND e.amount > 0))
 			ORDER BY t.id`},
+		// A change of terms moves no money, records what it changed, and
+		// is the only kind that does.
+		{"terms with entries", `SELECT 'tx ' || t.id || ' ' || quote(t.key) || ': a change of terms with ' || COUNT(*) || ' entries; it moves no money'
+			FROM txs t JOIN entries e ON e.tx_id = t.id WHERE t.kind = 'terms' GROUP BY t.id ORDER BY t.id`},
+		{"terms unrecorded", `SELECT 'tx ' || t.id || ' ' || quote(t.key) || ': a change of terms that records no terms'
+			FROM txs t LEFT JOIN terms m ON m.tx_id = t.id WHERE t.kind = 'terms' AND m.tx_id IS NULL ORDER BY t.id`},
+		{"terms of other transactions", `SELECT 'terms of tx ' || m.tx_id || ': ' || CASE WHEN t.id IS NULL THEN 'no such transaction'
+				ELSE 'a transaction of kind ' || t.kind || ', not a change of terms' END
+			FROM terms m LEFT JOIN txs t ON t.id = m.tx_id WHERE t.kind IS NOT 'terms' ORDER BY m.tx_id`},
+		// The close a wallet records is a close, and only a closed
+		// wallet records one.
+		{"closes", `SELECT 'wallet ' || quote(a.name) || ': ' || CASE WHEN a.state != 'closed' THEN 'open, yet it records tx ' || a.closed_tx || ' as its close'
+				ELSE 'closed by tx ' || a.closed_tx || ', ' || COALESCE('of kind ' || t.kind, 'which does not exist') || ', not a close' END
+			FROM accounts a LEFT JOIN txs t ON t.id = a.closed_tx
+			WHERE a.closed_tx IS NOT NULL AND (a.state != 'closed' OR t.kind IS NOT 'close') ORDER BY a.name`},
 	}
 	for _, c := range checks {
 		err := lines(c.what, c.query, func(r *sql.Rows) (string, error) {
@@ -263,6 +292,9 @@ func (l *Ledger) Verify(ctx context.Context) (Report, error) {
 	if err := verifyShadows(ctx, tx, problem); err != nil {
 		return rep, err
 	}
+	if rep.TermsChanges, err = verifyTerms(ctx, tx, mv, problem); err != nil {
+		return rep, err
+	}
 	rep.OK = len(rep.Problems) == 0
 	return rep, nil
 }
@@ -273,12 +305,16 @@ type moved struct {
 	tapped   units.Credits           // out of the mint: taps and income
 	charged  units.Credits           // into burn
 	overflow bool
+	// Per wallet id: the highest after of its per-tick rows that hold a
+	// tap, and the number of its rolled-up taps.
+	tapAfter   map[int64]int64
+	rolledTaps map[int64]int64
 }
 
 // verifyMoved sums the per-tick postings and the rollups, and counts them
 // into rep.
 func verifyMoved(ctx context.Context, tx *sql.Tx, rep *Report) (moved, error) {
-	m := moved{net: map[int64]units.Credits{}}
+	m := moved{net: map[int64]units.Credits{}, tapAfter: map[int64]int64{}, rolledTaps: map[int64]int64{}}
 	add := func(sum *units.Credits, v units.Credits) {
 		var ok bool
 		if *sum, ok = sum.Add(v); !ok {
@@ -288,10 +324,10 @@ func verifyMoved(ctx context.Context, tx *sql.Tx, rep *Report) (moved, error) {
 	for _, q := range []struct{ what, query string }{
 		{"per-tick postings", `SELECT account, COUNT(*), ` + columnsSQL("COUNT(%s)", " + ", nil) + `,
 			` + columnsSQL("COALESCE(SUM(%s), 0)", " + ", Kind.issues) + `, ` + columnsSQL("COALESCE(SUM(%s), 0)", " + ", Kind.charges) + `,
-			` + netSQL("COALESCE(SUM(%s), 0)") + `
+			` + netSQL("COALESCE(SUM(%s), 0)") + `, MAX(CASE WHEN ` + string(KindTap) + ` IS NOT NULL THEN after END)
 			FROM ticks GROUP BY account`},
 		{"rollups", `SELECT account, COUNT(*), SUM(` + columnsSQL("n_%s", " + ", nil) + `),
-			` + columnsSQL("SUM(%s)", " + ", Kind.issues) + `, ` + columnsSQL("SUM(%s)", " + ", Kind.charges) + `, SUM(net)
+			` + columnsSQL("SUM(%s)", " + ", Kind.issues) + `, ` + columnsSQL("SUM(%s)", " + ", Kind.charges) + `, SUM(net), SUM(n_` + string(KindTap) + `)
 			FROM rollups GROUP BY account`},
 	} {
 		rows, err := tx.QueryContext(ctx, q.query)
@@ -301,15 +337,20 @@ func verifyMoved(ctx context.Context, tx *sql.Tx, rep *Report) (moved, error) {
 		for rows.Next() {
 			var id, n, postings int64
 			var tapped, charged, net units.Credits
-			if err := rows.Scan(&id, &n, &postings, &tapped, &charged, &net); err != nil {
+			var taps sql.NullInt64 // per tick: the last row's after; rolled up: how many
+			if err := rows.Scan(&id, &n, &postings, &tapped, &charged, &net, &taps); err != nil {
 				rows.Close()
 				return m, fmt.Errorf("ledger: verify %s: %w", q.what, err)
 			}
 			if q.what == "rollups" {
 				rep.Rollups += n
 				rep.RolledUp += postings
+				m.rolledTaps[id] += taps.Int64
 			} else {
 				rep.Postings += postings
+				if taps.Valid {
+					m.tapAfter[id] = taps.Int64
+				}
 			}
 			add(&m.tapped, tapped)
 			add(&m.charged, charged)
