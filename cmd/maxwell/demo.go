@@ -68,6 +68,10 @@ from the power model and thermal twin, and are labelled so.`,
 			} else if !asJSON && !headless {
 				o.Story = cmd.OutOrStdout()
 			}
+			if o.Story != nil {
+				// The story tells the events; the log does not repeat them.
+				env.Log = lab.WithoutToldEvents(env.Log)
+			}
 			ctx, stop := signalContext(cmd)
 			defer stop()
 			res, err := env.Demo(ctx, o)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -59,14 +60,24 @@ func (n *narrator) intro(env Env, ec engine.Config, endow units.Credits, d time.
 		float64(ec.Controller.Setpoint), ec.TaxPicojoulesPerByte, float64(ec.TaxPicojoulesPerByte)/floor, floor)
 }
 
-// event narrates the events a person wants to see.
-func (n *narrator) event(e record.Event) {
-	switch e.Kind {
-	case event.Apoptosis:
-		n.printf("APOPTOSIS: the %s could not pay and is killed: %s", e.Cell, e.Detail)
-	case event.Started, event.Hibernate, event.LowBalance, event.FailSafe, event.SensorRecovered,
+// tells reports whether the story tells events of kind k: the ones a
+// person wants to see.
+func tells(k event.Kind) bool {
+	switch k {
+	case event.Apoptosis, event.Started, event.Hibernate, event.LowBalance, event.FailSafe, event.SensorRecovered,
 		event.LedgerUnavailable, event.LedgerRecovered, event.MeterError, event.Exited,
 		event.AgentSilent, event.RunInterrupted, event.RunEnded, event.Killed:
+		return true
+	}
+	return false
+}
+
+// event narrates the events a person wants to see.
+func (n *narrator) event(e record.Event) {
+	switch {
+	case e.Kind == event.Apoptosis:
+		n.printf("APOPTOSIS: the %s could not pay and is killed: %s", e.Cell, e.Detail)
+	case tells(e.Kind):
 		cell := ""
 		if e.Cell != "" {
 			cell = e.Cell + ": "
@@ -74,6 +85,49 @@ func (n *narrator) event(e record.Event) {
 		n.printf("%s: %s%s", strings.ReplaceAll(string(e.Kind), "_", " "), cell, e.Detail)
 	}
 }
+
+// WithoutToldEvents returns log less the economy's records of the events
+// the demo's story tells (its "event" records of those kinds), so that a
+// story and a log on one terminal (demo --headless --log-level info) say
+// each event once. Every other record passes.
+func WithoutToldEvents(log *slog.Logger) *slog.Logger {
+	if log == nil {
+		return nil
+	}
+	return slog.New(untold{log.Handler()})
+}
+
+// untold is the slog.Handler of WithoutToldEvents.
+type untold struct{ slog.Handler }
+
+// Handle implements slog.Handler.
+func (h untold) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "event" {
+		told := false
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key != "kind" {
+				return true
+			}
+			switch v := a.Value.Resolve().Any().(type) {
+			case event.Kind:
+				told = tells(v)
+			case string:
+				told = tells(event.Kind(v))
+			}
+			return false
+		})
+		if told {
+			return nil
+		}
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+// WithAttrs implements slog.Handler.
+func (h untold) WithAttrs(attrs []slog.Attr) slog.Handler { return untold{h.Handler.WithAttrs(attrs)} }
+
+// WithGroup implements slog.Handler.
+func (h untold) WithGroup(name string) slog.Handler { return untold{h.Handler.WithGroup(name)} }
 
 // watching wraps show (which may be nil) so that the narrator tells the
 // economy's state every few seconds while the run lasts.
