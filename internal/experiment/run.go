@@ -110,7 +110,7 @@ func (r *Run) Execute(ctx context.Context, econ Economy) (record.Summary, error)
 	deadline := r.Clock.NewTimer(r.Duration)
 	defer deadline.Stop()
 	meta := record.Meta{Kind: r.Kind, Started: start.UTC(), CPUs: r.CPUs, SampleInterval: record.Duration(r.Interval),
-		EnergySource: src.Energy, TempSource: src.Temperature, IdlePower: src.IdlePower}
+		EnergySource: src.Energy, TempSource: src.Temperature, IdlePower: src.IdlePower, Setpoint: units.Celsius(st0.Temperature.Setpoint)}
 	for _, a := range r.Agents {
 		meta.Agents = append(meta.Agents, record.AgentMeta{Name: a.Name, Command: a.Argv})
 	}

@@ -123,6 +123,9 @@ func TestRunOnTheEconomy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if want := config.Default().Engine.SetpointCelsius; float64(run.Meta.Setpoint) != want || want == 0 {
+		t.Errorf("meta.json setpoint %v °C, want the economy's %v °C", run.Meta.Setpoint, want)
+	}
 	seen := map[string]string{}
 	for _, e := range run.Events {
 		seen[string(e.Kind)+"/"+e.Cell] = e.Detail

@@ -4,7 +4,8 @@
 //
 // A run directory holds:
 //
-//	meta.json     what ran: kind, CPUs, sources of every figure, models
+//	meta.json     what ran: kind, CPUs, sources of every figure, models,
+//	              the controller's setpoint
 //	host.csv      one row per sample: elapsed_seconds, temperature_celsius,
 //	              power_watts, energy_joules (cumulative), utilisation
 //	cells.csv     one row per cell per sample: elapsed_seconds, cell,
@@ -52,6 +53,10 @@ type Meta struct {
 	// model), so that dynamic energy above idle can be reported; 0 when
 	// unknown.
 	IdlePower units.Power `json:"idle_power_watts,omitempty"`
+	// Setpoint is the temperature the economy's controller held (under a
+	// policy that governs) when the run started; 0 in runs recorded before
+	// it was kept.
+	Setpoint units.Celsius `json:"setpoint_celsius,omitempty"`
 	// Agents names the cells and the command each ran.
 	Agents []AgentMeta `json:"agents"`
 }

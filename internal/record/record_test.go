@@ -25,6 +25,7 @@ func testMeta() Meta {
 		EnergySource:   sensors.Source{Kind: sensors.KindModel, Quantity: sensors.QuantityEnergy, Name: "linear", Tier: sensors.TierModel, Model: "test"},
 		TempSource:     sensors.Source{Kind: sensors.KindThermalZone, Quantity: sensors.QuantityTemperature, Name: "x86_pkg_temp", Tier: sensors.TierSensor},
 		IdlePower:      2,
+		Setpoint:       55,
 	}
 }
 
@@ -141,6 +142,28 @@ func TestWriteReadRoundTrip(t *testing.T) {
 	}
 	if len(run.Events) != 1 || run.Events[0].Cell != "miner" {
 		t.Errorf("events = %+v", run.Events)
+	}
+	if run.Meta.Setpoint != 55 || run.Meta.IdlePower != 2 {
+		t.Errorf("meta read back: setpoint %v °C, idle %v W; want 55 °C, 2 W", run.Meta.Setpoint, run.Meta.IdlePower)
+	}
+	// A run recorded before the setpoint was kept reads as 0: unknown.
+	old, err := os.ReadFile(filepath.Join(dir, MetaFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(old, &m); err != nil || m["setpoint_celsius"] != 55.0 {
+		t.Fatalf("meta.json setpoint_celsius = %v (%v), want 55", m["setpoint_celsius"], err)
+	}
+	delete(m, "setpoint_celsius")
+	if old, err = json.Marshal(m); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, MetaFile), old, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := ReadRun(dir); err != nil || r.Meta.Setpoint != 0 {
+		t.Errorf("a meta.json without setpoint_celsius: setpoint %v, err %v; want 0, nil", r.Meta.Setpoint, err)
 	}
 	if again := Summarize(run); !reflect.DeepEqual(again, sum) {
 		t.Errorf("summary recomputed from files differs:\n got %+v\nwant %+v", again, sum)
