@@ -13,14 +13,18 @@ import (
 
 // newFundCmd builds `maxwell fund`.
 func newFundCmd(a *app) *cobra.Command {
-	var sock *string
+	var (
+		sock   *string
+		asJSON bool
+	)
 	cmd := &cobra.Command{
 		Use:   "fund NAME CREDITS",
 		Short: "Add credits to a cell's wallet",
 		Long: `Fund adds CREDITS (a positive whole number; 1 credit = 1 µJ) to the wallet
 of the cell NAME. A cell hibernating for want of money wakes up once its
 balance is no longer negative.`,
-		Args: cobra.ExactArgs(2),
+		Args:              cobra.ExactArgs(2),
+		ValidArgsFunction: completeCells(&sock),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
 			n, err := strconv.ParseInt(args[1], 10, 64)
@@ -35,11 +39,18 @@ balance is no longer negative.`,
 			if err := c.Fund(cmd.Context(), name, units.Credits(n)); err != nil {
 				return fmt.Errorf("fund %s: %w", name, err)
 			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), struct {
+					Cell    string `json:"cell"`
+					Credits int64  `json:"credits"`
+				}{name, n})
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "funded %s with %d credits\n", name, n)
 			return nil
 		},
 	}
 	sock = socketFlag(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	// "fund NAME -5" reaches the flag parser as the flag -5.
 	// pflag says "unknown shorthand flag: '5' in -5".
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/maxwellhq/maxwell/internal/buildinfo"
 	"github.com/maxwellhq/maxwell/internal/cell"
@@ -93,6 +94,10 @@ or a model (then it is labelled "estimated" and names the model).`,
 		newPsCmd(a),
 		newFundCmd(a),
 		newKillCmd(a),
+		newPauseCmd(a),
+		newResumeCmd(a),
+		newSetCmd(a),
+		newHostCmd(a),
 		newTopCmd(a),
 		newConfigCmd(a),
 		newCalibrateCmd(a),
@@ -110,7 +115,10 @@ func (a *app) roots() sensors.Roots {
 	return sensors.Roots{Sys: a.sysRoot, Proc: a.procRoot, Dev: a.devRoot}
 }
 
-func (a *app) config() (config.Config, error) { return config.Load(a.configPath) }
+func (a *app) config() (config.Config, error) {
+	c, _, err := config.Find(a.configPath, config.SystemPath)
+	return c, err
+}
 
 // logger returns a logger writing text to w at the --log-level.
 func (a *app) logger(w io.Writer) (*slog.Logger, error) { return logger(w, a.logLevel) }
@@ -123,6 +131,16 @@ func logger(w io.Writer, level string) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl})), nil
 }
 
+// printYAML writes v as YAML.
+func printYAML(w io.Writer, v any) error {
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	return enc.Close()
+}
+
 // printJSON writes v as indented JSON.
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
@@ -131,22 +149,36 @@ func printJSON(w io.Writer, v any) error {
 }
 
 func newConfigCmd(a *app) *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "config",
-		Short: "Print the embedded default configuration, or check a file with --config",
-		Args:  cobra.NoArgs,
+		Short: "Show the configuration in force and the file it came from",
+		Long: `Config prints the configuration Maxwell runs with, and which file won:
+--config FILE, else ` + config.SystemPath + `, else the embedded defaults (a file's
+settings lie on top of the defaults). A file that is invalid is an error.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if a.configPath == "" {
+			c, from, err := config.Find(a.configPath, config.SystemPath)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), struct {
+					File   string        `json:"file,omitempty"`
+					Config config.Config `json:"config"`
+				}{from, c})
+			}
+			if from == "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "# the embedded defaults (no --config, no %s)\n", config.SystemPath)
 				_, err := cmd.OutOrStdout().Write(config.DefaultYAML())
 				return err
 			}
-			if _, err := a.config(); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid\n", a.configPath)
-			return nil
+			fmt.Fprintf(cmd.OutOrStdout(), "# %s on top of the embedded defaults: valid\n", from)
+			return printYAML(cmd.OutOrStdout(), c)
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON: the file and the configuration")
+	return cmd
 }
 
 // runFlags are the flags every experiment command has.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -52,6 +53,14 @@ func (b *books) Pause(_ context.Context, name string) error {
 }
 func (b *books) Resume(_ context.Context, name string) error {
 	b.calls = append(b.calls, "resume "+name)
+	return nil
+}
+func (b *books) Set(_ context.Context, name string, req api.SetRequest) error {
+	b.calls = append(b.calls, "set "+name)
+	return nil
+}
+func (b *books) SetHost(_ context.Context, req api.HostRequest) error {
+	b.calls = append(b.calls, "host")
 	return nil
 }
 func (b *books) CellForPID(pid int) (string, bool) {
@@ -373,5 +382,34 @@ func TestAdoptRootOnly(t *testing.T) {
 	plain, _ := newControl(Default(-1))
 	if _, err := plain.Adopt(as(0, 1), req); !errors.Is(err, api.ErrUnsupported) {
 		t.Errorf("adopt on an economy that does not adopt: %v; want unsupported", err)
+	}
+}
+
+// TestLiveChanges: root changes any cell's terms and the host's limits; a
+// delegated caller only their own cells', a tap within their rule, and
+// never the host's; a cell nothing.
+func TestLiveChanges(t *testing.T) {
+	g := agents
+	c, b := newControl(Policy{File: "p", Rules: []Rule{{Group: &g, Name: "agents", MaxWallet: 100, MaxCells: 5, MaxTap: 10}}})
+	b.cells = []api.Cell{{Name: "mine", OwnerUID: aliceUID}, {Name: "roots", OwnerUID: 0}}
+	b.inCell[77] = "mine"
+	alice := as(aliceUID, 10)
+	five, fifty := units.Credits(5), units.Credits(50)
+	sp := 50.0
+	if err := c.Set(alice, "mine", api.SetRequest{TapRate: &five}); err != nil {
+		t.Errorf("a tap within the rule: %v", err)
+	}
+	forbidden(t, "a tap above the rule", c.Set(alice, "mine", api.SetRequest{TapRate: &fifty}), "max_tap_credits_per_second 10")
+	forbidden(t, "another's cell", c.Set(alice, "roots", api.SetRequest{MaxBid: &five}), "not theirs")
+	forbidden(t, "the host", c.SetHost(alice, api.HostRequest{SetpointCelsius: &sp}), "only root")
+	forbidden(t, "from a cell", c.Set(as(0, 77), "mine", api.SetRequest{TapRate: &five}), "in cell mine")
+	if err := c.SetHost(as(0, 1), api.HostRequest{SetpointCelsius: &sp}); err != nil {
+		t.Errorf("root sets the host: %v", err)
+	}
+	if err := c.Set(as(0, 1), "roots", api.SetRequest{TapRate: &fifty}); err != nil {
+		t.Errorf("root sets a tap: %v", err)
+	}
+	if want := []string{"set mine", "host", "set roots"}; !slices.Equal(b.calls, want) {
+		t.Errorf("reached the economy: %v, want %v", b.calls, want)
 	}
 }

@@ -318,3 +318,37 @@ func (c *Control) Adopt(ctx context.Context, req api.AdoptRequest) (api.CellInfo
 	}
 	return a.Adopt(ctx, req)
 }
+
+// Set implements api.Backend: root may change any cell's terms; a
+// delegated caller their own cells', and a tap only as their rule allows
+// one at spawn.
+func (c *Control) Set(ctx context.Context, name string, req api.SetRequest) error {
+	w, err := c.outside(ctx, "change cells' terms")
+	if err != nil {
+		return err
+	}
+	if !w.root {
+		if _, err := c.own(ctx, w, name, "change the terms of"); err != nil {
+			return err
+		}
+		if r := w.rule; !r.Unlimited && req.TapRate != nil && *req.TapRate > r.MaxTap {
+			if r.MaxTap == 0 {
+				return c.refuse(w, "%s allows no tap: a tap is income without end", r)
+			}
+			return c.refuse(w, "a tap of %d credits/s is above %s's max_tap_credits_per_second %d", *req.TapRate, r, r.MaxTap)
+		}
+	}
+	return c.e.Set(ctx, name, req)
+}
+
+// SetHost implements api.Backend: only root may change the host's limits.
+func (c *Control) SetHost(ctx context.Context, req api.HostRequest) error {
+	w, err := c.outside(ctx, "change the host's limits")
+	if err != nil {
+		return err
+	}
+	if !w.root {
+		return c.refuse(w, "only root may change the host's limits")
+	}
+	return c.e.SetHost(ctx, req)
+}

@@ -33,6 +33,10 @@ type Backend interface {
 	Kill(ctx context.Context, name string) error
 	Pause(ctx context.Context, name string) error
 	Resume(ctx context.Context, name string) error
+	// Set changes a living cell's terms (a validated SetRequest).
+	Set(ctx context.Context, name string, req SetRequest) error
+	// SetHost changes the host's limits (a validated HostRequest).
+	SetHost(ctx context.Context, req HostRequest) error
 }
 
 // MaxBodyBytes bounds a request body.
@@ -65,6 +69,8 @@ type Options struct {
 //	POST /v1/cells/{name}/pause  → 204
 //	POST /v1/cells/{name}/resume → 204
 //	POST /v1/adopt               AdoptRequest → 201 CellInfo (a Backend that is an Adopter)
+//	POST /v1/cells/{name}/set    SetRequest → 204
+//	POST /v1/host                HostRequest → 204
 //
 // A {name} is ValidCellName: an adopted cell's "namespace/pod" travels
 // path-escaped ("namespace%2Fpod"), as one segment.
@@ -94,6 +100,8 @@ func NewServer(b Backend, opts Options) *Server {
 	s.mux.HandleFunc("POST /v1/cells", s.spawn)
 	s.mux.HandleFunc("POST /v1/cells/{name}/fund", s.fund)
 	s.mux.HandleFunc("POST /v1/adopt", s.adopt)
+	s.mux.HandleFunc("POST /v1/cells/{name}/set", s.set)
+	s.mux.HandleFunc("POST /v1/host", s.setHost)
 	for verb, f := range map[string]func(context.Context, string) error{
 		"kill": b.Kill, "pause": b.Pause, "resume": b.Resume,
 	} {

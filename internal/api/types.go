@@ -40,6 +40,11 @@ type State struct {
 	BusyCPUSeconds float64 `json:"busy_cpu_seconds_total"`
 	// Multiplier is the thermal price multiplier (≥ 1).
 	Multiplier float64 `json:"multiplier"`
+	// Binding says which limit sets the price: "temperature", "power"
+	// (the host's power budget), or "" (neither: the price is at its
+	// floor). PowerBudgetWatts is the budget, 0 for none.
+	Binding          string  `json:"binding,omitempty"`
+	PowerBudgetWatts float64 `json:"power_budget_watts,omitempty"`
 	// Reserve is the reserve price, credits per slot.
 	Reserve units.Credits `json:"reserve_credits"`
 	// Clearing is the last auction's clearing price, credits per slot; 0

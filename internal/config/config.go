@@ -161,6 +161,25 @@ func Default() Config {
 	return c
 }
 
+// SystemPath is the configuration a host keeps, read when no file is
+// named (Find).
+const SystemPath = "/etc/maxwell/config.yaml"
+
+// Find returns the configuration to run with and the file it came from:
+// the file named (explicit), else system if it exists, else the embedded
+// defaults (from ""). A file that exists but is invalid is an error,
+// whichever it is.
+func Find(explicit, system string) (Config, string, error) {
+	path := explicit
+	if path == "" && system != "" {
+		if _, err := os.Stat(system); err == nil {
+			path = system
+		}
+	}
+	c, err := Load(path)
+	return c, path, err
+}
+
 // Load reads the configuration file at path on top of the defaults: a
 // setting the file leaves out keeps its default. An empty path gives the
 // defaults.

@@ -83,3 +83,24 @@ func TestLoadErrors(t *testing.T) {
 		t.Error("Load of a missing file succeeded")
 	}
 }
+
+func TestFind(t *testing.T) {
+	dir := t.TempDir()
+	sys := filepath.Join(dir, "config.yaml")
+	other := filepath.Join(dir, "other.yaml")
+	os.WriteFile(other, []byte("engine:\n  setpoint_celsius: 60\n"), 0o644)
+	if c, from, err := Find("", sys); err != nil || from != "" || c.Engine.SetpointCelsius != Default().Engine.SetpointCelsius {
+		t.Errorf("no file: %v, %q, %v", c.Engine.SetpointCelsius, from, err)
+	}
+	os.WriteFile(sys, []byte("engine:\n  setpoint_celsius: 50\n"), 0o644)
+	if c, from, err := Find("", sys); err != nil || from != sys || c.Engine.SetpointCelsius != 50 {
+		t.Errorf("the system file: %v, %q, %v", c.Engine.SetpointCelsius, from, err)
+	}
+	if c, from, err := Find(other, sys); err != nil || from != other || c.Engine.SetpointCelsius != 60 {
+		t.Errorf("a named file wins: %v, %q, %v", c.Engine.SetpointCelsius, from, err)
+	}
+	os.WriteFile(sys, []byte("engine:\n  setpont: 50\n"), 0o644)
+	if _, _, err := Find("", sys); !errors.Is(err, ErrInvalid) {
+		t.Errorf("an invalid system file: %v", err)
+	}
+}

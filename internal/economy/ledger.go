@@ -58,3 +58,9 @@ func (l Ledger) Fund(ctx context.Context, key, name string, amount units.Credits
 	_, err := l.L.Fund(ctx, key, 0, name, amount)
 	return err
 }
+
+// SetTerms records a wallet's new tap terms.
+func (l Ledger) SetTerms(ctx context.Context, key, name string, rate, cap units.Credits) error {
+	_, err := l.L.SetTerms(ctx, key, 0, name, rate, cap)
+	return err
+}

@@ -143,6 +143,7 @@ func (e *Economy) State(ctx context.Context) (api.State, error) {
 		wallets[n] = wallet{st, w}
 	}
 	counters := e.hub.Snapshot()
+	setpoint, budget := e.driver.Host()
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -154,8 +155,9 @@ func (e *Economy) State(ctx context.Context) (api.State, error) {
 		Policy:       string(e.econf.Policy),
 		EnergyJoules: a.energy.Joules(), BusyCPUSeconds: a.busy.Seconds(),
 		Multiplier: dec.Multiplier, Reserve: dec.Reserve, Clearing: dec.Clearing, FailSafe: dec.FailSafe,
+		Binding: string(dec.Binding), PowerBudgetWatts: float64(budget),
 		Apoptoses: a.apoptoses, EventsLost: a.eventsLost,
-		Temperature: api.Temperature{Celsius: finite(float64(dec.Temperature)), Setpoint: float64(e.econf.Controller.Setpoint),
+		Temperature: api.Temperature{Celsius: finite(float64(dec.Temperature)), Setpoint: float64(setpoint),
 			Error: dec.TempErr, Source: api.SourceOf(te)},
 		Power: api.Power{Watts: finite(float64(dec.Power)), IdleWatts: float64(e.tel.IdlePower), Source: api.SourceOf(en)},
 	}

@@ -737,6 +737,13 @@ func (d *Driver) Cell(name string) (life.State, Wallet, bool) {
 	return d.Core.Cell(name)
 }
 
+// Host returns the setpoint and the power budget in force (Core.Host).
+func (d *Driver) Host() (units.Celsius, units.Power) {
+	d.coreMu.Lock()
+	defer d.coreMu.Unlock()
+	return d.Core.Host()
+}
+
 // Last returns the last decision.
 func (d *Driver) Last() Decision {
 	d.mu.Lock()

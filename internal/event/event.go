@@ -42,6 +42,9 @@ const (
 	Paused  Kind = "paused"
 	Resumed Kind = "resumed"
 	Settled Kind = "settled"
+	// An operator's live changes.
+	TermsChanged Kind = "terms_changed"
+	HostChanged  Kind = "host_changed"
 	// Adopted cells: cgroups someone else made (a pod's), governed.
 	Adopted  Kind = "adopted"
 	Released Kind = "released"
@@ -92,6 +95,8 @@ func Kinds() []Description {
 		{Paused, true, "An operator paused the cell: it is frozen, bids nothing and pays nothing."},
 		{Resumed, true, "An operator resumed the cell: it bids again and runs when it wins."},
 		{Settled, true, "A wallet a previous daemon left open was closed: its cell did not survive that daemon."},
+		{TermsChanged, true, "An operator changed the cell's terms while it ran: its tap (recorded in the ledger) or its standing bid."},
+		{HostChanged, false, "An operator changed the host's limits while the economy ran: the setpoint or the power budget."},
 		{Adopted, true, "A cgroup someone else made (a pod's, a service's) was put under the economy as a cell with a wallet: frozen until it wins, never started or killed by Maxwell."},
 		{Released, true, "The economy let go of an adopted cell (its pod went, or the node agent stopped): thawed, its processes left alone, its wallet settled."},
 		{AgentConnected, true, "The cell's agent connected to the hub and said hello."},

@@ -38,6 +38,8 @@ type Backend struct {
 	mu      sync.Mutex
 	cells   []api.Cell
 	spawned []api.SpawnRequest
+	sets    []api.SetRequest
+	hosts   []api.HostRequest
 	nextPID int
 }
 
@@ -216,4 +218,59 @@ func (f *Backend) set(ctx context.Context, name string, s life.State, check func
 	}
 	c.State = s
 	return nil
+}
+
+// Set implements api.Backend: it records the request (Sets) and changes
+// the row's tap and standing bid.
+func (f *Backend) Set(ctx context.Context, name string, req api.SetRequest) error {
+	if err := f.wait(ctx); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.cells {
+		if f.cells[i].Name != name {
+			continue
+		}
+		if f.cells[i].State == life.Dead {
+			return fmt.Errorf("%w: %s is dead", api.ErrConflict, name)
+		}
+		f.sets = append(f.sets, req)
+		if req.TapRate != nil {
+			f.cells[i].TapRate = *req.TapRate
+		}
+		if req.TapCap != nil {
+			f.cells[i].TapCap = *req.TapCap
+		}
+		if req.MaxBid != nil {
+			f.cells[i].BidPrice, f.cells[i].Standing = *req.MaxBid, *req.MaxBid > 0
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: %s", api.ErrNotFound, name)
+}
+
+// Sets returns the SetRequests Set accepted.
+func (f *Backend) Sets() []api.SetRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]api.SetRequest(nil), f.sets...)
+}
+
+// SetHost implements api.Backend: it records the request (Hosts).
+func (f *Backend) SetHost(ctx context.Context, req api.HostRequest) error {
+	if err := f.wait(ctx); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hosts = append(f.hosts, req)
+	return nil
+}
+
+// Hosts returns the HostRequests SetHost accepted.
+func (f *Backend) Hosts() []api.HostRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]api.HostRequest(nil), f.hosts...)
 }

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/maxwellhq/maxwell/internal/api"
+	"github.com/maxwellhq/maxwell/internal/event"
+	"github.com/maxwellhq/maxwell/internal/life"
+)
+
+// TestLiveControl drives a real daemon from the CLI while it runs: pause
+// and resume, a cell's standing bid and tap, the host's setpoint and power
+// budget; each takes effect, shows in ps --json and is an event.
+func TestLiveControl(t *testing.T) {
+	c, _ := startDaemon(t)
+	sock := c.Path()
+	ctx := context.Background()
+	if _, err := c.Spawn(ctx, api.SpawnRequest{Name: "busy", Argv: []string{"/bin/sh", "-c", "while :; do :; done"}, Wallet: 1 << 40, MaxBid: 1_000_000, Units: 1, Dir: "/"}); err != nil {
+		t.Fatal(err)
+	}
+	cli := func(args ...string) string {
+		t.Helper()
+		out, stderr, err := runCtl(t, append(args[:1:1], append([]string{"--socket", sock}, args[1:]...)...)...)
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, stderr)
+		}
+		return out
+	}
+	state := func() api.State {
+		st, err := c.State(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	await := func(what string, ok func(api.State) bool) api.State {
+		t.Helper()
+		for start := time.Now(); ; time.Sleep(100 * time.Millisecond) {
+			if st := state(); ok(st) {
+				return st
+			}
+			if time.Since(start) > 15*time.Second {
+				t.Fatalf("%s: not within 15 s", what)
+			}
+		}
+	}
+	busy := func(st api.State) api.Cell { cl, _ := cellNamed(st, "busy"); return cl }
+
+	if out := cli("pause", "busy"); out != "paused busy\n" {
+		t.Errorf("pause printed %q", out)
+	}
+	await("paused", func(st api.State) bool { return busy(st).State == life.Paused })
+	cli("resume", "busy")
+	await("running again", func(st api.State) bool { return busy(st).State == life.Running })
+
+	cli("set", "busy", "--max-bid", "3000000", "--units", "2", "--tap", "1000", "--cap", "5000000000000")
+	st := await("new terms", func(st api.State) bool { b := busy(st); return b.TapRate == 1000 && b.BidPrice == 3000000 && b.BidUnits == 2 })
+	if b := busy(st); b.TapCap != 5_000_000_000_000 {
+		t.Errorf("tap cap %d", b.TapCap)
+	}
+
+	cli("host", "set", "--setpoint", "30", "--power-budget", "5")
+	st = await("the host's limits", func(st api.State) bool {
+		return st.Temperature.Setpoint == 30 && st.PowerBudgetWatts == 5 && st.Binding != ""
+	})
+	t.Logf("binding %s at ×%.2f (%.1f °C, %.1f W)", st.Binding, st.Multiplier, st.Temperature.Celsius, st.Power.Watts)
+	kinds := map[event.Kind]int{}
+	for _, e := range st.Events {
+		kinds[e.Kind]++
+	}
+	for _, k := range []event.Kind{event.Paused, event.Resumed, event.TermsChanged, event.HostChanged} {
+		if kinds[k] == 0 {
+			t.Errorf("no %s event", k)
+		}
+	}
+	out := cli("kill", "busy", "--json")
+	var res []struct {
+		Cell string `json:"cell"`
+		Done bool   `json:"done"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res) != 1 || !res[0].Done {
+		t.Errorf("kill --json: %q (%v)", out, err)
+	}
+	if _, _, err := runCtl(t, "set", "--socket", sock, "busy", "--tap", "5"); err == nil || !strings.Contains(err.Error(), "dead") {
+		t.Errorf("set on a dead cell: %v", err)
+	}
+	if _, _, err := runCtl(t, "host", "set", "--socket", sock); err == nil || !strings.Contains(err.Error(), "nothing to change") {
+		t.Errorf("host set without a flag: %v", err)
+	}
+}
+
+// TestConfigCmd: config says which file won, and --json gives it.
+func TestConfigCmd(t *testing.T) {
+	f := t.TempDir() + "/c.yaml"
+	os.WriteFile(f, []byte("engine:\n  setpoint_celsius: 61\n"), 0o644)
+	out, _, err := run(t, "--config", f, "config", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		File   string
+		Config struct{ Engine struct{ SetpointCelsius float64 } }
+	}
+	if json.Unmarshal([]byte(out), &got); got.File != f || got.Config.Engine.SetpointCelsius != 61 {
+		t.Errorf("config --json: %s", out)
+	}
+	if out, _, err := run(t, "--config", f, "config"); err != nil || !strings.HasPrefix(out, "# "+f+" on top of the embedded defaults") || !strings.Contains(out, "setpoint_celsius: 61") {
+		t.Errorf("config: %v\n%s", err, out)
+	}
+}
