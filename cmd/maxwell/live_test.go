@@ -59,7 +59,10 @@ func TestLiveControl(t *testing.T) {
 	await("running again", func(st api.State) bool { return busy(st).State == life.Running })
 
 	cli("set", "busy", "--max-bid", "3000000", "--units", "2", "--tap", "1000", "--cap", "5000000000000")
-	st := await("new terms", func(st api.State) bool { b := busy(st); return b.TapRate == 1000 && b.BidPrice == 3000000 && b.BidUnits == 2 })
+	st := await("new terms", func(st api.State) bool {
+		b := busy(st)
+		return b.TapRate == 1000 && b.BidPrice == 3000000 && b.BidUnits == 2
+	})
 	if b := busy(st); b.TapCap != 5_000_000_000_000 {
 		t.Errorf("tap cap %d", b.TapCap)
 	}
@@ -104,7 +107,9 @@ func TestConfigCmd(t *testing.T) {
 	}
 	var got struct {
 		File   string
-		Config struct{ Engine struct{ SetpointCelsius float64 } }
+		Config struct {
+			Engine struct{ SetpointCelsius float64 }
+		}
 	}
 	if json.Unmarshal([]byte(out), &got); got.File != f || got.Config.Engine.SetpointCelsius != 61 {
 		t.Errorf("config --json: %s", out)

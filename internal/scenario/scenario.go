@@ -77,7 +77,7 @@ type Agent struct {
 	// UsefulCounter names a command's useful counter (the built-in
 	// workloads have theirs).
 	UsefulCounter string `yaml:"useful_counter"`
-	Threads  int      `yaml:"threads"`
+	Threads       int    `yaml:"threads"`
 	// Strategy and Multiple say how it bids: Multiple × a slot's energy.
 	Strategy Strategy `yaml:"strategy"`
 	Multiple float64  `yaml:"multiple"`
