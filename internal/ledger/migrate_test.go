@@ -21,11 +21,24 @@ import (
 // then VACUUMed and closed. See testdata/README.md.
 const v2Fixture = "testdata/ledger-v2.db"
 
+// v3Fixture is a ledger of schema version 3 made by the code of that
+// version (commit 36480ad): postRollupFixture (income included) under
+// rollupOpts, rolled up at tick 40, VACUUMed and closed. See
+// testdata/README.md.
+const v3Fixture = "testdata/ledger-v3.db"
+
 // copyV2Fixture copies v2Fixture to a ledger.db in dir and returns its
 // path: opening it for writing migrates it in place.
 func copyV2Fixture(t *testing.T, dir string) string {
 	t.Helper()
-	b, err := os.ReadFile(v2Fixture)
+	return copyFixture(t, v2Fixture, dir)
+}
+
+// copyFixture copies the ledger fixture to a ledger.db in dir and returns
+// its path.
+func copyFixture(t *testing.T, fixture, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(fixture)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,5 +362,168 @@ func TestMigrateV2InPlace(t *testing.T) {
 	}
 	if wal != 0 {
 		t.Errorf("write-ahead log of %d bytes after the migration, want it truncated", wal)
+	}
+}
+
+// fixtureState returns the schema version of the closed ledger at path and
+// its accounts' balances, read with SQLite alone.
+func fixtureState(t *testing.T, path string) (int, map[string]units.Credits) {
+	t.Helper()
+	db := rawDB(t, path)
+	defer db.Close()
+	var v int
+	if err := db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.Query(`SELECT name, balance FROM accounts`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	bals := map[string]units.Credits{}
+	for rows.Next() {
+		var n string
+		var b units.Credits
+		if err := rows.Scan(&n, &b); err != nil {
+			t.Fatal(err)
+		}
+		bals[n] = b
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return v, bals
+}
+
+// TestMigrateV3 opens the version 3 ledger that the code of version 3
+// made: migrated to version 4, it verifies, keeps every balance, and holds
+// exactly what this code writes for the same postings, with no changes of
+// terms and no close recorded for its closed wallet (version 3 kept
+// none); it then takes changes of terms: a tap past a wallet's old cap is
+// refused before its cap is raised and accepted after, a wallet without a
+// tap is given one, the closed wallet refuses one, and it still verifies
+// once rolled up again.
+func TestMigrateV3(t *testing.T) {
+	ctx := t.Context()
+	path := copyFixture(t, v3Fixture, t.TempDir())
+	v, before := fixtureState(t, path)
+	if v != 3 {
+		t.Fatalf("fixture: schema version %d, want 3", v)
+	}
+	if _, err := Open(ctx, path, Options{ReadOnly: true}); !errors.Is(err, ErrSchema) || !strings.Contains(err.Error(), "version 3, this binary reads 4") {
+		t.Errorf("read-only open of a version 3 ledger: %v, want ErrSchema saying so", err)
+	}
+	l, err := Open(ctx, path, rollupOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	rep := mustVerify(t, l)
+	if got := balances(t, l); !maps.Equal(got, before) {
+		t.Errorf("balances after the migration %v, before %v", got, before)
+	}
+
+	// The same postings, made by this code.
+	fresh, _ := openWith(t, rollupOpts)
+	postRollupFixture(t, fresh)
+	if _, err := fresh.Rollup(ctx, 40); err != nil {
+		t.Fatal(err)
+	}
+	want := mustVerify(t, fresh)
+	rep.DatabaseBytes, rep.WALBytes, want.DatabaseBytes, want.WALBytes = 0, 0, 0, 0
+	if fmt.Sprintf("%+v", rep) != fmt.Sprintf("%+v", want) || rep.SchemaVersion != 4 || rep.RolledBelow != 30 || rep.Rollups == 0 || rep.TermsChanges != 0 {
+		t.Errorf("migrated: %+v\nwant the report of the same postings made now: %+v", rep, want)
+	}
+	for _, q := range append(ledgerTables, `SELECT * FROM terms ORDER BY tx_id`) {
+		if got, want := dump(t, l.db, q), dump(t, fresh.db, q); got != want {
+			t.Errorf("%s: migrated\n%s\nmade now\n%s", q, got, want)
+		}
+	}
+	if got, want := dump(t, l.db, closedTx), "a <nil>\nb <nil>\nc <nil>\n"; got != want {
+		t.Errorf("closes recorded after the migration:\n%s\nwant none (version 3 kept none)", got)
+	}
+	if got, want := dump(t, fresh.db, closedTx), "a <nil>\nb <nil>\nc 7\n"; got != want {
+		t.Errorf("closes recorded by this code:\n%s\nwant c's (tx 7)", got)
+	}
+
+	// Life after the migration: a holds 996080 credits, a tap of 10/s
+	// below 10,000,000; b has no tap; c is closed.
+	a := before["a"]
+	steps := []struct {
+		name string
+		do   func() (Result, error)
+		err  error
+		dup  bool
+	}{
+		{"a tap past a's cap", func() (Result, error) { return l.Tap(ctx, Key(41, "a", "tap"), 41, "a", 10_000_000-a+1) }, ErrInvalid, false},
+		{"a's cap raised", func() (Result, error) { return l.SetTerms(ctx, "terms/cell:a/1", 41, "a", 10, 20_000_000) }, nil, false},
+		{"the tap past the old cap", func() (Result, error) { return l.Tap(ctx, Key(41, "a", "tap"), 41, "a", 10_000_000-a+1) }, nil, false},
+		{"the change replayed", func() (Result, error) { return l.SetTerms(ctx, "terms/cell:a/1", 41, "a", 10, 20_000_000) }, nil, true},
+		{"a tap for b, which has none", func() (Result, error) { return l.Tap(ctx, Key(42, "b", "tap"), 42, "b", 5) }, ErrInvalid, false},
+		{"b given a tap", func() (Result, error) { return l.SetTerms(ctx, "terms/cell:b/1", 42, "b", 5, 2_000_000) }, nil, false},
+		{"b tapped", func() (Result, error) { return l.Tap(ctx, Key(42, "b", "tap"), 42, "b", 5) }, nil, false},
+		{"c, closed at version 3", func() (Result, error) { return l.SetTerms(ctx, "terms/cell:c/1", 42, "c", 5, 2_000_000) }, ErrClosed, false},
+		{"a replay of a version 3 posting in the window", func() (Result, error) {
+			return l.Charge(ctx, Key(38, "a", "payment"), 38, "a", 138, KindPayment)
+		}, nil, true},
+	}
+	for _, s := range steps {
+		r, err := s.do()
+		if !errors.Is(err, s.err) || (err == nil && r.Duplicate != s.dup) {
+			t.Fatalf("%s: %+v, %v; want %v, duplicate %t", s.name, r, err, s.err, s.dup)
+		}
+	}
+	if r, err := l.Rollup(ctx, 54); err != nil || r.Below != 45 {
+		t.Fatalf("rollup: %+v, %v", r, err)
+	}
+	after := mustVerify(t, l)
+	if after.TermsChanges != 2 || after.Minted != want.Minted+10_000_000-a+1+5 || after.Burned != want.Burned {
+		t.Errorf("after changes of terms and a rollup: %+v", after)
+	}
+	if tm := terms(t, l, "a"); tm != (Terms{10, 20_000_000}) {
+		t.Errorf("a's terms %+v", tm)
+	}
+}
+
+// TestMigrateV3FullDisk migrates a version 3 ledger on a full file system
+// (a real tmpfs): the migration to version 4 fails with ErrFull and leaves
+// the database file as it was; once space returns, it migrates.
+func TestMigrateV3FullDisk(t *testing.T) {
+	ctx := t.Context()
+	dir := tmpfs(t, 1<<20)
+	path := copyFixture(t, v3Fixture, dir)
+	// A reader holds the write-ahead log and its index open, so that what
+	// the full disk refuses is the migration's writes, not their creation.
+	db := rawDB(t, path)
+	var v int
+	if err := db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != 3 {
+		t.Fatalf("schema version %d, %v", v, err)
+	}
+	was, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ballast := fillDisk(t, dir)
+	_, err = Open(ctx, path, Options{})
+	if !errors.Is(err, ErrFull) || !strings.Contains(err.Error(), "migrate to version 4") {
+		t.Fatalf("open on a full disk: %v, want ErrFull from the migration to version 4", err)
+	}
+	if now, err := os.ReadFile(path); err != nil || !bytes.Equal(now, was) {
+		t.Errorf("the failed migration changed the database file (%v)", err)
+	}
+	if err := db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != 3 {
+		t.Errorf("after the failed migration: schema version %d, %v; want 3", v, err)
+	}
+	db.Close()
+	if err := os.Remove(ballast); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatalf("open once space is back: %v", err)
+	}
+	defer l.Close()
+	if rep := mustVerify(t, l); rep.SchemaVersion != 4 || rep.RolledBelow != 30 {
+		t.Errorf("migrated: %+v", rep)
 	}
 }
