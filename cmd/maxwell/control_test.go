@@ -23,7 +23,7 @@ func runCtl(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	root := newRootCmd()
 	a := &app{}
-	for _, mk := range []func(*app) *cobra.Command{newSpawnCmd, newPsCmd, newFundCmd, newKillCmd} {
+	for _, mk := range []func(*app) *cobra.Command{newSpawnCmd, newPsCmd, newFundCmd, newKillCmd, newLogsCmd} {
 		c := mk(a)
 		if found, _, ferr := root.Find([]string{c.Name()}); ferr != nil || found == root {
 			root.AddCommand(c)

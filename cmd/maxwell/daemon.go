@@ -19,7 +19,7 @@ import (
 
 func newDaemonCmd(a *app) *cobra.Command {
 	var (
-		control, agents, group, ledgerPath, metricsAddr, cpus, parent, policy string
+		control, agents, group, ledgerPath, metricsAddr, cpus, parent, policy, logDir string
 		adopt, kubernetes                                                     bool
 		kubeOpts                                                              daemon.KubeOptions
 	)
@@ -68,6 +68,9 @@ It reaches the API server through --kubeconfig, else $KUBECONFIG or
 			if err != nil {
 				return err
 			}
+			if logDir == "" {
+				logDir = filepath.Join(filepath.Dir(ledgerPath), "logs")
+			}
 			if agents == "" {
 				agents = filepath.Join(filepath.Dir(control), "agent.sock")
 			}
@@ -78,7 +81,7 @@ It reaches the API server through --kubeconfig, else $KUBECONFIG or
 			}
 			opts := daemon.Options{
 				Economy: economy.Options{Config: cfg, Roots: a.roots(), CgroupRoot: a.cgroupRoot, CellParent: parent,
-					AgentSocket: agents, LedgerPath: ledgerPath, CPUs: cpuList},
+					AgentSocket: agents, LedgerPath: ledgerPath, LogDir: logDir, CPUs: cpuList},
 				ControlSocket: control, Group: group, PolicyFile: policy, MetricsAddr: metricsAddr, Log: log,
 				Adopt: adopt,
 			}
@@ -96,6 +99,7 @@ It reaches the API server through --kubeconfig, else $KUBECONFIG or
 	f.StringVar(&group, "group", "", "group allowed to connect to the control socket besides root")
 	f.StringVar(&policy, "policy", access.DefaultPolicyPath, "who may spawn, with what limits (a missing file: root, and --group without limits)")
 	f.StringVar(&ledgerPath, "ledger", ledger.DefaultPath(), "ledger database")
+	f.StringVar(&logDir, "log-dir", "", "where each cell's standard output and error are kept, rotated (default: logs/ beside the ledger; maxwell logs NAME)")
 	f.StringVar(&metricsAddr, "metrics-addr", "", `serve Prometheus metrics on this TCP address, e.g. "127.0.0.1:9464"`)
 	f.StringVar(&cpus, "cpus", "", "CPUs to sell (default: every CPU Maxwell may use)")
 	f.StringVar(&parent, "cgroup-parent", cell.DefaultOptions().Parent, "cgroup that holds this daemon's cells: one daemon per parent (it sweeps it at start)")

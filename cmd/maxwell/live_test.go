@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -118,3 +119,46 @@ func TestConfigCmd(t *testing.T) {
 		t.Errorf("config: %v\n%s", err, out)
 	}
 }
+
+// TestCellLogs: a cell's output reaches `maxwell logs`, and -f follows it
+// as it is written.
+func TestCellLogs(t *testing.T) {
+	c, _ := startDaemon(t)
+	ctx := context.Background()
+	if _, err := c.Spawn(ctx, api.SpawnRequest{Name: "talker", Argv: []string{"/bin/sh", "-c", "i=0; while :; do echo line $i; echo err $i >&2; i=$((i+1)); sleep 0.05; done"},
+		Wallet: 1 << 40, MaxBid: 1_000_000, Units: 1, Dir: "/"}); err != nil {
+		t.Fatal(err)
+	}
+	var out string
+	for start := time.Now(); !strings.Contains(out, "line 3"); time.Sleep(100 * time.Millisecond) {
+		out, _, _ = runCtl(t, "logs", "--socket", c.Path(), "talker")
+		if time.Since(start) > 15*time.Second {
+			t.Fatalf("logs: %q", out)
+		}
+	}
+	if !strings.Contains(out, "err 0") || !strings.HasPrefix(out, "line 0") {
+		t.Errorf("logs: %q", out)
+	}
+	fctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+	defer cancel()
+	var b syncBuffer
+	if err := c.Logs(fctx, "talker", true, &b); err != nil {
+		t.Fatal(err)
+	}
+	got := b.String()
+	n := strings.Count(got, "\n")
+	if n <= strings.Count(out, "\n") {
+		t.Errorf("following gave %d lines, the first read %d: nothing new", n, strings.Count(out, "\n"))
+	}
+	if _, _, err := runCtl(t, "logs", "--socket", c.Path(), "nobody"); err == nil || !strings.Contains(err.Error(), "no such cell") {
+		t.Errorf("logs of nobody: %v", err)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }

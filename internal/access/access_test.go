@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -61,6 +62,10 @@ func (b *books) Set(_ context.Context, name string, req api.SetRequest) error {
 }
 func (b *books) SetHost(_ context.Context, req api.HostRequest) error {
 	b.calls = append(b.calls, "host")
+	return nil
+}
+func (b *books) Logs(_ context.Context, name string, _ bool, _ io.Writer) error {
+	b.calls = append(b.calls, "logs "+name)
 	return nil
 }
 func (b *books) CellForPID(pid int) (string, bool) {
@@ -409,7 +414,11 @@ func TestLiveChanges(t *testing.T) {
 	if err := c.Set(as(0, 1), "roots", api.SetRequest{TapRate: &fifty}); err != nil {
 		t.Errorf("root sets a tap: %v", err)
 	}
-	if want := []string{"set mine", "host", "set roots"}; !slices.Equal(b.calls, want) {
+	forbidden(t, "another's log", c.Logs(alice, "roots", false, io.Discard), "not theirs")
+	if err := c.Logs(alice, "mine", false, io.Discard); err != nil {
+		t.Errorf("alice reads her log: %v", err)
+	}
+	if want := []string{"set mine", "host", "set roots", "logs mine"}; !slices.Equal(b.calls, want) {
 		t.Errorf("reached the economy: %v, want %v", b.calls, want)
 	}
 }

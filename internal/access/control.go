@@ -3,6 +3,7 @@ package access
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -351,4 +352,19 @@ func (c *Control) SetHost(ctx context.Context, req api.HostRequest) error {
 		return c.refuse(w, "only root may change the host's limits")
 	}
 	return c.e.SetHost(ctx, req)
+}
+
+// Logs implements api.Backend: root reads any cell's log, a delegated
+// caller their own cells'; a cell none.
+func (c *Control) Logs(ctx context.Context, name string, follow bool, w io.Writer) error {
+	who, err := c.outside(ctx, "read cells' logs")
+	if err != nil {
+		return err
+	}
+	if !who.root {
+		if _, err := c.own(ctx, who, name, "read the log of"); err != nil {
+			return err
+		}
+	}
+	return c.e.Logs(ctx, name, follow, w)
 }

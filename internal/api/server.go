@@ -37,6 +37,9 @@ type Backend interface {
 	Set(ctx context.Context, name string, req SetRequest) error
 	// SetHost changes the host's limits (a validated HostRequest).
 	SetHost(ctx context.Context, req HostRequest) error
+	// Logs copies a cell's standard output and error to w; with follow,
+	// until ctx ends.
+	Logs(ctx context.Context, name string, follow bool, w io.Writer) error
 }
 
 // MaxBodyBytes bounds a request body.
@@ -71,6 +74,7 @@ type Options struct {
 //	POST /v1/adopt               AdoptRequest → 201 CellInfo (a Backend that is an Adopter)
 //	POST /v1/cells/{name}/set    SetRequest → 204
 //	POST /v1/host                HostRequest → 204
+//	GET  /v1/cells/{name}/logs   → 200 text (?follow=1: streamed)
 //
 // A {name} is ValidCellName: an adopted cell's "namespace/pod" travels
 // path-escaped ("namespace%2Fpod"), as one segment.
@@ -102,6 +106,7 @@ func NewServer(b Backend, opts Options) *Server {
 	s.mux.HandleFunc("POST /v1/adopt", s.adopt)
 	s.mux.HandleFunc("POST /v1/cells/{name}/set", s.set)
 	s.mux.HandleFunc("POST /v1/host", s.setHost)
+	s.mux.HandleFunc("GET /v1/cells/{name}/logs", s.logs)
 	for verb, f := range map[string]func(context.Context, string) error{
 		"kill": b.Kill, "pause": b.Pause, "resume": b.Resume,
 	} {

@@ -40,7 +40,16 @@ type Config struct {
 	Engine         Engine        `yaml:"engine"`
 	Ledger         Ledger        `yaml:"ledger"`
 	Income         Income        `yaml:"income"`
+	CellLogs       CellLogs      `yaml:"cell_logs"`
 	Demo           Demo          `yaml:"demo"`
+}
+
+// CellLogs bounds each cell's log files (package celllog).
+type CellLogs struct {
+	// MaxBytes is the size at which a cell's log rotates; Keep the
+	// rotated files kept.
+	MaxBytes int64 `yaml:"max_bytes"`
+	Keep     int   `yaml:"keep"`
 }
 
 // Income configures pay for useful work (docs/INCOME.md).
@@ -288,6 +297,9 @@ func (c Config) Validate() error {
 	}
 	if e.RealtimePriority < 0 || e.RealtimePriority > 99 {
 		return bad("engine.realtime_priority %d must be between 0 (off) and 99", e.RealtimePriority)
+	}
+	if cl := c.CellLogs; cl.MaxBytes < 4096 || cl.MaxBytes > 1<<34 || cl.Keep < 1 || cl.Keep > 100 {
+		return bad("cell_logs: max_bytes %d and keep %d: want 4 KiB..16 GiB and 1..100", cl.MaxBytes, cl.Keep)
 	}
 	if f := c.Income.VerifyFraction; !(f > 0 && f <= 1) {
 		return bad("income.verify_fraction %v must be in (0, 1]", f)

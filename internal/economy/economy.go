@@ -33,6 +33,7 @@ import (
 
 	"github.com/maxwellhq/maxwell/agent/proto"
 	"github.com/maxwellhq/maxwell/internal/cell"
+	"github.com/maxwellhq/maxwell/internal/celllog"
 	"github.com/maxwellhq/maxwell/internal/cell/oci"
 	"github.com/maxwellhq/maxwell/internal/clock"
 	"github.com/maxwellhq/maxwell/internal/config"
@@ -71,7 +72,8 @@ type Options struct {
 	// runtime state); "" means the agent socket's directory.
 	StateDir string
 	// LogDir, if set, receives each cell's standard output and error, in
-	// NAME.log; "" discards them.
+	// NAME.log, rotated at Config.CellLogs' size (package celllog); ""
+	// discards them.
 	LogDir string
 	// CPUs are the CPUs whose time the economy sells; cells are pinned to
 	// them unless a spawn says otherwise.
@@ -140,7 +142,7 @@ type managed struct {
 	user     string
 	owner    int
 	standing bool
-	logFile  *os.File
+	logFile  *celllog.Writer
 	acct     cellAccount
 }
 

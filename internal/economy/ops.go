@@ -11,6 +11,7 @@ import (
 
 	"github.com/maxwellhq/maxwell/internal/api"
 	"github.com/maxwellhq/maxwell/internal/cell"
+	"github.com/maxwellhq/maxwell/internal/celllog"
 	"github.com/maxwellhq/maxwell/internal/cell/oci"
 	"github.com/maxwellhq/maxwell/internal/engine"
 	"github.com/maxwellhq/maxwell/internal/event"
@@ -96,9 +97,9 @@ func (e *Economy) Spawn(ctx context.Context, req api.SpawnRequest) (api.CellInfo
 		}
 	}
 	spec := cell.Spec{Name: name, Path: req.Argv[0], Args: req.Argv[1:], Env: env, Dir: req.Dir, CPUs: cpus, Credential: cred}
-	var logFile *os.File
+	var logFile *celllog.Writer
 	if e.opts.LogDir != "" {
-		if logFile, err = os.OpenFile(filepath.Join(e.opts.LogDir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640); err != nil {
+		if logFile, err = celllog.Open(e.opts.LogDir, name, e.logOptions()); err != nil {
 			return api.CellInfo{}, fmt.Errorf("economy: cell log: %w", err)
 		}
 		spec.Stdout, spec.Stderr = logFile, logFile
