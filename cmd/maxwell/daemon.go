@@ -20,8 +20,8 @@ import (
 func newDaemonCmd(a *app) *cobra.Command {
 	var (
 		control, agents, group, ledgerPath, metricsAddr, cpus, parent, policy, logDir string
-		adopt, kubernetes                                                     bool
-		kubeOpts                                                              daemon.KubeOptions
+		adopt, kubernetes                                                             bool
+		kubeOpts                                                                      daemon.KubeOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "daemon",

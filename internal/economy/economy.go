@@ -33,8 +33,8 @@ import (
 
 	"github.com/maxwellhq/maxwell/agent/proto"
 	"github.com/maxwellhq/maxwell/internal/cell"
-	"github.com/maxwellhq/maxwell/internal/celllog"
 	"github.com/maxwellhq/maxwell/internal/cell/oci"
+	"github.com/maxwellhq/maxwell/internal/celllog"
 	"github.com/maxwellhq/maxwell/internal/clock"
 	"github.com/maxwellhq/maxwell/internal/config"
 	"github.com/maxwellhq/maxwell/internal/engine"

@@ -11,8 +11,8 @@ import (
 
 	"github.com/maxwellhq/maxwell/internal/api"
 	"github.com/maxwellhq/maxwell/internal/cell"
-	"github.com/maxwellhq/maxwell/internal/celllog"
 	"github.com/maxwellhq/maxwell/internal/cell/oci"
+	"github.com/maxwellhq/maxwell/internal/celllog"
 	"github.com/maxwellhq/maxwell/internal/engine"
 	"github.com/maxwellhq/maxwell/internal/event"
 	"github.com/maxwellhq/maxwell/internal/identity"
