@@ -125,19 +125,16 @@ func (n nodeEconomy) Report(ctx context.Context) (kube.NodeReport, error) {
 	return r, nil
 }
 
-// source says where the temperature came from: "measured: …" from a
-// sensor, "estimated: …" from a model, naming it.
+// source says where the temperature came from, in a few words: "measured:
+// KIND NAME" from a sensor, "estimated: model NAME" from a model (its
+// parameters are in the daemon's state and log).
 func source(t api.Temperature) string {
 	s := t.Source
 	switch {
 	case t.Error != "":
 		return "unreadable (fail-safe, price at its ceiling): " + t.Error
 	case s.Estimated:
-		out := "estimated: " + s.Kind + " " + s.Name
-		if s.Model != "" {
-			out += " (" + s.Model + ")"
-		}
-		return out
+		return "estimated: " + s.Kind + " " + s.Name
 	}
 	return "measured: " + s.Kind + " " + s.Name
 }
