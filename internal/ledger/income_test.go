@@ -102,20 +102,11 @@ func TestIncome(t *testing.T) {
 		!slices.Equal(b.Recent[i].Entries, []Entry{{Mint, -5000}, {"s", 5000}}) {
 		t.Fatalf("recent %+v: want the per-tick income of s", b.Recent)
 	}
-	var text strings.Builder
-	if err := b.WriteText(&text); err != nil {
-		t.Fatal(err)
-	}
-	// Rows compared by their fields: the table's padding depends on the
-	// widths of its columns.
-	var rows []string
-	for line := range strings.Lines(text.String()) {
-		rows = append(rows, strings.Join(strings.Fields(line), " "))
-	}
+	rows := bookRows(t, b)
 	for _, want := range []string{"- 1 income tick:1/cell:s/income mint -5000, s +5000",
 		"3 2 income income/cell:s/recount-1 mint -250, s +250 primes of segments 1 to 8, recounted"} {
 		if !slices.Contains(rows, want) {
-			t.Errorf("book lacks the row %q:\n%s", want, text.String())
+			t.Errorf("book lacks the row %q:\n%s", want, strings.Join(rows, "\n"))
 		}
 	}
 	js, err := json.Marshal(b)

@@ -36,6 +36,22 @@ func balance(t *testing.T, l *Ledger, name string) units.Credits {
 	return a.Balance
 }
 
+// bookRows returns the lines b.WriteText prints, each one's fields joined
+// by single spaces: the table's padding depends on the widths of its
+// columns.
+func bookRows(t *testing.T, b Book) []string {
+	t.Helper()
+	var text strings.Builder
+	if err := b.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	var rows []string
+	for line := range strings.Lines(text.String()) {
+		rows = append(rows, strings.Join(strings.Fields(line), " "))
+	}
+	return rows
+}
+
 // mustVerify fails the test unless Verify reports OK, and returns the report.
 func mustVerify(t *testing.T, l *Ledger) Report {
 	t.Helper()

@@ -27,13 +27,6 @@ const v2Fixture = "testdata/ledger-v2.db"
 // testdata/README.md.
 const v3Fixture = "testdata/ledger-v3.db"
 
-// copyV2Fixture copies v2Fixture to a ledger.db in dir and returns its
-// path: opening it for writing migrates it in place.
-func copyV2Fixture(t *testing.T, dir string) string {
-	t.Helper()
-	return copyFixture(t, v2Fixture, dir)
-}
-
 // copyFixture copies the ledger fixture to a ledger.db in dir and returns
 // its path.
 func copyFixture(t *testing.T, fixture, dir string) string {
@@ -107,6 +100,74 @@ var ledgerTables = []string{
 // closedTx dumps the closing transaction each wallet records.
 const closedTx = `SELECT name, closed_tx FROM accounts WHERE kind = 'wallet' ORDER BY name`
 
+// migrateFixture copies fixture, a ledger of schema version from that the
+// code of that version made with post's postings under rollupOpts, rolled
+// up at tick 40, and opens it for writing, closed at cleanup. It checks
+// that a reader refuses it until then; that, migrated, it verifies and
+// keeps every balance; and that it holds exactly what this code writes for
+// the same postings, whose report it returns, but for the close of its
+// closed wallet c: this code records it (tx closeTx), the versions before
+// 4 did not.
+func migrateFixture(t *testing.T, fixture string, from int, post func(*Ledger), closeTx int) (*Ledger, Report) {
+	t.Helper()
+	ctx := t.Context()
+	path := copyFixture(t, fixture, t.TempDir())
+	old := rawDB(t, path)
+	var v int
+	if err := old.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != from {
+		t.Fatalf("fixture: schema version %d, %v; want %d", v, err, from)
+	}
+	before := map[string]units.Credits{}
+	for line := range strings.Lines(dump(t, old, `SELECT name, balance FROM accounts`)) {
+		var n string
+		var b units.Credits
+		if _, err := fmt.Sscan(line, &n, &b); err != nil {
+			t.Fatal(err)
+		}
+		before[n] = b
+	}
+	old.Close()
+
+	// A reader cannot read it before a writer migrated it.
+	if _, err := Open(ctx, path, Options{ReadOnly: true}); !errors.Is(err, ErrSchema) ||
+		!strings.Contains(err.Error(), fmt.Sprintf("version %d, this binary reads %d", from, SchemaVersion)) {
+		t.Errorf("read-only open of a version %d ledger: %v, want ErrSchema saying so", from, err)
+	}
+	l, err := Open(ctx, path, rollupOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	rep := mustVerify(t, l)
+	if got := balances(t, l); !maps.Equal(got, before) {
+		t.Errorf("balances after the migration %v, before %v", got, before)
+	}
+
+	// The same postings, made by this code.
+	fresh, _ := openWith(t, rollupOpts)
+	post(fresh)
+	if _, err := fresh.Rollup(ctx, 40); err != nil {
+		t.Fatal(err)
+	}
+	want := mustVerify(t, fresh)
+	rep.DatabaseBytes, rep.WALBytes, want.DatabaseBytes, want.WALBytes = 0, 0, 0, 0
+	if fmt.Sprintf("%+v", rep) != fmt.Sprintf("%+v", want) || rep.SchemaVersion != SchemaVersion || rep.RolledBelow != 30 || rep.Rollups == 0 || rep.Postings == 0 {
+		t.Errorf("migrated: %+v\nwant the report of the same postings made now: %+v", rep, want)
+	}
+	for _, q := range append(ledgerTables, `SELECT * FROM terms ORDER BY tx_id`) {
+		if got, want := dump(t, l.db, q), dump(t, fresh.db, q); got != want {
+			t.Errorf("%s: migrated\n%s\nmade now\n%s", q, got, want)
+		}
+	}
+	if got, want := dump(t, l.db, closedTx), "a <nil>\nb <nil>\nc <nil>\n"; got != want {
+		t.Errorf("closes recorded after the migration:\n%s\nwant none (version %d kept none)", got, from)
+	}
+	if got, want := dump(t, fresh.db, closedTx), fmt.Sprintf("a <nil>\nb <nil>\nc %d\n", closeTx); got != want {
+		t.Errorf("closes recorded by this code:\n%s\nwant c's (tx %d)", got, closeTx)
+	}
+	return l, want
+}
+
 // TestMigrateV2 opens the version 2 ledger that the code of version 2
 // made: migrated to version 3 and on to 4, it verifies, keeps every
 // balance, and holds exactly what this code writes for the same postings
@@ -115,64 +176,7 @@ const closedTx = `SELECT name, closed_tx FROM accounts WHERE kind = 'wallet' ORD
 // tells replays in its window and refuses them below its watermark.
 func TestMigrateV2(t *testing.T) {
 	ctx := t.Context()
-	path := copyV2Fixture(t, t.TempDir())
-	before := map[string]units.Credits{}
-	old := rawDB(t, path)
-	var v int
-	if err := old.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != 2 {
-		t.Fatalf("fixture: schema version %d, %v; want 2", v, err)
-	}
-	rows, err := old.Query(`SELECT name, balance FROM accounts`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var n string
-		var b units.Credits
-		if err := rows.Scan(&n, &b); err != nil {
-			t.Fatal(err)
-		}
-		before[n] = b
-	}
-	rows.Close()
-	old.Close()
-
-	// A reader cannot read it before a writer migrated it.
-	if _, err := Open(ctx, path, Options{ReadOnly: true}); !errors.Is(err, ErrSchema) || !strings.Contains(err.Error(), "version 2, this binary reads 4") {
-		t.Errorf("read-only open of a version 2 ledger: %v, want ErrSchema saying so", err)
-	}
-	l, err := Open(ctx, path, rollupOpts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	rep := mustVerify(t, l)
-	if got := balances(t, l); !maps.Equal(got, before) {
-		t.Errorf("balances after the migration %v, before %v", got, before)
-	}
-
-	// The same postings, made by this code.
-	fresh, _ := openWith(t, rollupOpts)
-	postRollupTicks(t, fresh, false)
-	if _, err := fresh.Rollup(ctx, 40); err != nil {
-		t.Fatal(err)
-	}
-	want := mustVerify(t, fresh)
-	rep.DatabaseBytes, rep.WALBytes, want.DatabaseBytes, want.WALBytes = 0, 0, 0, 0
-	if fmt.Sprintf("%+v", rep) != fmt.Sprintf("%+v", want) || rep.SchemaVersion != 4 || rep.RolledBelow != 30 || rep.Rollups == 0 || rep.Postings == 0 {
-		t.Errorf("migrated: %+v\nwant the report of the same postings made now: %+v", rep, want)
-	}
-	for _, q := range ledgerTables {
-		if got, want := dump(t, l.db, q), dump(t, fresh.db, q); got != want {
-			t.Errorf("%s: migrated\n%s\nmade now\n%s", q, got, want)
-		}
-	}
-	if got, want := dump(t, l.db, closedTx), "a <nil>\nb <nil>\nc <nil>\n"; got != want {
-		t.Errorf("closes recorded after the migration:\n%s\nwant none (version 2 kept none)", got)
-	}
-	if got, want := dump(t, fresh.db, closedTx), "a <nil>\nb <nil>\nc 6\n"; got != want {
-		t.Errorf("closes recorded by this code:\n%s\nwant c's (tx 6)", got)
-	}
+	l, want := migrateFixture(t, v2Fixture, 2, func(l *Ledger) { postRollupTicks(t, l, false) }, 6)
 
 	// Life after the migration.
 	pay := Tx{Key: Key(38, "a", "payment"), Kind: KindPayment, Tick: 38, Wallet: "a", Entries: []Entry{{"a", -138}, {Burn, 138}}}
@@ -213,7 +217,7 @@ func TestMigrateV2(t *testing.T) {
 // migrates.
 func TestMigrateV2Fails(t *testing.T) {
 	ctx := t.Context()
-	path := copyV2Fixture(t, t.TempDir())
+	path := copyFixture(t, v2Fixture, t.TempDir())
 	db := rawDB(t, path)
 	if _, err := db.Exec(`PRAGMA foreign_keys = OFF; INSERT INTO ticks (tick, account, after, payment) VALUES (40, 99, 0, 1)`); err != nil {
 		t.Fatal(err)
@@ -250,47 +254,57 @@ func TestMigrateV2Fails(t *testing.T) {
 	}
 }
 
-// TestMigrateV2FullDisk migrates a version 2 ledger on a full file system
-// (a real tmpfs): the migration fails with ErrFull and leaves the database
-// file as it was; once space returns, it migrates.
-func TestMigrateV2FullDisk(t *testing.T) {
-	ctx := t.Context()
-	dir := tmpfs(t, 1<<20)
-	path := copyV2Fixture(t, dir)
-	// A reader holds the write-ahead log and its index open, so that what
-	// the full disk refuses is the migration's writes, not their creation.
-	db := rawDB(t, path)
-	var v int
-	if err := db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != 2 {
-		t.Fatalf("schema version %d, %v", v, err)
-	}
-	was, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ballast := fillDisk(t, dir)
-	_, err = Open(ctx, path, Options{})
-	if !errors.Is(err, ErrFull) || !strings.Contains(err.Error(), "migrate to version 3") {
-		t.Fatalf("open on a full disk: %v, want ErrFull from the migration to version 3", err)
-	}
-	t.Logf("full disk: %v", err)
-	if now, err := os.ReadFile(path); err != nil || !bytes.Equal(now, was) {
-		t.Errorf("the failed migration changed the database file (%v)", err)
-	}
-	if err := db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != 2 {
-		t.Errorf("after the failed migration: schema version %d, %v; want 2", v, err)
-	}
-	db.Close()
-	if err := os.Remove(ballast); err != nil {
-		t.Fatal(err)
-	}
-	l, err := Open(ctx, path, Options{})
-	if err != nil {
-		t.Fatalf("open once space is back: %v", err)
-	}
-	defer l.Close()
-	if rep := mustVerify(t, l); rep.SchemaVersion != SchemaVersion || rep.RolledBelow != 30 {
-		t.Errorf("migrated: %+v", rep)
+// TestMigrateFullDisk migrates the ledgers of versions 2 and 3 on a full
+// file system (a real tmpfs): the migration's first step fails with
+// ErrFull and leaves the database file as it was, at its version; once
+// space returns, it migrates.
+func TestMigrateFullDisk(t *testing.T) {
+	for _, tc := range []struct {
+		fixture string
+		from    int
+	}{{v2Fixture, 2}, {v3Fixture, 3}} {
+		t.Run(fmt.Sprint("v", tc.from), func(t *testing.T) {
+			ctx := t.Context()
+			dir := tmpfs(t, 1<<20)
+			path := copyFixture(t, tc.fixture, dir)
+			// A reader holds the write-ahead log and its index open, so
+			// that what the full disk refuses is the migration's writes,
+			// not their creation.
+			db := rawDB(t, path)
+			var v int
+			if err := db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != tc.from {
+				t.Fatalf("schema version %d, %v", v, err)
+			}
+			was, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ballast := fillDisk(t, dir)
+			_, err = Open(ctx, path, Options{})
+			step := fmt.Sprintf("migrate to version %d", tc.from+1)
+			if !errors.Is(err, ErrFull) || !strings.Contains(err.Error(), step) {
+				t.Fatalf("open on a full disk: %v, want ErrFull from the step %q", err, step)
+			}
+			t.Logf("full disk: %v", err)
+			if now, err := os.ReadFile(path); err != nil || !bytes.Equal(now, was) {
+				t.Errorf("the failed migration changed the database file (%v)", err)
+			}
+			if err := db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != tc.from {
+				t.Errorf("after the failed migration: schema version %d, %v; want %d", v, err, tc.from)
+			}
+			db.Close()
+			if err := os.Remove(ballast); err != nil {
+				t.Fatal(err)
+			}
+			l, err := Open(ctx, path, Options{})
+			if err != nil {
+				t.Fatalf("open once space is back: %v", err)
+			}
+			defer l.Close()
+			if rep := mustVerify(t, l); rep.SchemaVersion != SchemaVersion || rep.RolledBelow != 30 {
+				t.Errorf("migrated: %+v", rep)
+			}
+		})
 	}
 }
 
@@ -365,36 +379,6 @@ func TestMigrateV2InPlace(t *testing.T) {
 	}
 }
 
-// fixtureState returns the schema version of the closed ledger at path and
-// its accounts' balances, read with SQLite alone.
-func fixtureState(t *testing.T, path string) (int, map[string]units.Credits) {
-	t.Helper()
-	db := rawDB(t, path)
-	defer db.Close()
-	var v int
-	if err := db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil {
-		t.Fatal(err)
-	}
-	rows, err := db.Query(`SELECT name, balance FROM accounts`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	bals := map[string]units.Credits{}
-	for rows.Next() {
-		var n string
-		var b units.Credits
-		if err := rows.Scan(&n, &b); err != nil {
-			t.Fatal(err)
-		}
-		bals[n] = b
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return v, bals
-}
-
 // TestMigrateV3 opens the version 3 ledger that the code of version 3
 // made: migrated to version 4, it verifies, keeps every balance, and holds
 // exactly what this code writes for the same postings, with no changes of
@@ -405,50 +389,14 @@ func fixtureState(t *testing.T, path string) (int, map[string]units.Credits) {
 // once rolled up again.
 func TestMigrateV3(t *testing.T) {
 	ctx := t.Context()
-	path := copyFixture(t, v3Fixture, t.TempDir())
-	v, before := fixtureState(t, path)
-	if v != 3 {
-		t.Fatalf("fixture: schema version %d, want 3", v)
-	}
-	if _, err := Open(ctx, path, Options{ReadOnly: true}); !errors.Is(err, ErrSchema) || !strings.Contains(err.Error(), "version 3, this binary reads 4") {
-		t.Errorf("read-only open of a version 3 ledger: %v, want ErrSchema saying so", err)
-	}
-	l, err := Open(ctx, path, rollupOpts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	rep := mustVerify(t, l)
-	if got := balances(t, l); !maps.Equal(got, before) {
-		t.Errorf("balances after the migration %v, before %v", got, before)
-	}
-
-	// The same postings, made by this code.
-	fresh, _ := openWith(t, rollupOpts)
-	postRollupFixture(t, fresh)
-	if _, err := fresh.Rollup(ctx, 40); err != nil {
-		t.Fatal(err)
-	}
-	want := mustVerify(t, fresh)
-	rep.DatabaseBytes, rep.WALBytes, want.DatabaseBytes, want.WALBytes = 0, 0, 0, 0
-	if fmt.Sprintf("%+v", rep) != fmt.Sprintf("%+v", want) || rep.SchemaVersion != 4 || rep.RolledBelow != 30 || rep.Rollups == 0 || rep.TermsChanges != 0 {
-		t.Errorf("migrated: %+v\nwant the report of the same postings made now: %+v", rep, want)
-	}
-	for _, q := range append(ledgerTables, `SELECT * FROM terms ORDER BY tx_id`) {
-		if got, want := dump(t, l.db, q), dump(t, fresh.db, q); got != want {
-			t.Errorf("%s: migrated\n%s\nmade now\n%s", q, got, want)
-		}
-	}
-	if got, want := dump(t, l.db, closedTx), "a <nil>\nb <nil>\nc <nil>\n"; got != want {
-		t.Errorf("closes recorded after the migration:\n%s\nwant none (version 3 kept none)", got)
-	}
-	if got, want := dump(t, fresh.db, closedTx), "a <nil>\nb <nil>\nc 7\n"; got != want {
-		t.Errorf("closes recorded by this code:\n%s\nwant c's (tx 7)", got)
+	l, want := migrateFixture(t, v3Fixture, 3, func(l *Ledger) { postRollupFixture(t, l) }, 7)
+	if want.TermsChanges != 0 {
+		t.Errorf("a ledger of version 3 with changes of terms: %+v", want)
 	}
 
 	// Life after the migration: a holds 996080 credits, a tap of 10/s
 	// below 10,000,000; b has no tap; c is closed.
-	a := before["a"]
+	a := balance(t, l, "a")
 	steps := []struct {
 		name string
 		do   func() (Result, error)
@@ -482,48 +430,5 @@ func TestMigrateV3(t *testing.T) {
 	}
 	if tm := terms(t, l, "a"); tm != (Terms{10, 20_000_000}) {
 		t.Errorf("a's terms %+v", tm)
-	}
-}
-
-// TestMigrateV3FullDisk migrates a version 3 ledger on a full file system
-// (a real tmpfs): the migration to version 4 fails with ErrFull and leaves
-// the database file as it was; once space returns, it migrates.
-func TestMigrateV3FullDisk(t *testing.T) {
-	ctx := t.Context()
-	dir := tmpfs(t, 1<<20)
-	path := copyFixture(t, v3Fixture, dir)
-	// A reader holds the write-ahead log and its index open, so that what
-	// the full disk refuses is the migration's writes, not their creation.
-	db := rawDB(t, path)
-	var v int
-	if err := db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != 3 {
-		t.Fatalf("schema version %d, %v", v, err)
-	}
-	was, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ballast := fillDisk(t, dir)
-	_, err = Open(ctx, path, Options{})
-	if !errors.Is(err, ErrFull) || !strings.Contains(err.Error(), "migrate to version 4") {
-		t.Fatalf("open on a full disk: %v, want ErrFull from the migration to version 4", err)
-	}
-	if now, err := os.ReadFile(path); err != nil || !bytes.Equal(now, was) {
-		t.Errorf("the failed migration changed the database file (%v)", err)
-	}
-	if err := db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != 3 {
-		t.Errorf("after the failed migration: schema version %d, %v; want 3", v, err)
-	}
-	db.Close()
-	if err := os.Remove(ballast); err != nil {
-		t.Fatal(err)
-	}
-	l, err := Open(ctx, path, Options{})
-	if err != nil {
-		t.Fatalf("open once space is back: %v", err)
-	}
-	defer l.Close()
-	if rep := mustVerify(t, l); rep.SchemaVersion != 4 || rep.RolledBelow != 30 {
-		t.Errorf("migrated: %+v", rep)
 	}
 }

@@ -303,12 +303,7 @@ func TestTermsDay(t *testing.T) {
 // and as JSON.
 func TestTermsBook(t *testing.T) {
 	ctx := t.Context()
-	path := filepath.Join(t.TempDir(), "ledger.db")
-	l, err := Open(ctx, path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l, path := openWith(t, Options{})
 	if _, err := l.OpenWallet(ctx, "open/a", 0, WalletSpec{Name: "a", Endowment: 1000, TapRate: 10, TapCap: 1000}); err != nil {
 		t.Fatal(err)
 	}
@@ -330,20 +325,13 @@ func TestTermsBook(t *testing.T) {
 	if a := b.Accounts[2]; a.Name != "a" || a.TapRate != 20 || a.TapCap != 5000 {
 		t.Errorf("account %+v: want the new terms", a)
 	}
-	var text strings.Builder
-	if err := b.WriteText(&text); err != nil {
-		t.Fatal(err)
-	}
-	var rows []string
-	for line := range strings.Lines(text.String()) {
-		rows = append(rows, strings.Join(strings.Fields(line), " "))
-	}
+	rows := bookRows(t, b)
 	for _, want := range []string{
 		"2 3 terms terms/cell:a/1 (none); a: tap 10 credits/s below 1000 → 20 credits/s below 5000",
 		"a wallet open 1020 1000 20 5000 0 -",
 	} {
 		if !slices.Contains(rows, want) {
-			t.Errorf("book lacks the row %q:\n%s", want, text.String())
+			t.Errorf("book lacks the row %q:\n%s", want, strings.Join(rows, "\n"))
 		}
 	}
 	js, err := json.Marshal(b)
