@@ -1,13 +1,11 @@
 package main
 
 import (
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/maxwellhq/maxwell/internal/calibrate"
-	"github.com/maxwellhq/maxwell/internal/ledger"
 )
 
 func newCalibrateCmd(a *app) *cobra.Command {
@@ -50,7 +48,7 @@ output shows the twin's true τ = R·C beside the fit.`,
 	f.DurationVar(&o.Interval, "interval", 100*time.Millisecond, "sampling interval")
 	f.DurationVar(&o.TauC, "tau-c", 0, "desired closed-loop time constant τc for SIMC (0: τc = θ, at least τ/10 and the interval)")
 	f.IntVar(&o.Threads, "threads", 0, "busy threads in the step (0: one per CPU Maxwell may use)")
-	f.StringVar(&o.ProfilePath, "profile", filepath.Join(filepath.Dir(ledger.DefaultPath()), "profile.json"), `where to store the host profile (JSON); "" stores none`)
+	f.StringVar(&o.ProfilePath, "profile", calibrate.DefaultProfilePath(), `where to store the host profile (JSON); "" stores none`)
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

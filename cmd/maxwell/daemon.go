@@ -11,6 +11,7 @@ import (
 
 	"github.com/maxwellhq/maxwell/internal/access"
 	"github.com/maxwellhq/maxwell/internal/api"
+	"github.com/maxwellhq/maxwell/internal/calibrate"
 	"github.com/maxwellhq/maxwell/internal/cell"
 	"github.com/maxwellhq/maxwell/internal/daemon"
 	"github.com/maxwellhq/maxwell/internal/economy"
@@ -19,9 +20,9 @@ import (
 
 func newDaemonCmd(a *app) *cobra.Command {
 	var (
-		control, agents, group, ledgerPath, metricsAddr, cpus, parent, policy, logDir string
-		adopt, kubernetes                                                             bool
-		kubeOpts                                                                      daemon.KubeOptions
+		control, agents, group, ledgerPath, metricsAddr, cpus, parent, policy, logDir, profile string
+		adopt, kubernetes                                                                      bool
+		kubeOpts                                                                               daemon.KubeOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "daemon",
@@ -81,7 +82,7 @@ It reaches the API server through --kubeconfig, else $KUBECONFIG or
 			}
 			opts := daemon.Options{
 				Economy: economy.Options{Config: cfg, Roots: a.roots(), CgroupRoot: a.cgroupRoot, CellParent: parent,
-					AgentSocket: agents, LedgerPath: ledgerPath, LogDir: logDir, CPUs: cpuList},
+					AgentSocket: agents, LedgerPath: ledgerPath, LogDir: logDir, CPUs: cpuList, ProfilePath: profile},
 				ControlSocket: control, Group: group, PolicyFile: policy, MetricsAddr: metricsAddr, Log: log,
 				Adopt: adopt,
 			}
@@ -99,6 +100,7 @@ It reaches the API server through --kubeconfig, else $KUBECONFIG or
 	f.StringVar(&group, "group", "", "group allowed to connect to the control socket besides root")
 	f.StringVar(&policy, "policy", access.DefaultPolicyPath, "who may spawn, with what limits (a missing file: root, and --group without limits)")
 	f.StringVar(&ledgerPath, "ledger", ledger.DefaultPath(), "ledger database")
+	f.StringVar(&profile, "profile", calibrate.DefaultProfilePath(), `host profile from maxwell calibrate, used where it exists ("" for none)`)
 	f.StringVar(&logDir, "log-dir", "", "where each cell's standard output and error are kept, rotated (default: logs/ beside the ledger; maxwell logs NAME)")
 	f.StringVar(&metricsAddr, "metrics-addr", "", `serve Prometheus metrics on this TCP address, e.g. "127.0.0.1:9464"`)
 	f.StringVar(&cpus, "cpus", "", "CPUs to sell (default: every CPU Maxwell may use)")

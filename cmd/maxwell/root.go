@@ -18,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/maxwellhq/maxwell/internal/buildinfo"
+	"github.com/maxwellhq/maxwell/internal/calibrate"
 	"github.com/maxwellhq/maxwell/internal/cell"
 	"github.com/maxwellhq/maxwell/internal/clock"
 	"github.com/maxwellhq/maxwell/internal/config"
@@ -226,7 +227,7 @@ func (a *app) lab(cmd *cobra.Command, f runFlags, cfg config.Config, logw io.Wri
 	if err != nil {
 		return lab.Env{}, fmt.Errorf("find the maxwell binary to run the agents: %w", err)
 	}
-	return lab.Env{Config: cfg, Roots: a.roots(), CgroupRoot: a.cgroupRoot, CPUs: cpus, Cell: kind, VMImage: f.vmImage, Exe: exe,
+	return lab.Env{Config: cfg, Roots: a.roots(), CgroupRoot: a.cgroupRoot, CPUs: cpus, Cell: kind, VMImage: f.vmImage, Exe: exe, ProfilePath: calibrate.DefaultProfilePath(),
 		Clock: clock.System(), Log: log}, nil
 }
 

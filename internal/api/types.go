@@ -45,6 +45,9 @@ type State struct {
 	// floor). PowerBudgetWatts is the budget, 0 for none.
 	Binding          string  `json:"binding,omitempty"`
 	PowerBudgetWatts float64 `json:"power_budget_watts,omitempty"`
+	// Profile says which host profile (maxwell calibrate) tunes the
+	// price controller, or that none does.
+	Profile string `json:"profile,omitempty"`
 	// Reserve is the reserve price, credits per slot.
 	Reserve units.Credits `json:"reserve_credits"`
 	// Clearing is the last auction's clearing price, credits per slot; 0

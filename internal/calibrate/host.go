@@ -9,6 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/maxwellhq/maxwell/internal/ledger"
+
 	"github.com/maxwellhq/maxwell/internal/clock"
 	"github.com/maxwellhq/maxwell/internal/config"
 	"github.com/maxwellhq/maxwell/internal/cpuset"
@@ -25,7 +27,8 @@ type HostOptions struct {
 	// Config); Threads 0 means one per CPU this process may use.
 	Idle, Step, Interval, TauC time.Duration
 	Threads                    int
-	// ProfilePath, if set, is where the host profile is stored.
+	// ProfilePath, if set, is where the host profile is stored
+	// (DefaultProfilePath where the daemon looks for it).
 	ProfilePath string
 	// Progress, if set, hears what the experiment is about to do.
 	Progress io.Writer
@@ -92,4 +95,10 @@ func (res Result) WriteText(w io.Writer, profile string) error {
 		fmt.Fprintf(tw, "profile\t%s\n", profile)
 	}
 	return tw.Flush()
+}
+
+// DefaultProfilePath is where `maxwell calibrate` stores the host profile
+// and the daemon and the experiments look for it: beside the ledger.
+func DefaultProfilePath() string {
+	return filepath.Join(filepath.Dir(ledger.DefaultPath()), "profile.json")
 }

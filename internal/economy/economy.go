@@ -84,6 +84,10 @@ type Options struct {
 	Policy engine.Policy
 	// Parasites are the cells engine.PolicyOracle never runs.
 	Parasites []string
+	// ProfilePath is the host profile `maxwell calibrate` writes; where
+	// it exists it tunes the price controller (ApplyProfile). "" uses
+	// none.
+	ProfilePath string
 	// JournalPath, if set, is where the engine journal is written, for
 	// exact replay (engine.Replay).
 	JournalPath string
@@ -124,6 +128,7 @@ type Economy struct {
 	fundSeq  uint64
 	spawning map[string]bool // names being spawned
 	income   incomes
+	profile  string // which host profile tunes the controller, in words
 	// bg bounds the economy's background work (recounts of claimed
 	// work); Close cancels it.
 	bg       context.Context
@@ -199,6 +204,9 @@ func (e *Economy) open(ctx context.Context) error {
 		return err
 	}
 	e.econf.Parasites = o.Parasites
+	if e.profile, err = loadProfile(&e.econf, o.ProfilePath, o.Config.Engine.Tick); err != nil {
+		return err
+	}
 	if e.tel, err = telemetry.Open(o.Roots, o.Config, e.clock); err != nil {
 		return err
 	}
@@ -283,8 +291,8 @@ func (e *Economy) open(ctx context.Context) error {
 		e.driver.Journal = e.journal.Write
 	}
 	en, te := e.tel.Sources()
-	e.note(event.Event{Kind: event.Started, Detail: fmt.Sprintf("policy %s on CPUs %v; energy %s, temperature %s; Landauer meter %s",
-		o.Policy, o.CPUs, en, te, e.meter.Source())})
+	e.note(event.Event{Kind: event.Started, Detail: fmt.Sprintf("policy %s on CPUs %v; energy %s, temperature %s; Landauer meter %s; %s",
+		o.Policy, o.CPUs, en, te, e.meter.Source(), e.profile)})
 	return nil
 }
 

@@ -155,7 +155,7 @@ func (e *Economy) State(ctx context.Context) (api.State, error) {
 		Policy:       string(e.econf.Policy),
 		EnergyJoules: a.energy.Joules(), BusyCPUSeconds: a.busy.Seconds(),
 		Multiplier: dec.Multiplier, Reserve: dec.Reserve, Clearing: dec.Clearing, FailSafe: dec.FailSafe,
-		Binding: string(dec.Binding), PowerBudgetWatts: float64(budget),
+		Binding: string(dec.Binding), PowerBudgetWatts: float64(budget), Profile: e.profile,
 		Apoptoses: a.apoptoses, EventsLost: a.eventsLost,
 		Temperature: api.Temperature{Celsius: finite(float64(dec.Temperature)), Setpoint: float64(setpoint),
 			Error: dec.TempErr, Source: api.SourceOf(te)},

@@ -68,6 +68,9 @@ type Env struct {
 	// `maxwell vm image` builds it); "" builds one for each run from Exe
 	// and the newest /boot kernel.
 	VMImage string
+	// ProfilePath is the host profile the runs' economies tune their
+	// price controller with, where it exists (economy.Options).
+	ProfilePath string
 	// Exe is the maxwell binary the agents run (`maxwell agent …`).
 	Exe   string
 	Clock clock.Clock
@@ -140,7 +143,7 @@ func (env Env) run(ctx context.Context, spec runSpec) (result, error) {
 		CellParent:  "maxwell-run-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(runSeq.Add(1), 10),
 		AgentSocket: filepath.Join(sockDir, "agent.sock"), StateDir: sockDir,
 		LedgerPath: filepath.Join(spec.dir, "ledger.db"), LogDir: spec.dir,
-		CPUs: env.CPUs, Policy: spec.policy, Parasites: spec.parasites, Clock: env.Clock, Log: env.Log,
+		CPUs: env.CPUs, Policy: spec.policy, Parasites: spec.parasites, Clock: env.Clock, Log: env.Log, ProfilePath: env.ProfilePath,
 	}
 	if spec.policy == engine.PolicyMaxwell {
 		opts.JournalPath = filepath.Join(spec.dir, "engine.jsonl")
