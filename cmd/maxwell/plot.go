@@ -18,12 +18,15 @@ func newPlotCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "plot RUN_DIR...",
 		Short: "Draw PNG charts of run directories",
-		Long: `Plot draws, for each run directory, a chart of host temperature and power
-over time (and of the reserve and clearing prices where the run has a
-market.csv) with the run's events marked, and a chart of each agent's CPU
-share and energy (and wallet balance where the run has a wallets.csv). It
-then draws one chart of cumulative primes against cumulative host energy
-for all the runs given, so that a baseline and a Maxwell run compare.
+		Long: `Plot draws, for each run directory, a chart of host temperature (with
+the controller's setpoint) and power over time, of the reserve and clearing
+prices where the run has a market.csv, and of the run's events: one lane per
+kind (insolvency, wallet, fault, lifecycle), each a glyph with its count,
+the important ones ruled across the charts above. It draws a chart of each
+agent's CPU share and energy (and wallet balance where the run has a
+wallets.csv), then one chart of cumulative useful work against cumulative
+host energy for all the runs given, so that a baseline and a Maxwell run
+compare. Money is shown as the joules of credits it is (1 credit = 1 µJ).
 
 A figure that comes from a model is labelled "estimated" and its caption
 names the model. It prints the files written, one a line.`,

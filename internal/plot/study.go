@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"image/color"
 
-	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
@@ -25,12 +24,8 @@ func StudyFigure(name, title, unit string, bars []Bar, bound *float64, estimated
 	if len(bars) == 0 {
 		return nil, fmt.Errorf("plot: study %s: no policy to draw", name)
 	}
-	p := newPanel()
-	p.Title.Text = title
-	p.Y.Label.Text = unit + " per joule"
-	if estimated {
-		p.Y.Label.Text += " (energy estimated)"
-	}
+	panel := newDataPanel()
+	p := panel.Plot
 	medians := make(plotter.Values, len(bars))
 	names := make([]string, len(bars))
 	for i, b := range bars {
@@ -43,6 +38,11 @@ func StudyFigure(name, title, unit string, bars []Bar, bound *float64, estimated
 	bc.Color = color.RGBA{R: 0x4c, G: 0x72, B: 0xb0, A: 0xff}
 	bc.LineStyle.Width = 0
 	p.Add(bc)
+	panel.Legend = append(panel.Legend, LegendEntry{Label: "median of the runs", Thumb: bc})
+	panel.Series = append(panel.Series, Series{Label: "median of the runs"})
+	for i, m := range medians {
+		panel.Series[0].XYs = append(panel.Series[0].XYs, plotter.XY{X: float64(i), Y: m})
+	}
 	spread := make(plotter.XYs, 0, 2*len(bars))
 	for i, b := range bars {
 		lo, hi := b.Min, b.Max
@@ -65,6 +65,9 @@ func StudyFigure(name, title, unit string, bars []Bar, bound *float64, estimated
 		caps.GlyphStyle.Shape = draw.BoxGlyph{}
 		caps.GlyphStyle.Radius = vg.Points(1.5)
 		p.Add(caps)
+		panel.Legend = append(panel.Legend, LegendEntry{Label: "lowest to highest run",
+			Thumb: &plotter.Line{LineStyle: draw.LineStyle{Color: color.Black, Width: vg.Points(1.5)}}})
+		panel.Series = append(panel.Series, Series{Label: "lowest to highest run", XYs: spread})
 	}
 	if bound != nil && *bound > 0 {
 		l, err := plotter.NewLine(plotter.XYs{{X: -0.5, Y: *bound}, {X: float64(len(bars)) - 0.5, Y: *bound}})
@@ -73,15 +76,18 @@ func StudyFigure(name, title, unit string, bars []Bar, bound *float64, estimated
 		}
 		l.LineStyle.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
 		l.LineStyle.Color = color.RGBA{R: 0xc4, G: 0x4e, B: 0x52, A: 0xff}
+		l.LineStyle.Width = vg.Points(1.2)
 		p.Add(l)
-		p.Legend.Add("bound on this host", l)
-		p.Legend.Top = true
+		panel.Legend = append(panel.Legend, LegendEntry{Label: "bound on this host", Thumb: l})
+		panel.Refs = append(panel.Refs, Ref{Label: "bound on this host", Value: *bound})
 	}
 	p.NominalX(names...)
-	p.Y.Min = 0
-	if bound != nil && *bound > p.Y.Max {
-		p.Y.Max = *bound * 1.05
+	var notes []string
+	if estimated {
+		notes = []string{"estimated"}
 	}
-	p.Y.Max *= 1.1 // room above the tallest whisker and the legend
-	return &Figure{Name: name, Panels: []*plot.Plot{p}, Caption: caption}, nil
+	finishAxis(&p.Y, axisStyle{name: unit + "/J", unit: axisUnit{Count: "useful work"}, notes: notes, loose: true, zero: true})
+	// A taller panel than a time series': the axis label is long.
+	panel.Weight = 1.3
+	return &Figure{Name: name, Title: title, Panels: []*Panel{panel}, Caption: caption}, nil
 }
