@@ -22,7 +22,9 @@ type State struct {
 	// Started is when the daemon started.
 	Started time.Time `json:"started"`
 	// Tick is the last auction tick decided; 0 before the first.
-	Tick uint64 `json:"tick"`
+	// TickTime is when it was decided (zero before the first).
+	Tick     uint64    `json:"tick"`
+	TickTime time.Time `json:"tick_time,omitzero"`
 	// TickSeconds is the length of one tick, in seconds.
 	TickSeconds float64 `json:"tick_seconds"`
 	// Slots is the number of CPU slots sold each tick.
@@ -38,6 +40,10 @@ type State struct {
 	// window are their differences.
 	EnergyJoules   float64 `json:"energy_joules_total"`
 	BusyCPUSeconds float64 `json:"busy_cpu_seconds_total"`
+	// IdleEnergyJoules is the part of EnergyJoules that is idle power
+	// (Power.IdleWatts) × time, where the power model knows the idle
+	// power; 0 with a sensor, which does not tell it apart.
+	IdleEnergyJoules float64 `json:"idle_energy_joules_total,omitempty"`
 	// Multiplier is the thermal price multiplier (≥ 1).
 	Multiplier float64 `json:"multiplier"`
 	// Binding says which limit sets the price: "temperature", "power"
@@ -59,6 +65,15 @@ type State struct {
 	// Apoptoses counts the cells killed for insolvency since the daemon
 	// started.
 	Apoptoses uint64 `json:"apoptoses_total"`
+	// LedgerErrors counts the ticks whose postings the ledger refused
+	// (nobody is charged or frozen while it refuses).
+	LedgerErrors uint64 `json:"ledger_errors_total,omitempty"`
+	// AgentRefused and AgentProtocolErrors count the connections the
+	// agent hub refused (a peer in no cell) and the agents' protocol
+	// errors, each one, including those that a flood's summary event
+	// stands for.
+	AgentRefused        uint64 `json:"agent_refused_total,omitempty"`
+	AgentProtocolErrors uint64 `json:"agent_protocol_errors_total,omitempty"`
 	// Cells has one row per cell, in admission order, dead ones included.
 	Cells []Cell `json:"cells"`
 	// Events are the recent events, oldest first. EventsLost counts the
@@ -69,6 +84,9 @@ type State struct {
 	// History is the recent price history, oldest first, for sparklines.
 	History []PricePoint `json:"history"`
 }
+
+// BurnWindow is the window of Cell.BurnRate.
+const BurnWindow = 10 * time.Second
 
 // Source says where a figure came from: a sensor or a model.
 type Source struct {
@@ -131,17 +149,22 @@ type Cell struct {
 	// spawned, e.g. a Kubernetes pod's).
 	User     string `json:"user,omitempty"`
 	OwnerUID int    `json:"owner_uid"`
-	// Cgroup is the cgroup an adopted cell governs (below each
-	// hierarchy's root); "" for a cell the daemon started.
-	Cgroup    string        `json:"cgroup,omitempty"`
-	Balance   units.Credits `json:"balance_credits"`
-	Endowment units.Credits `json:"endowment_credits"`
+	// Cgroup is the cell's cgroup below each hierarchy's root, as
+	// /proc/PID/cgroup lists it: the cgroup an adopted cell governs, or
+	// the one the daemon made; "" for a cell in no cgroup (backend
+	// "signal"). ContainerID is the OCI runtime's ID of a container
+	// cell, "" for others.
+	Cgroup      string        `json:"cgroup,omitempty"`
+	ContainerID string        `json:"container_id,omitempty"`
+	Balance     units.Credits `json:"balance_credits"`
+	Endowment   units.Credits `json:"endowment_credits"`
 	// TapRate is income in credits per second while the balance is
 	// below TapCap.
 	TapRate units.Credits `json:"tap_credits_per_second,omitempty"`
 	TapCap  units.Credits `json:"tap_cap_credits,omitempty"`
-	// BurnRate is what the cell spent in the last tick (payment, tax and
-	// rent), per second of the tick.
+	// BurnRate is what the cell spent (payment, tax and rent) per second
+	// over the last BurnWindow (since admission if it is younger): the
+	// rate of Paid + Tax + Rent over that window. 0 for a dead cell.
 	BurnRate float64 `json:"burn_rate_credits_per_second"`
 	// Payment is what the cell paid in the last tick.
 	Payment units.Credits `json:"payment_credits"`
@@ -149,6 +172,8 @@ type Cell struct {
 	// tax on freed memory since admission.
 	Paid units.Credits `json:"paid_credits_total"`
 	Tax  units.Credits `json:"tax_credits_total"`
+	// Rent is the total paid in memory rent since admission.
+	Rent units.Credits `json:"rent_credits_total,omitempty"`
 	// Income is what the cell has earned for checked useful work since
 	// admission; IncomeStopped says why it earns no more, if a recount
 	// failed.
@@ -171,6 +196,10 @@ type Cell struct {
 	BidPrice units.Credits `json:"bid_price_credits"`
 	BidUnits int           `json:"bid_units"`
 	Won      int           `json:"won"`
+	// WonSlots is the slots won since admission (one per slot per
+	// tick), Ticks the ticks the cell has been decided in.
+	WonSlots uint64 `json:"won_slots_total"`
+	Ticks    uint64 `json:"ticks_total"`
 	// Counters are the cumulative counters the cell's agent last
 	// reported, and Useful the one it declared its useful work (nil: it
 	// declared none, or no agent connected).

@@ -29,6 +29,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/maxwellhq/maxwell/agent/proto"
@@ -136,6 +137,26 @@ type Economy struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// ledgerErrors counts the ticks whose postings the ledger refused;
+	// agentRefused and agentProtocolErrors the hub's errors, each one.
+	ledgerErrors, agentRefused, agentProtocolErrors atomic.Uint64
+}
+
+// countedLedger is the driver's ledger: e's, counting the postings it
+// refuses.
+type countedLedger struct {
+	Ledger
+	failed *atomic.Uint64
+}
+
+// Post implements engine.Ledger.
+func (l countedLedger) Post(ctx context.Context, postings []engine.Posting) error {
+	err := l.Ledger.Post(ctx, postings)
+	if err != nil {
+		l.failed.Add(1)
+	}
+	return err
 }
 
 // managed is what the economy keeps about one cell.
@@ -148,7 +169,10 @@ type managed struct {
 	owner    int
 	standing bool
 	logFile  *celllog.Writer
-	acct     cellAccount
+	// cgroup is the cell's cgroup as /proc/PID/cgroup lists it ("": in
+	// none, or adopted: see adopt.go); containerID the OCI runtime's ID.
+	cgroup, containerID string
+	acct                cellAccount
 }
 
 // Sources says where the economy's figures come from.
@@ -280,7 +304,7 @@ func (e *Economy) open(ctx context.Context) error {
 		}
 	}
 	e.driver = &engine.Driver{
-		Core: core, Temp: e.tel.Temp, Energy: e.tel.Energy, Util: util, Meter: e.meter, Ledger: e.lg,
+		Core: core, Temp: e.tel.Temp, Energy: e.tel.Energy, Util: util, Meter: e.meter, Ledger: countedLedger{e.lg, &e.ledgerErrors},
 		Clock: e.clock, Log: e.log, Note: e.note, OnDecision: e.onDecision, Grace: o.Config.Engine.StartupGrace,
 		OnStep: o.OnStep, Income: e,
 	}
@@ -523,6 +547,12 @@ func (e *Economy) agentEvent(h hub.Event) {
 	k, ok := kinds[h.Kind]
 	if !ok {
 		return
+	}
+	switch k {
+	case event.AgentRefused:
+		e.agentRefused.Add(uint64(max(h.Count, 1)))
+	case event.AgentProtocolError:
+		e.agentProtocolErrors.Add(uint64(max(h.Count, 1)))
 	}
 	detail := h.Detail
 	if h.Count > 1 {

@@ -135,8 +135,12 @@ func (e *Economy) Spawn(ctx context.Context, req api.SpawnRequest) (api.CellInfo
 	if req.MaxBid > 0 {
 		standing = &engine.Bid{Price: req.MaxBid, Units: max(req.Units, 1)}
 	}
+	cg := e.cgroupOf(c)
 	e.mu.Lock()
-	e.cells[name] = &managed{c: c, argv: req.Argv, user: who.Name, owner: req.OwnerUID, standing: standing != nil, logFile: logFile}
+	e.cells[name] = &managed{c: c, argv: req.Argv, user: who.Name, owner: req.OwnerUID, standing: standing != nil, logFile: logFile, cgroup: cg}
+	if req.OCIRootfs != "" {
+		e.cells[name].containerID = name // the runtime's container ID is the cell's name
+	}
 	if who.Name == "" {
 		e.cells[name].user = strconv.Itoa(who.UID)
 	}

@@ -27,7 +27,9 @@ const (
 type accounts struct {
 	last       engine.Decision
 	energy     units.Energy // host energy since the start
+	idle       units.Energy // the part of energy that is idle power × time (power model only)
 	lastE      units.Energy // the counter's reading in the last decision
+	lastTime   time.Time    // when the last decision was kept
 	haveE      bool
 	busy       time.Duration // busy CPU time of the CPUs sold, since the start
 	apoptoses  uint64
@@ -40,6 +42,48 @@ type cellAccount struct {
 	report engine.CellReport
 	energy units.Energy // attributed since admission
 	freed  uint64       // bytes freed since admission, as metered
+	rent   units.Credits
+	won    uint64 // slots won since admission
+	ticks  uint64 // ticks decided in
+	spends []spentAt
+}
+
+// spentAt is what a cell had spent in all (payment, tax and rent) at a
+// time: the samples of its burn rate over api.BurnWindow.
+type spentAt struct {
+	t     time.Time
+	spent units.Credits
+}
+
+// spent is what the cell has spent since admission.
+func (c *cellAccount) spent() units.Credits {
+	return c.report.PaidTotal + c.report.TaxTotal + c.rent
+}
+
+// sample adds the cell's spending at now and forgets the samples older
+// than the window needs.
+func (c *cellAccount) sample(now time.Time) {
+	c.spends = append(c.spends, spentAt{now, c.spent()})
+	// Keep the newest sample at or before now - window: the window's start.
+	i := 0
+	for i+1 < len(c.spends) && !c.spends[i+1].t.After(now.Add(-api.BurnWindow)) {
+		i++
+	}
+	c.spends = slices.Delete(c.spends, 0, i)
+}
+
+// burnRate is what the cell spent per second over the samples' span (at
+// most api.BurnWindow, since the oldest sample kept).
+func (c *cellAccount) burnRate() float64 {
+	if len(c.spends) < 2 {
+		return 0
+	}
+	first, last := c.spends[0], c.spends[len(c.spends)-1]
+	dt := last.t.Sub(first.t).Seconds()
+	if dt <= 0 {
+		return 0
+	}
+	return float64(last.spent-first.spent) / dt
 }
 
 // decided keeps what a decision carries (the driver's OnDecision).
@@ -48,8 +92,12 @@ func (e *Economy) decided(dec engine.Decision) {
 	defer e.mu.Unlock()
 	a := &e.acct
 	a.last = dec
+	now := e.clock.Now()
+	a.lastTime = now
 	if a.haveE && dec.Energy >= a.lastE {
-		a.energy += dec.Energy - a.lastE
+		spent := dec.Energy - a.lastE
+		a.energy += spent
+		a.idle += min(e.tel.IdlePower.Over(dec.Dt), spent)
 	}
 	a.lastE, a.haveE = dec.Energy, true
 	a.busy += time.Duration(dec.Utilisation * float64(dec.Dt) * float64(len(e.opts.CPUs)))
@@ -61,8 +109,12 @@ func (e *Economy) decided(dec engine.Decision) {
 		m.acct.report = r
 		m.acct.energy += r.Energy
 		m.acct.freed += r.FreedBytes
+		m.acct.rent += r.Rent
+		m.acct.won += uint64(max(r.Won, 0))
+		m.acct.ticks++
+		m.acct.sample(now)
 	}
-	a.history = append(a.history, api.PricePoint{Tick: dec.Tick, Time: e.clock.Now(), Celsius: finite(float64(dec.Temperature)),
+	a.history = append(a.history, api.PricePoint{Tick: dec.Tick, Time: now, Celsius: finite(float64(dec.Temperature)),
 		Multiplier: dec.Multiplier, Reserve: dec.Reserve, Clearing: dec.Clearing})
 	if n := len(a.history); n > historyLen {
 		a.history = slices.Delete(a.history, 0, n-historyLen)
@@ -152,6 +204,8 @@ func (e *Economy) State(ctx context.Context) (api.State, error) {
 	en, te := e.tel.Sources()
 	s := api.State{
 		Time: e.clock.Now(), Started: e.started, Tick: dec.Tick, TickSeconds: e.econf.Tick.Seconds(), Slots: e.econf.Slots,
+		IdleEnergyJoules: a.idle.Joules(), LedgerErrors: e.ledgerErrors.Load(),
+		AgentRefused: e.agentRefused.Load(), AgentProtocolErrors: e.agentProtocolErrors.Load(),
 		Policy:       string(e.econf.Policy),
 		EnergyJoules: a.energy.Joules(), BusyCPUSeconds: a.busy.Seconds(),
 		Multiplier: dec.Multiplier, Reserve: dec.Reserve, Clearing: dec.Clearing, FailSafe: dec.FailSafe,
@@ -160,6 +214,9 @@ func (e *Economy) State(ctx context.Context) (api.State, error) {
 		Temperature: api.Temperature{Celsius: finite(float64(dec.Temperature)), Setpoint: float64(setpoint),
 			Error: dec.TempErr, Source: api.SourceOf(te)},
 		Power: api.Power{Watts: finite(float64(dec.Power)), IdleWatts: float64(e.tel.IdlePower), Source: api.SourceOf(en)},
+	}
+	if dec.Tick > 0 {
+		s.TickTime = a.lastTime
 	}
 	if dec.Tick == 0 {
 		s.Temperature.Error = "no tick yet"
@@ -170,16 +227,18 @@ func (e *Economy) State(ctx context.Context) (api.State, error) {
 		r := m.acct.report
 		w := wallets[name]
 		row := api.Cell{
-			Name: name, State: w.st, PID: m.c.PID(), Backend: m.c.Backend(), Argv: m.argv, User: m.user, OwnerUID: m.owner,
+			Name: name, State: w.st, PID: m.c.PID(), Backend: m.c.Backend(), Cgroup: m.cgroup, ContainerID: m.containerID,
+			Argv: m.argv, User: m.user, OwnerUID: m.owner,
 			Balance: w.w.Balance, Endowment: w.w.Endowment, TapRate: w.w.TapRate, TapCap: w.w.TapCap,
 			Payment: r.Payment, Paid: r.PaidTotal, Tax: r.TaxTotal, Income: r.IncomeTotal, BidPrice: r.BidPrice, BidUnits: r.BidUnits, Won: r.Won,
+			Rent: m.acct.rent, WonSlots: m.acct.won, Ticks: m.acct.ticks,
 			FreedBytes: m.acct.freed, Energy: m.acct.energy.Joules(), EnergyEstimated: en.Estimated(),
 			CPUShare: r.Share, CPUSeconds: r.CPUTime.Seconds(), MemoryBytes: r.MemoryBytes, Standing: m.standing,
 		}
 		row.IncomeStopped = e.incomeStopped(name)
 		e.adoptedRow(&row)
-		if dec.Dt > 0 && r.Name != "" {
-			row.BurnRate = float64(r.Payment+r.Tax+r.Rent) / dec.Dt.Seconds()
+		if w.st != life.Dead {
+			row.BurnRate = m.acct.burnRate()
 		}
 		if c, ok := counters[name]; ok {
 			row.Counters = maps.Clone(c.Counters)
