@@ -35,6 +35,17 @@
 //
 // exactly, to the credit.
 //
+// # Tap terms
+//
+// A wallet opens with its tap terms (WalletSpec.TapRate, TapCap), and a
+// tap is refused unless the wallet has a tap and the tap leaves its balance
+// at or below the cap. SetTerms changes the terms of an open wallet in a
+// transaction of its own kind, KindTerms, which moves no money: every tap
+// applied after it, in Apply's order, is held to the new terms; those
+// applied before it stay as they were. Each change is kept, with the terms
+// it replaced, so that Verify can tell what terms a wallet had at any
+// point of the ledger.
+//
 // # Storage
 //
 // The ledger is one SQLite database (modernc.org/sqlite, pure Go) in WAL mode
@@ -58,8 +69,9 @@
 // kind, instead of as a transaction with its entries (some 26 bytes for a
 // wallet's tick instead of some 190 for each of its postings; Result.ID and
 // Posted.ID are then 0). Every other transaction (opens,
-// endowments, funds, refunds, closes, any transaction with a memo, other
-// entries or another key) is stored whole and kept for ever.
+// endowments, funds, refunds, closes, changes of terms, any transaction
+// with a memo, other entries or another key) is stored whole and kept for
+// ever.
 //
 // Per-tick postings are kept for a window (Options.Keep, one hour by
 // default). Rollup folds older ones into per-wallet totals per bucket of
