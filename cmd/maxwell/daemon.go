@@ -77,6 +77,18 @@ It reaches the API server through --kubeconfig, else $KUBECONFIG or
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer func() { signal.Stop(hup); close(hup) }()
+			reload := make(chan struct{}, 1)
+			go func() {
+				for range hup {
+					select {
+					case reload <- struct{}{}:
+					default: // one is pending already
+					}
+				}
+			}()
 			if err := os.MkdirAll(filepath.Dir(control), 0o755); err != nil {
 				return fmt.Errorf("control socket directory: %w", err)
 			}
@@ -84,7 +96,7 @@ It reaches the API server through --kubeconfig, else $KUBECONFIG or
 				Economy: economy.Options{Config: cfg, Roots: a.roots(), CgroupRoot: a.cgroupRoot, CellParent: parent,
 					AgentSocket: agents, LedgerPath: ledgerPath, LogDir: logDir, CPUs: cpuList, ProfilePath: profile},
 				ControlSocket: control, Group: group, PolicyFile: policy, MetricsAddr: metricsAddr, Log: log,
-				Adopt: adopt,
+				Adopt: adopt, Reload: reload, LoadConfig: a.config,
 			}
 			if kubernetes {
 				opts.Kubernetes = &kubeOpts

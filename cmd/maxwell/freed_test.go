@@ -24,6 +24,13 @@ import (
 // the end of the test.
 func startDaemon(t *testing.T, extra ...string) (c *api.Client, metricsAddr string) {
 	t.Helper()
+	c, metricsAddr, _ = startDaemonProcess(t, extra...)
+	return c, metricsAddr
+}
+
+// startDaemonProcess is startDaemon, also giving the daemon's process.
+func startDaemonProcess(t *testing.T, extra ...string) (c *api.Client, metricsAddr string, p *os.Process) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for cgroups")
 	}
@@ -70,7 +77,7 @@ func startDaemon(t *testing.T, extra ...string) (c *api.Client, metricsAddr stri
 	t.Cleanup(func() { c.Close() })
 	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
 		if _, err := c.Ping(context.Background()); err == nil {
-			return c, metricsAddr
+			return c, metricsAddr, d.Process
 		}
 		if time.Since(start) > 20*time.Second {
 			t.Fatalf("the daemon did not answer in 20 s:\n%s", log.String())

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -166,3 +167,58 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// TestReloadOnSIGHUP: a good configuration file is applied on SIGHUP (the
+// setpoint moves, the event says so); a bad one is refused with the
+// reason and the old one kept; so is a bad policy file.
+func TestReloadOnSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	cfg, pol := dir+"/config.yaml", dir+"/policy.yaml"
+	write := func(p, s string) {
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(cfg, "engine:\n  setpoint_celsius: 55\n")
+	c, _, proc := startDaemonProcess(t, "--config", cfg, "--policy", pol)
+	ctx := context.Background()
+	await := func(what string, ok func(api.State) bool) api.State {
+		t.Helper()
+		for start := time.Now(); ; time.Sleep(100 * time.Millisecond) {
+			st, err := c.State(ctx)
+			if err == nil && ok(st) {
+				return st
+			}
+			if time.Since(start) > 15*time.Second {
+				t.Fatalf("%s: not within 15 s (%v)", what, err)
+			}
+		}
+	}
+	events := func(st api.State, k event.Kind) (n int, last string) {
+		for _, e := range st.Events {
+			if e.Kind == k {
+				n, last = n+1, e.Detail
+			}
+		}
+		return n, last
+	}
+	write(cfg, "engine:\n  setpoint_celsius: 48\n  tick: 200ms\n")
+	proc.Signal(syscall.SIGHUP)
+	st := await("the new setpoint", func(st api.State) bool { return st.Temperature.Setpoint == 48 })
+	if n, d := events(st, event.ConfigReloaded); n != 1 || !strings.Contains(d, "setpoint") || !strings.Contains(d, "engine.tick") {
+		t.Errorf("config_reloaded ×%d: %q (want the setpoint applied, the tick kept until a restart)", n, d)
+	}
+	write(cfg, "engine:\n  setpoint_celsius: 40\n  setpont: 1\n")
+	proc.Signal(syscall.SIGHUP)
+	st = await("the refusal", func(st api.State) bool { n, _ := events(st, event.ConfigRefused); return n == 1 })
+	if _, d := events(st, event.ConfigRefused); !strings.Contains(d, "setpont") || st.Temperature.Setpoint != 48 {
+		t.Errorf("refused: %q, setpoint %v (want the old 48 kept)", d, st.Temperature.Setpoint)
+	}
+	write(cfg, "engine:\n  setpoint_celsius: 48\n  tick: 200ms\n")
+	write(pol, "rules:\n  - user: nobody\n")
+	proc.Signal(syscall.SIGHUP)
+	st = await("the policy refusal", func(st api.State) bool { n, _ := events(st, event.ConfigRefused); return n == 2 })
+	if _, d := events(st, event.ConfigRefused); !strings.Contains(d, "policy") || !strings.Contains(d, "max_wallet_credits") {
+		t.Errorf("policy refused: %q", d)
+	}
+}

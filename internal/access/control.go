@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -29,7 +30,7 @@ type Economy interface {
 // allows the caller: see the package documentation.
 type Control struct {
 	e      Economy
-	policy Policy
+	policy atomic.Pointer[Policy] // replaced whole by SetPolicy
 	log    *slog.Logger
 	// lookup resolves a caller's UID; identity.LookupUID but for tests.
 	lookup func(uid int) (identity.Identity, error)
@@ -53,8 +54,17 @@ func New(e Economy, p Policy, log *slog.Logger) *Control {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Control{e: e, policy: p, log: log, lookup: identity.LookupUID, quiet: rate.Sometimes{Interval: time.Second}}
+	c := &Control{e: e, log: log, lookup: identity.LookupUID, quiet: rate.Sometimes{Interval: time.Second}}
+	c.SetPolicy(p)
+	return c
 }
+
+// SetPolicy replaces the policy, for the calls from now on (a daemon's
+// SIGHUP).
+func (c *Control) SetPolicy(p Policy) { c.policy.Store(&p) }
+
+// Policy returns the policy in force.
+func (c *Control) Policy() Policy { return *c.policy.Load() }
 
 // caller is who is calling, as the kernel says.
 type caller struct {
@@ -93,9 +103,10 @@ func (c *Control) who(ctx context.Context) (caller, error) {
 		return caller{}, c.refuse(w, "%v", err)
 	}
 	w.id = id
-	r, ok := c.policy.Match(id)
+	policy := c.policy.Load()
+	r, ok := policy.Match(id)
 	if !ok {
-		return caller{}, c.refuse(w, "%s may not use this daemon: no rule of the policy (%s) names the user or a group of theirs", id, c.policy.Describe())
+		return caller{}, c.refuse(w, "%s may not use this daemon: no rule of the policy (%s) names the user or a group of theirs", id, policy.Describe())
 	}
 	w.rule = r
 	return w, nil
@@ -159,8 +170,8 @@ func (c *Control) Spawn(ctx context.Context, req api.SpawnRequest) (api.CellInfo
 	}
 	req.OwnerUID = w.peer.UID
 	if w.root {
-		if req.User == "" && c.policy.DefaultUser != nil {
-			req.User = strconv.Itoa(c.policy.DefaultUser.UID)
+		if p := c.policy.Load(); req.User == "" && p.DefaultUser != nil {
+			req.User = strconv.Itoa(p.DefaultUser.UID)
 		}
 		return c.e.Spawn(ctx, req)
 	}

@@ -91,6 +91,10 @@ type Engine struct {
 	// startup slot at the reserve, so that its agent can start, connect
 	// and bid (frozen, it never could).
 	StartupGrace time.Duration `yaml:"startup_grace"`
+	// Ration makes the economy sell less as well as dearer above the
+	// setpoint: each slot is 1/multiplier of a CPU, so no price buys
+	// more than the thermal allowance.
+	Ration bool `yaml:"ration"`
 	// RealtimePriority runs the tick on a thread of its own under
 	// SCHED_FIFO at this priority (1–99) where the daemon may (root);
 	// 0 runs it like any thread.

@@ -28,6 +28,7 @@ import (
 
 	"github.com/maxwellhq/maxwell/internal/access"
 	"github.com/maxwellhq/maxwell/internal/api"
+	"github.com/maxwellhq/maxwell/internal/config"
 	"github.com/maxwellhq/maxwell/internal/economy"
 	"github.com/maxwellhq/maxwell/internal/identity"
 	"github.com/maxwellhq/maxwell/internal/kube"
@@ -58,6 +59,13 @@ type Options struct {
 	// the node's price is published on its Node object.
 	Kubernetes *KubeOptions
 	Log        *slog.Logger
+	// Reload, if set, makes the daemon read its configuration (by
+	// LoadConfig) and its policy file again at every receive, as on
+	// SIGHUP: each is validated first; a bad one is refused with an
+	// event and the old one kept (economy.Reconfigure says what applies
+	// at once and what waits for a restart).
+	Reload     <-chan struct{}
+	LoadConfig func() (config.Config, error)
 	// Ready, if set, is called once every socket is serving.
 	Ready func()
 }
@@ -128,7 +136,7 @@ func Run(ctx context.Context, opts Options) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg, econWG sync.WaitGroup
-	errc := make(chan error, 5)
+	errc := make(chan error, 6)
 	start := func(wg *sync.WaitGroup, name string, f func() error) {
 		wg.Add(1)
 		go func() {
@@ -144,7 +152,12 @@ func Run(ctx context.Context, opts Options) error {
 		cancel() // an economy that stopped on its own stops the daemon
 		return err
 	})
-	var ctlBackend api.Backend = access.New(econ, policy, opts.Log)
+	control := access.New(econ, policy, opts.Log)
+	var ctlBackend api.Backend = control
+	if opts.Reload != nil {
+		r := reloader{econ: econ, ctl: control, load: opts.LoadConfig, policyFile: opts.PolicyFile, socketGID: opts.Economy.SocketGID, log: opts.Log}
+		start(&wg, "reload", func() error { return r.run(ctx, opts.Reload) })
+	}
 	if !opts.Adopt {
 		// Only the Backend's methods: the API answers adopt with
 		// unsupported.

@@ -46,6 +46,7 @@ func EngineConfig(cfg config.Config, slots int, policy engine.Policy) (engine.Co
 		RentPicojoulesPerByteSecond: e.RentPicojoulesPerByteSecond,
 		Insolvency:                  engine.Insolvency(e.Insolvency),
 		LowBalancePercent:           e.LowBalancePercent,
+		Ration:                      e.Ration,
 	}, nil
 }
 

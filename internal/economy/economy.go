@@ -130,6 +130,7 @@ type Economy struct {
 	spawning map[string]bool // names being spawned
 	income   incomes
 	profile  string // which host profile tunes the controller, in words
+	live     live
 	// bg bounds the economy's background work (recounts of claimed
 	// work); Close cancels it.
 	bg       context.Context
@@ -212,6 +213,7 @@ func Open(ctx context.Context, opts Options) (*Economy, error) {
 		cells: map[string]*managed{}, watchers: map[chan event.Event]struct{}{}, spawning: map[string]bool{},
 		stateDir: opts.StateDir}
 	e.bg, e.bgCancel = context.WithCancel(context.WithoutCancel(ctx))
+	e.live.cfg = opts.Config
 	if e.stateDir == "" {
 		e.stateDir = filepath.Dir(opts.AgentSocket)
 	}

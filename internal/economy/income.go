@@ -53,7 +53,7 @@ func (e *Economy) payIncome(cell string, in *api.Income) {
 	}
 	e.income.cells[cell] = &income{
 		nanoPerUnit: uint64(math.Round(in.CreditsPerUnit * 1e9)),
-		check:       &verify.Primes{Fraction: e.opts.Config.Income.VerifyFraction},
+		check:       &verify.Primes{Fraction: e.config().Income.VerifyFraction},
 	}
 }
 

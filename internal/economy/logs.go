@@ -12,7 +12,8 @@ import (
 
 // logOptions bound each cell's log files.
 func (e *Economy) logOptions() celllog.Options {
-	return celllog.Options{MaxBytes: e.opts.Config.CellLogs.MaxBytes, Keep: e.opts.Config.CellLogs.Keep}
+	cl := e.config().CellLogs
+	return celllog.Options{MaxBytes: cl.MaxBytes, Keep: cl.Keep}
 }
 
 // Logs copies a cell's standard output and error, oldest first, to w;

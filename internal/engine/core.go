@@ -120,6 +120,9 @@ type Config struct {
 	// Parasites are the cells PolicyOracle never runs (by name); the
 	// other policies ignore them.
 	Parasites []string `json:"parasites,omitempty"`
+	// Ration makes the economy sell less as well as dearer above the
+	// setpoint: each slot is 1/m of a CPU (see clear).
+	Ration bool `json:"ration,omitempty"`
 }
 
 func (c Config) validate() error {
@@ -319,6 +322,9 @@ type cellState struct {
 	// cell actually used in them (pay per use).
 	price units.Credits
 	won   int
+	// quota is the CPUs' worth of time the slots won give: won × the
+	// tick's slot weight.
+	quota float64
 	// cpu is the cell's CPU time at the last tick.
 	cpu         time.Duration
 	haveCPU     bool
@@ -347,6 +353,8 @@ type HostSettings struct {
 	// PowerBudget is the host's budget in watts, priced like the heat
 	// (control.PowerLimit); 0 removes it.
 	PowerBudget *units.Power `json:"power_budget_watts,omitempty"`
+	// Gains retunes the price controller (bumplessly).
+	Gains *control.Gains `json:"gains,omitempty"`
 }
 
 // SetHost changes the host's limits; a change that cannot be made changes
@@ -356,6 +364,17 @@ func (c *Core) SetHost(h HostSettings) error {
 	if b := h.PowerBudget; b != nil && *b != 0 {
 		var err error
 		if limit, err = control.NewPowerLimit(*b, c.cfg.Controller.OutMax); err != nil {
+			return fmt.Errorf("%w: %v", ErrConfig, err)
+		}
+	}
+	// Checked before anything changes, so that a bad change changes
+	// nothing: the setpoint against the critical temperature, the gains
+	// by Retune itself (which changes nothing when it fails).
+	if sp := h.SetpointCelsius; sp != nil && !(*sp < c.cfg.Controller.Critical) {
+		return fmt.Errorf("%w: setpoint %v °C must be below the critical %v °C", ErrConfig, float64(*sp), float64(c.cfg.Controller.Critical))
+	}
+	if g := h.Gains; g != nil {
+		if err := c.therm.PID().Retune(*g); err != nil {
 			return fmt.Errorf("%w: %v", ErrConfig, err)
 		}
 	}
@@ -402,6 +421,7 @@ type Core struct {
 	cfg     Config
 	therm   *control.Thermostat
 	power   *control.PowerLimit // nil: no power budget
+	weight  float64             // this tick's slot weight, parts of market.FullSlot
 	auction market.Auction
 	slots   []market.Slot
 	cells   map[string]cellState
@@ -610,7 +630,7 @@ func (c *Core) Decide(in Input) (Decision, error) {
 		d.post(name, ledger.KindTax, o.tax)
 		d.post(name, ledger.KindRent, o.rent)
 		bal := cs.wallet.Balance
-		cs.price, cs.won = 0, 0
+		cs.price, cs.won, cs.quota = 0, 0, 0
 		switch {
 		case o.shortfall > 0 && c.cfg.Insolvency == Apoptosis:
 			cs.state = life.Dead
@@ -626,8 +646,8 @@ func (c *Core) Decide(in Input) (Decision, error) {
 			d.Actions = append(d.Actions, Action{Cell: name, Kind: ActPause})
 		case won[i] > 0:
 			cs.state = life.Running
-			cs.price, cs.won = price[i], won[i]
-			d.Actions = append(d.Actions, Action{Cell: name, Kind: ActRun, Cores: float64(won[i])})
+			cs.price, cs.won, cs.quota = price[i], won[i], float64(won[i])*c.weight/market.FullSlot
+			d.Actions = append(d.Actions, Action{Cell: name, Kind: ActRun, Cores: cs.quota})
 		default:
 			cs.state = life.Paused
 			d.Actions = append(d.Actions, Action{Cell: name, Kind: ActPause})
@@ -664,7 +684,7 @@ func (c *Core) charge(cs *cellState, ci CellInput, dt time.Duration) charge {
 		cs.tapRem = ns % int64(time.Second)
 	}
 	var payment units.Credits
-	if capacity := time.Duration(cs.won) * dt; capacity > 0 && cs.price > 0 {
+	if capacity := time.Duration(cs.quota * float64(dt)); capacity > 0 && cs.price > 0 {
 		payment = share(cs.price, min(ch.used, capacity), capacity)
 	}
 	// Tax: bytes × pJ/B, 10⁶ pJ to the credit. Rent: bytes × µs ×
@@ -707,6 +727,19 @@ func (c *Core) clear(d *Decision, inputs map[string]CellInput) (won []int, price
 	won = make([]int, n)
 	price = make([]units.Credits, n)
 	c.bids = c.bids[:0]
+	// The thermal allowance (Config.Ration): above the setpoint the
+	// economy sells less, not only dearer. Each slot is 1/m of a CPU, so the CPUs sold,
+	// Slots/m, fall as the multiplier m rises, as the peers' allowance
+	// does: a bidder who pays any price still cannot heat the host past
+	// what the controller allows. A slot's price is per whole CPU, so a
+	// slot costs the reserve × its weight: the energy it may burn.
+	c.weight = market.FullSlot
+	if c.cfg.Ration && d.Multiplier > 1 {
+		c.weight = max(math.Floor(market.FullSlot/d.Multiplier), 1)
+	}
+	for i := range c.slots {
+		c.slots[i].Weight = uint64(c.weight)
+	}
 	startups := 0
 	for k := range n {
 		i := (k + rot) % n // in rank order
@@ -719,8 +752,9 @@ func (c *Core) clear(d *Decision, inputs map[string]CellInput) (won []int, price
 		if b.AtReserve {
 			if startups < len(c.slots) {
 				startups++
-				won[i], price[i] = 1, d.Reserve
-				d.Revenue += d.Reserve
+				p := units.Credits(float64(d.Reserve) * c.weight / market.FullSlot)
+				won[i], price[i] = 1, p
+				d.Revenue += p
 			}
 			continue
 		}

@@ -785,3 +785,41 @@ func TestHostLimits(t *testing.T) {
 		t.Errorf("tap of nobody: %v", err)
 	}
 }
+
+// TestThermalAllowance: above the setpoint the economy sells Slots/m CPUs,
+// not only dearer slots: a bidder who would pay any price wins slots of
+// 1/m of a CPU each (its CPU cap), each costing the reserve × its weight.
+func TestThermalAllowance(t *testing.T) {
+	cfg := testConfig()
+	cfg.Ration = true
+	c, err := NewCore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Admit("greedy", Wallet{Balance: 1e15, Endowment: 1e15})
+	var d Decision
+	cpu := time.Duration(0)
+	for tick := uint64(1); tick <= 40; tick++ {
+		cpu += 200 * time.Millisecond // both CPUs, in full
+		d, err = c.Decide(input(tick, 80, CellInput{Name: "greedy", CPUTime: cpu, Bid: Bid{Price: 1000 * slotE, Units: 2}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Commit(d)
+	}
+	m := d.Multiplier
+	if m <= 1 {
+		t.Fatalf("multiplier %v at 80 °C", m)
+	}
+	a := action(d, "greedy")
+	want := 2 / m
+	if a.Kind != ActRun || math.Abs(a.Cores-want) > 0.01 {
+		t.Errorf("at ×%.2f the greedy bidder may use %.3f CPUs, want the allowance %.3f", m, a.Cores, want)
+	}
+	r := reportOf(d, "greedy")
+	// It used its whole quota: it pays its slots' price, about the reserve
+	// × 1/m each, which is the slot energy: heat costs, and is rationed.
+	if r.Won != 2 || r.Payment <= 0 {
+		t.Errorf("won %d, paid %d", r.Won, r.Payment)
+	}
+}

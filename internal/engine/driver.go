@@ -737,6 +737,13 @@ func (d *Driver) Cell(name string) (life.State, Wallet, bool) {
 	return d.Core.Cell(name)
 }
 
+// SetGrace changes the startup grace (see Grace) for the ticks to come.
+func (d *Driver) SetGrace(g time.Duration) {
+	d.coreMu.Lock()
+	defer d.coreMu.Unlock()
+	d.Grace = g
+}
+
 // Host returns the setpoint and the power budget in force (Core.Host).
 func (d *Driver) Host() (units.Celsius, units.Power) {
 	d.coreMu.Lock()

@@ -45,6 +45,9 @@ const (
 	// An operator's live changes.
 	TermsChanged Kind = "terms_changed"
 	HostChanged  Kind = "host_changed"
+	// The daemon's configuration reloaded (SIGHUP).
+	ConfigReloaded Kind = "config_reloaded"
+	ConfigRefused  Kind = "config_refused"
 	// Adopted cells: cgroups someone else made (a pod's), governed.
 	Adopted  Kind = "adopted"
 	Released Kind = "released"
@@ -97,6 +100,8 @@ func Kinds() []Description {
 		{Settled, true, "A wallet a previous daemon left open was closed: its cell did not survive that daemon."},
 		{TermsChanged, true, "An operator changed the cell's terms while it ran: its tap (recorded in the ledger) or its standing bid."},
 		{HostChanged, false, "An operator changed the host's limits while the economy ran: the setpoint or the power budget."},
+		{ConfigReloaded, false, "The daemon read its configuration again (SIGHUP): what changed, and what differs but waits for a restart."},
+		{ConfigRefused, false, "The daemon was asked to read its configuration or policy again and refused the file: the reason; the old one stays."},
 		{Adopted, true, "A cgroup someone else made (a pod's, a service's) was put under the economy as a cell with a wallet: frozen until it wins, never started or killed by Maxwell."},
 		{Released, true, "The economy let go of an adopted cell (its pod went, or the node agent stopped): thawed, its processes left alone, its wallet settled."},
 		{AgentConnected, true, "The cell's agent connected to the hub and said hello."},
