@@ -41,7 +41,10 @@ func TestDemoInContainers(t *testing.T) {
 	testDemo(t, "oci")
 }
 
-func testDemo(t *testing.T, cellKind string) {
+// testDemo runs the demo with cellKind's cells, extra flags after the
+// others (such as --vm-image), and checks the story, the books and the
+// journal. It returns the run directory.
+func testDemo(t *testing.T, cellKind string, extra ...string) string {
 	dir := filepath.Join(t.TempDir(), "demo")
 	// The twin models the whole host: other tests running beside this one
 	// heat it, and the thermal price would then (rightly) starve the
@@ -51,7 +54,7 @@ func testDemo(t *testing.T, cellKind string) {
 	if err := os.WriteFile(cfg, []byte("engine:\n  setpoint_celsius: 80\n  critical_celsius: 95\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	stdout, stderr, err := run(t, "--config", cfg, "demo", "--cell", cellKind, "--duration", "12s", "--out", dir, "--json")
+	stdout, stderr, err := run(t, append([]string{"--config", cfg, "demo", "--cell", cellKind, "--duration", "12s", "--out", dir, "--json"}, extra...)...)
 	if err != nil {
 		t.Fatalf("demo: %v\nstderr:\n%s", err, stderr)
 	}
@@ -120,6 +123,7 @@ func testDemo(t *testing.T, cellKind string) {
 	if ticks < 50 {
 		t.Errorf("replayed %d ticks of a 12 s demo at 100 ms", ticks)
 	}
+	return dir
 }
 
 // TestCompareShort runs the three runs of `maxwell compare` briefly and

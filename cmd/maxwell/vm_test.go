@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -156,55 +155,25 @@ func TestSpawnVMThroughDaemon(t *testing.T) {
 }
 
 // TestDemoInVMs: `maxwell demo --cell vm`, short: the Scientist and the
-// Miner each in a microVM (under TCG where KVM does not work), the Miner
-// dies in its VM, the Scientist lives and works, the books balance.
+// Miner each in a microVM (under TCG where KVM does not work); the Miner
+// dies in its VM, the Scientist lives and works, the books balance, the
+// journal replays (testDemo), and both agents did run in VMs.
 func TestDemoInVMs(t *testing.T) {
 	vmtest.NeedRoot(t)
 	img := vmtest.Image(t)
-	dir := filepath.Join(t.TempDir(), "demo")
-	cfg := filepath.Join(t.TempDir(), "cool.yaml") // see testDemo
-	if err := os.WriteFile(cfg, []byte("engine:\n  setpoint_celsius: 80\n  critical_celsius: 95\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	stdout, stderr, err := run(t, "--config", cfg, "demo", "--cell", string(lab.VM), "--vm-image", filepath.Dir(img.Kernel),
-		"--duration", "12s", "--out", dir, "--headless", "--json")
-	if err != nil {
-		t.Fatalf("demo --cell vm: %v\nstderr:\n%s", err, stderr)
-	}
-	var res lab.DemoResult
-	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
-		t.Fatalf("--json output: %v\n%s", err, stdout)
-	}
-	e := res.Economy
-	if e.MinerDiedAtSeconds == nil {
-		t.Fatalf("the Miner survived its VM; story:\n%s", stderr)
-	}
-	if !e.ScientistSurvived {
-		t.Errorf("the Scientist died; story:\n%s", stderr)
-	}
-	if !strings.Contains(stderr, "APOPTOSIS: the miner") {
-		t.Errorf("the story does not tell the apoptosis:\n%s", stderr)
-	}
-	if e.ScientistPrimesPerSecondAfter == nil || *e.ScientistPrimesPerSecondAfter <= 0 {
-		t.Errorf("the Scientist did not work after the Miner died: %+v", e)
-	}
-	if !e.LedgerOK || e.LedgerMintedCredits != 2*e.EndowmentCredits {
-		t.Errorf("ledger: ok=%v minted %d, want 2 × %d", e.LedgerOK, e.LedgerMintedCredits, e.EndowmentCredits)
-	}
-	// Both agents ran in VMs: the economy's events say so.
+	// 30 s rather than 12: the agents are spawned one after the other,
+	// each spawn includes its guest's boot (2.5-8 s under TCG: the Miner
+	// boots while the Scientist's VM has both CPUs, longer on a loaded
+	// host), all inside the run's window, and the wallets grow with the
+	// window.
+	dir := testDemo(t, string(lab.VM), "--vm-image", filepath.Dir(img.Kernel), "--headless", "--duration", "30s")
 	events, err := os.ReadFile(filepath.Join(dir, "events.jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, who := range []string{lab.Scientist, lab.Miner} {
-		if n := strings.Count(string(events), `"cell":"`+who+`"`); n == 0 {
-			t.Errorf("no event of the %s", who)
-		}
-	}
 	if n := strings.Count(string(events), "backend "+vm.BackendQEMU+"/"); n != 2 {
 		t.Errorf("%d spawns in a QEMU microVM in events.jsonl, want 2:\n%s", n, events)
 	}
-	t.Logf("the Miner died at %.1f s; the Scientist found %s primes/s after", *e.MinerDiedAtSeconds, strconv.FormatFloat(*e.ScientistPrimesPerSecondAfter, 'f', 0, 64))
 }
 
 // TestBenchPauseVM: `maxwell bench pause --vm` boots a busy guest and
