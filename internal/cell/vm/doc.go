@@ -42,8 +42,19 @@
 // Manager connects to as soon as QEMU starts. Machine.AgentConn hands that
 // connection to the hub (hub.Attach): it belongs to exactly one cell, so
 // the agent's identity comes from the VM, never from a message. ServeAgent
-// does it and kills the VM, with the hub's reason as its cause, when the
-// hub cuts the agent off (no hello in time, a flood, garbage).
+// does it once the agent has written its first bytes, and kills the VM,
+// with the hub's reason as its cause, when the hub cuts the agent off (a
+// flood, garbage, no hello in time) or the guest has written nothing
+// within Options.HelloTimeout of running (time paused does not count);
+// ServeAgentOnceSpoken is the same for a command that need not speak.
+//
+// # Guests and users
+//
+// StartGuest overrides the Manager's kernel, initramfs, root file system
+// image, memory and vCPUs for one VM (Guest). With Spec.Credential the
+// VMM runs as that user (the cell's shim drops to them before it execs
+// QEMU), in a directory of theirs under the 0711 StateDir: the guest's
+// files are then opened with that user's rights.
 //
 // Once QEMU has created its QMP and agent sockets and the Manager has
 // connected to both, it removes them from the file system: a VM leaves no
