@@ -42,14 +42,13 @@ func (e *Economy) Set(ctx context.Context, name string, req api.SetRequest) erro
 		cap = w.Endowment // as at spawn: a cap of 0 means the wallet
 	}
 	var what []string
+	var record func() error
 	if rate != w.TapRate || cap != w.TapCap {
 		e.mu.Lock()
 		e.fundSeq++
 		key := "terms/cell:" + name + "/" + strconv.FormatInt(e.started.UnixNano(), 10) + "/" + strconv.FormatUint(e.fundSeq, 10)
 		e.mu.Unlock()
-		if err := e.lg.SetTerms(ctx, key, name, rate, cap); err != nil {
-			return apiError(err)
-		}
+		record = func() error { return e.lg.SetTerms(ctx, key, name, rate, cap) }
 		what = append(what, fmt.Sprintf("tap %d credits/s below %d", rate, cap))
 	}
 	var bid *engine.Bid
@@ -66,7 +65,7 @@ func (e *Economy) Set(ctx context.Context, name string, req api.SetRequest) erro
 		}
 		bid = &engine.Bid{Price: *req.MaxBid, Units: units}
 	}
-	if err := e.driver.SetTerms(name, rate, cap, bid); err != nil {
+	if err := e.driver.SetTerms(name, rate, cap, bid, record); err != nil {
 		return apiError(err)
 	}
 	if bid != nil {

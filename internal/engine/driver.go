@@ -686,13 +686,21 @@ func (d *Driver) SetHost(h HostSettings) error {
 
 // SetTerms changes a cell's tap (Core.SetTap) and, where bid is set, its
 // standing bid: a policy bid, as spawn --max-bid makes (Units 0 removes
-// it, leaving the cell to bid for itself).
-func (d *Driver) SetTerms(name string, rate, cap units.Credits, bid *Bid) error {
+// it, leaving the cell to bid for itself). record, if set, records the
+// new tap in the ledger first, between ticks: a tick decided under the
+// old terms is posted before it, never after (the ledger checks taps
+// against the terms in force when they come).
+func (d *Driver) SetTerms(name string, rate, cap units.Credits, bid *Bid, record func() error) error {
 	d.coreMu.Lock()
 	defer d.coreMu.Unlock()
 	dc, ok := d.cells[name]
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrUnknown, name)
+	}
+	if record != nil {
+		if err := record(); err != nil {
+			return err
+		}
 	}
 	if err := d.Core.SetTap(name, rate, cap); err != nil {
 		return err

@@ -557,7 +557,7 @@ func TestLiveChangesReplay(t *testing.T) {
 	if err := d.SetHost(HostSettings{SetpointCelsius: &low}); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.SetTerms("scientist", 1000, 5e6, &Bid{Price: 3 * slotE, Units: 2}); err != nil {
+	if err := d.SetTerms("scientist", 1000, 5e6, &Bid{Price: 3 * slotE, Units: 2}, nil); err != nil {
 		t.Fatal(err)
 	}
 	var dec Decision
@@ -571,7 +571,7 @@ func TestLiveChangesReplay(t *testing.T) {
 	if sp, _ := d.Core.Host(); sp != 30 {
 		t.Errorf("setpoint %v", sp)
 	}
-	if err := d.SetTerms("nobody", 0, 0, nil); !errors.Is(err, ErrUnknown) {
+	if err := d.SetTerms("nobody", 0, 0, nil, nil); !errors.Is(err, ErrUnknown) {
 		t.Errorf("set on nobody: %v", err)
 	}
 	stop()
