@@ -38,6 +38,7 @@ import (
 	"github.com/maxwellhq/maxwell/internal/celllog"
 	"github.com/maxwellhq/maxwell/internal/clock"
 	"github.com/maxwellhq/maxwell/internal/config"
+	"github.com/maxwellhq/maxwell/internal/cpuset"
 	"github.com/maxwellhq/maxwell/internal/engine"
 	"github.com/maxwellhq/maxwell/internal/event"
 	"github.com/maxwellhq/maxwell/internal/hub"
@@ -317,8 +318,8 @@ func (e *Economy) open(ctx context.Context) error {
 		e.driver.Journal = e.journal.Write
 	}
 	en, te := e.tel.Sources()
-	e.note(event.Event{Kind: event.Started, Detail: fmt.Sprintf("policy %s on CPUs %v; energy %s, temperature %s; Landauer meter %s; %s",
-		o.Policy, o.CPUs, en, te, e.meter.Source(), e.profile)})
+	e.note(event.Event{Kind: event.Started, Detail: fmt.Sprintf("policy %s on CPUs %s; energy %s, temperature %s; Landauer meter %s; %s",
+		o.Policy, cpuset.Format(o.CPUs), en, te, e.meter.Source(), e.profile)})
 	return nil
 }
 

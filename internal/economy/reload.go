@@ -3,6 +3,7 @@ package economy
 import (
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 
 	"github.com/maxwellhq/maxwell/internal/config"
@@ -47,7 +48,8 @@ func (e *Economy) Reconfigure(cfg config.Config) (changed, needRestart []string,
 	if cfg.Engine.Gains != old.Engine.Gains {
 		g := control.Gains{Kp: cfg.Engine.Gains.Kp, Ki: cfg.Engine.Gains.Ki, Kd: cfg.Engine.Gains.Kd}
 		h.Gains = &g
-		changed = append(changed, fmt.Sprintf("engine.gains %+v → %+v", old.Engine.Gains, cfg.Engine.Gains))
+		o, n := old.Engine.Gains, cfg.Engine.Gains
+		changed = append(changed, fmt.Sprintf("engine.gains kp %g ki %g kd %g → kp %g ki %g kd %g", o.Kp, o.Ki, o.Kd, n.Kp, n.Ki, n.Kd))
 	}
 	if h.SetpointCelsius != nil || h.Gains != nil {
 		if err := e.driver.SetHost(h); err != nil {
@@ -62,7 +64,8 @@ func (e *Economy) Reconfigure(cfg config.Config) (changed, needRestart []string,
 		changed = append(changed, fmt.Sprintf("income.verify_fraction %v → %v (for cells paid from now on)", old.Income.VerifyFraction, cfg.Income.VerifyFraction))
 	}
 	if cfg.CellLogs != old.CellLogs {
-		changed = append(changed, fmt.Sprintf("cell_logs %+v → %+v (for cells started from now on)", old.CellLogs, cfg.CellLogs))
+		changed = append(changed, fmt.Sprintf("cell_logs %d bytes × %d → %d bytes × %d (for cells started from now on)",
+			old.CellLogs.MaxBytes, old.CellLogs.Keep, cfg.CellLogs.MaxBytes, cfg.CellLogs.Keep))
 	}
 	// What else differs takes a restart: keep it as it was.
 	next := old
@@ -74,10 +77,10 @@ func (e *Economy) Reconfigure(cfg config.Config) (changed, needRestart []string,
 	e.live.mu.Unlock()
 	detail := "nothing changed"
 	if len(changed) > 0 {
-		detail = fmt.Sprint(changed)
+		detail = strings.Join(changed, "; ")
 	}
 	if len(needRestart) > 0 {
-		detail += fmt.Sprintf("; kept until a restart: %v", needRestart)
+		detail += "; kept until a restart: " + strings.Join(needRestart, ", ")
 	}
 	e.note(event.Event{Kind: event.ConfigReloaded, Detail: detail})
 	return changed, needRestart, nil

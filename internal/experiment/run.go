@@ -17,6 +17,7 @@ import (
 
 	"github.com/maxwellhq/maxwell/internal/api"
 	"github.com/maxwellhq/maxwell/internal/clock"
+	"github.com/maxwellhq/maxwell/internal/cpuset"
 	"github.com/maxwellhq/maxwell/internal/economy"
 	"github.com/maxwellhq/maxwell/internal/engine"
 	"github.com/maxwellhq/maxwell/internal/event"
@@ -144,8 +145,8 @@ func (r *Run) Execute(ctx context.Context, econ Economy) (record.Summary, error)
 		return sum, errors.Join(runErr, err)
 	}
 
-	note(event.Event{Time: start, Kind: event.Started, Detail: fmt.Sprintf("%s run of %v on CPUs %v: energy %s, temperature %s; Landauer meter %s",
-		r.Kind, r.Duration, r.CPUs, src.Energy, src.Temperature, src.Meter)})
+	note(event.Event{Time: start, Kind: event.Started, Detail: fmt.Sprintf("%s run of %v on CPUs %s: energy %s, temperature %s; Landauer meter %s",
+		r.Kind, r.Duration, cpuset.Format(r.CPUs), src.Energy, src.Temperature, src.Meter)})
 	agents := make([]*watched, 0, len(r.Agents))
 	for _, a := range r.Agents {
 		if _, err := econ.Spawn(ctx, a); err != nil {
