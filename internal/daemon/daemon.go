@@ -30,6 +30,7 @@ import (
 	"github.com/maxwellhq/maxwell/internal/api"
 	"github.com/maxwellhq/maxwell/internal/config"
 	"github.com/maxwellhq/maxwell/internal/economy"
+	"github.com/maxwellhq/maxwell/internal/engine"
 	"github.com/maxwellhq/maxwell/internal/identity"
 	"github.com/maxwellhq/maxwell/internal/kube"
 	"github.com/maxwellhq/maxwell/internal/metrics"
@@ -48,8 +49,13 @@ type Options struct {
 	// file means none: root may do anything, and Group's members may
 	// spawn and act on their own cells, as themselves, without limits.
 	PolicyFile string
-	// MetricsAddr, if set, serves Prometheus metrics over TCP.
+	// MetricsAddr, if set, serves Prometheus metrics over TCP at
+	// /metrics, and the tick loop's liveness at /healthz (package
+	// metrics; docs/METRICS.md).
 	MetricsAddr string
+	// MetricsDeadGrace is how long a dead cell's series stay in the
+	// metrics; 0 means metrics.DefaultDeadGrace.
+	MetricsDeadGrace time.Duration
 	// Adopt lets root adopt cgroups that someone else made through the
 	// control API (`maxwell adopt`); without it the API answers that this
 	// daemon does not adopt. The node agent adopts its pods either way.
@@ -107,13 +113,25 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer lock.Release()
 	var ln net.Listener
+	var exp *metrics.Exporter
+	var econ *economy.Economy
 	if opts.MetricsAddr != "" {
 		if ln, err = net.Listen("tcp", opts.MetricsAddr); err != nil {
 			return fmt.Errorf("metrics: %w", err)
 		}
 		defer ln.Close()
+		// The exporter reads econ, opened below, only once it serves.
+		if exp, err = metrics.New(metrics.Options{State: func(ctx context.Context) (api.State, error) { return econ.State(ctx) },
+			DeadGrace: opts.MetricsDeadGrace, Tick: opts.Economy.Config.Engine.Tick}); err != nil {
+			return err
+		}
+		if prev := opts.Economy.OnStep; prev != nil {
+			opts.Economy.OnStep = func(s engine.Step) { exp.ObserveStep(s); prev(s) }
+		} else {
+			opts.Economy.OnStep = exp.ObserveStep
+		}
 	}
-	econ, err := economy.Open(ctx, opts.Economy)
+	econ, err = economy.Open(ctx, opts.Economy)
 	if err != nil {
 		return err
 	}
@@ -170,15 +188,15 @@ func Run(ctx context.Context, opts Options) error {
 		start(&wg, "kubernetes node agent", func() error { return agent.Run(ctx) })
 	}
 	if ln != nil {
-		reg, err := metrics.NewRegistry(econ.State)
-		if err == nil && agent != nil {
-			err = reg.Register(agent.Collector())
+		var err error
+		if agent != nil {
+			err = exp.Register(agent.Collector())
 		}
 		if err != nil {
 			cancel()
 			errc <- err
 		} else {
-			srv := &http.Server{Handler: metrics.HandlerFor(reg), ReadHeaderTimeout: 10 * time.Second}
+			srv := &http.Server{Handler: exp.Handler(), ReadHeaderTimeout: 10 * time.Second}
 			start(&wg, "metrics", func() error {
 				go func() { <-ctx.Done(); srv.Close() }()
 				if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
