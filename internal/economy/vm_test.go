@@ -117,7 +117,7 @@ func TestVMCellUnderTheEconomy(t *testing.T) {
 	info, err := econ.Spawn(ctx, api.SpawnRequest{
 		Name: "sci", Argv: []string{img.Maxwell, "agent", "scientist", "--report-interval", "200ms", "--threads", "1"},
 		Wallet: 1 << 40, MaxBid: 1 << 20, Units: 1,
-		VM: &api.VMRequest{Kernel: img.Kernel, Initrd: img.Initrd, MemoryMiB: 192},
+		VM: &api.VMRequest{Kernel: img.Kernel, Initrd: img.Initrd, MemoryMiB: 320},
 	})
 	if err != nil {
 		t.Fatalf("Spawn: %v", err)
