@@ -6,6 +6,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -16,12 +17,14 @@ import (
 	"github.com/maxwellhq/maxwell/internal/daemon"
 	"github.com/maxwellhq/maxwell/internal/economy"
 	"github.com/maxwellhq/maxwell/internal/ledger"
+	"github.com/maxwellhq/maxwell/internal/metrics"
 )
 
 func newDaemonCmd(a *app) *cobra.Command {
 	var (
 		control, agents, group, ledgerPath, metricsAddr, cpus, parent, policy, logDir, profile string
 		adopt, kubernetes                                                                      bool
+		deadGrace                                                                              time.Duration
 		kubeOpts                                                                               daemon.KubeOptions
 	)
 	cmd := &cobra.Command{
@@ -95,7 +98,7 @@ It reaches the API server through --kubeconfig, else $KUBECONFIG or
 			opts := daemon.Options{
 				Economy: economy.Options{Config: cfg, Roots: a.roots(), CgroupRoot: a.cgroupRoot, CellParent: parent,
 					AgentSocket: agents, LedgerPath: ledgerPath, LogDir: logDir, CPUs: cpuList, ProfilePath: profile},
-				ControlSocket: control, Group: group, PolicyFile: policy, MetricsAddr: metricsAddr, Log: log,
+				ControlSocket: control, Group: group, PolicyFile: policy, MetricsAddr: metricsAddr, MetricsDeadGrace: deadGrace, Log: log,
 				Adopt: adopt, Reload: reload, LoadConfig: a.config,
 			}
 			if kubernetes {
@@ -114,7 +117,8 @@ It reaches the API server through --kubeconfig, else $KUBECONFIG or
 	f.StringVar(&ledgerPath, "ledger", ledger.DefaultPath(), "ledger database")
 	f.StringVar(&profile, "profile", calibrate.DefaultProfilePath(), `host profile from maxwell calibrate, used where it exists ("" for none)`)
 	f.StringVar(&logDir, "log-dir", "", "where each cell's standard output and error are kept, rotated (default: logs/ beside the ledger; maxwell logs NAME)")
-	f.StringVar(&metricsAddr, "metrics-addr", "", `serve Prometheus metrics on this TCP address, e.g. "127.0.0.1:9464"`)
+	f.StringVar(&metricsAddr, "metrics-addr", "", `serve Prometheus metrics (/metrics) and liveness (/healthz) on this TCP address, e.g. "127.0.0.1:9464"`)
+	f.DurationVar(&deadGrace, "metrics-dead-grace", metrics.DefaultDeadGrace, "how long a dead cell's series stay in the metrics (0: the default; negative: none at all)")
 	f.StringVar(&cpus, "cpus", "", "CPUs to sell (default: every CPU Maxwell may use)")
 	f.StringVar(&parent, "cgroup-parent", cell.DefaultOptions().Parent, "cgroup that holds this daemon's cells: one daemon per parent (it sweeps it at start)")
 	f.BoolVar(&adopt, "adopt", false, "let root adopt existing cgroups over the control API (maxwell adopt)")
