@@ -159,7 +159,7 @@ func TestPrometheus(t *testing.T) {
 	if _, err := exec.LookPath("prometheus"); err != nil {
 		t.Skip("prometheus is not installed (Debian package prometheus; .ci/run installs it)")
 	}
-	c, metricsAddr := startDaemon(t)
+	c, metricsAddr := startDaemon(t, "--metrics-dead-grace", "2s")
 	ctx := context.Background()
 	// A bid above the price ceiling (10 × the base slot price of about
 	// 0.76 M credits here): the spinner wins every tick, however hot the
@@ -167,6 +167,10 @@ func TestPrometheus(t *testing.T) {
 	const maxBid = units.Credits(1_000_000_000)
 	if _, err := c.Spawn(ctx, api.SpawnRequest{Name: "spinner", Argv: []string{"/bin/sh", "-c", "while :; do :; done"},
 		Wallet: 1 << 40, MaxBid: maxBid, Units: 1, Dir: "/"}); err != nil {
+		t.Fatal(err)
+	}
+	// A cell to kill: its series go 2 s after its death.
+	if _, err := c.Spawn(ctx, api.SpawnRequest{Name: "victim", Argv: []string{"/bin/sleep", "1000"}, Wallet: 1 << 30, MaxBid: 1000, Units: 1, Dir: "/"}); err != nil {
 		t.Fatal(err)
 	}
 	p := startPrometheus(t, metricsAddr)
@@ -284,6 +288,35 @@ func TestPrometheus(t *testing.T) {
 		if res, err := p.query(q); err != nil || len(res) == 0 {
 			t.Errorf("%s: %v %v", q, res, err)
 		}
+	}
+
+	// A dead cell: Prometheus sees it dead, then, past the grace, its
+	// series end (a staleness marker), while the living spinner's go on.
+	if err := c.Kill(ctx, "victim"); err != nil {
+		t.Fatal(err)
+	}
+	dead := `maxwell_agent_state{agent="victim", state="dead"} == 1`
+	for start, seen := time.Now(), false; ; time.Sleep(250 * time.Millisecond) {
+		res, err := p.query(dead)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res) == 1 {
+			seen = true
+		}
+		if seen && len(res) == 0 {
+			t.Logf("the victim's series ended %.1f s after its kill", time.Since(start).Seconds())
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("10 s after the kill: the victim seen dead %v, its series still there %v", seen, res)
+		}
+	}
+	if res, err := p.query(`maxwell_agent_balance_credits{agent="spinner"}`); err != nil || len(res) != 1 {
+		t.Errorf("the living spinner's balance: %v %v", res, err)
+	}
+	if v := p.one(`maxwell_agents{state="dead"}`, "", ""); v != 1 {
+		t.Errorf("maxwell_agents{state=\"dead\"} = %v, want 1: the dead still count", v)
 	}
 
 	// Every panel of the dashboard answers.
