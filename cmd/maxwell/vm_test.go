@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -99,11 +100,22 @@ func TestVMImageCommand(t *testing.T) {
 // TestSpawnVMThroughDaemon runs the Scientist in a microVM spawned by
 // `maxwell spawn --vm` through a real daemon: its reports reach the
 // daemon's hub over virtio-serial and show in `ps --json` under the
-// cell's name, with the VM's backend; `maxwell kill` ends QEMU.
+// cell's name, with the VM's backend; `maxwell kill` ends QEMU. A cell
+// spawned --user nobody has its QEMU run as nobody.
 func TestSpawnVMThroughDaemon(t *testing.T) {
 	vmtest.NeedRoot(t)
 	img := vmtest.Image(t)
-	c, _ := startDaemon(t)
+	// The agent socket's directory holds the VMs' state: one that a cell
+	// spawned as nobody can reach (t.TempDir's parent is root's, 0700).
+	run, err := os.MkdirTemp("", "vmd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(run)
+	if err := os.Chmod(run, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := startDaemon(t, "--agent-socket", filepath.Join(run, "agent.sock"))
 	sock := c.Path()
 	stdout, stderr, err := runCtl(t, "spawn", "--socket", sock, "--json", "--wallet", "1000000000000", "--max-bid", "100000000",
 		"--vm", "--kernel", img.Kernel, "--initrd", img.Initrd, "--name", "vsci",
@@ -151,6 +163,47 @@ func TestSpawnVMThroughDaemon(t *testing.T) {
 	}
 	if r := row(); r.State != life.Dead {
 		t.Errorf("after kill: %s", r.State)
+	}
+
+	// Root asks for a cell as nobody: QEMU runs as nobody, reading a
+	// copy of the image nobody may read (the test cache is root's).
+	pub, err := os.MkdirTemp("", "vmpub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(pub)
+	if err := os.Chmod(pub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, f := range []string{img.Kernel, img.Initrd} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst := filepath.Join(pub, filepath.Base(f))
+		if err := os.WriteFile(dst, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, dst)
+	}
+	stdout, stderr, err = runCtl(t, "spawn", "--socket", sock, "--json", "--wallet", "1000000000000", "--max-bid", "100000000",
+		"--user", "nobody", "--vm", "--kernel", files[0], "--initrd", files[1], "--name", "vnobody", "--", "/bin/sleep", "600")
+	if err != nil {
+		t.Fatalf("spawn --vm --user nobody: %v\n%s", err, stderr)
+	}
+	if err := json.Unmarshal([]byte(stdout), &info); err != nil {
+		t.Fatal(err)
+	}
+	status, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(info.PID), "status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(status), "Uid:\t65534\t65534\t65534\t65534") {
+		t.Errorf("QEMU of a cell spawned as nobody does not run as nobody:\n%s", status)
+	}
+	if _, _, err := runCtl(t, "kill", "--socket", sock, "vnobody"); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/maxwellhq/maxwell/agent"
@@ -110,6 +111,11 @@ func (m *Manager) startQEMU(ctx context.Context, spec cell.Spec, g Guest) (cell.
 	}
 	if cr := spec.Credential; cr != nil {
 		// QEMU, running as the user, creates its sockets here.
+		if err := reachable(m.opts.StateDir, cr); err != nil {
+			os.RemoveAll(dir)
+			m.release(spec.Name)
+			return fail(err)
+		}
 		if err := os.Chown(dir, int(cr.Uid), int(cr.Gid)); err != nil {
 			os.RemoveAll(dir)
 			m.release(spec.Name)
@@ -577,6 +583,39 @@ func (v *Machine) Close() error {
 		v.closeErr = errors.Join(errs...)
 	})
 	return v.closeErr
+}
+
+// reachable checks that the user of cr may pass through every directory
+// down to dir (search permission), where QEMU, running as them, makes its
+// sockets.
+func reachable(dir string, cr *syscall.Credential) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	for p := abs; ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return fmt.Errorf("%s: no owner to check", p)
+		}
+		var bit os.FileMode = 0o001
+		switch {
+		case st.Uid == cr.Uid:
+			bit = 0o100
+		case st.Gid == cr.Gid || slices.Contains(cr.Groups, st.Gid):
+			bit = 0o010
+		}
+		if fi.Mode().Perm()&bit == 0 {
+			return fmt.Errorf("%w: QEMU runs as uid %d, who cannot pass through %s (mode %v, owner %d:%d) to the state directory %s", ErrConfig, cr.Uid, p, fi.Mode().Perm(), st.Uid, st.Gid, abs)
+		}
+		if p == filepath.Dir(p) {
+			return nil
+		}
+	}
 }
 
 // String returns the cell's name and QEMU's PID.

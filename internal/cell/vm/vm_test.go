@@ -552,6 +552,22 @@ func TestRunsAsRequester(t *testing.T) {
 		t.Errorf("Close: %v", err)
 	}
 	e.checkGone(t, "asuser", pid)
+
+	// A state directory the user cannot reach (under the test's 0700
+	// temporary directory) is a clear error before QEMU starts.
+	hidden := filepath.Join(t.TempDir(), "vm")
+	m, err := vm.NewManager(ctx, e.cells, vm.Options{Kernel: g.Kernel, Initrd: g.Initrd, Accel: vm.AccelTCG, StateDir: hidden})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	_, err = m.StartGuest(ctx, cell.Spec{Name: "hidden", Path: "/bin/true", Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}, vm.Guest{})
+	if !errors.Is(err, vm.ErrConfig) || !strings.Contains(err.Error(), "cannot pass through "+filepath.Dir(filepath.Dir(hidden))) {
+		t.Errorf("StartGuest as nobody under a 0700 directory: %v, want ErrConfig naming it", err)
+	}
+	if ents, _ := os.ReadDir(hidden); len(ents) != 0 {
+		t.Errorf("the refused start left %v", ents)
+	}
 }
 
 // TestHelloDeadlineCountsRunningTime: an economy freezes a new cell
