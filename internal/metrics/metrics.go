@@ -21,6 +21,7 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -85,7 +86,7 @@ type Exporter struct {
 // New returns an Exporter of opts.State's metrics.
 func New(opts Options) (*Exporter, error) {
 	if opts.State == nil {
-		return nil, fmt.Errorf("metrics: no state to export")
+		return nil, errors.New("metrics: no state to export")
 	}
 	if opts.DeadGrace == 0 {
 		opts.DeadGrace = DefaultDeadGrace
