@@ -58,7 +58,7 @@ func TestAdoptCommand(t *testing.T) {
 		}
 		return m
 	}
-	waitUntil(t, 20*time.Second, "the poor cell's stop command", func() bool {
+	celltest.WaitFor(t, 20*time.Second, "the poor cell's stop command", func() bool {
 		_, err := os.Stat(stopped)
 		return err == nil
 	})

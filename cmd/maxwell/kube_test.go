@@ -25,7 +25,6 @@ import (
 	"github.com/maxwellhq/maxwell/internal/api"
 	"github.com/maxwellhq/maxwell/internal/cell"
 	"github.com/maxwellhq/maxwell/internal/cell/celltest"
-	"github.com/maxwellhq/maxwell/internal/cgroupfs"
 	"github.com/maxwellhq/maxwell/internal/event"
 	"github.com/maxwellhq/maxwell/internal/kube"
 	"github.com/maxwellhq/maxwell/internal/kube/kubetest"
@@ -118,7 +117,7 @@ func (n *kubeNode) start(t *testing.T, c *kubetest.Cluster, layout cell.Layout, 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.client.Close() })
-	waitUntil(t, 30*time.Second, n.name+"'s daemon to answer", func() bool {
+	celltest.WaitFor(t, 30*time.Second, n.name+"'s daemon to answer", func() bool {
 		select {
 		case <-n.exited:
 			t.Fatalf("the daemon of %s exited; its log ends:\n%s", n.name, tail(n.log, 4000))
@@ -173,22 +172,6 @@ func tail(path string, n int) string {
 		b = b[len(b)-n:]
 	}
 	return string(b)
-}
-
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	err := cgroupfs.Poll(ctx, func() (bool, error) {
-		if cond() {
-			return true, nil
-		}
-		time.Sleep(100 * time.Millisecond)
-		return false, nil
-	})
-	if err != nil {
-		t.Fatalf("waiting for %s: %v", what, err)
-	}
 }
 
 // published reads a node's maxwell.dev/node annotation.
@@ -305,7 +288,7 @@ func TestKubernetesThreeNodes(t *testing.T) {
 	// Bands and the hot taint, published by each node's agent.
 	started := time.Now()
 	want := map[string]kube.Band{cool.name: kube.BandLow, warm.name: kube.BandMid, hot.name: kube.BandHigh}
-	waitUntil(t, 60*time.Second, "bands low, mid, high and the hot taint on the hottest", func() bool {
+	celltest.WaitFor(t, 60*time.Second, "bands low, mid, high and the hot taint on the hottest", func() bool {
 		for name, band := range want {
 			_, nd, ok := published(ctx, c, name)
 			if !ok || kube.Band(nd.Labels[kube.LabelPriceBand]) != band || hasHotTaint(nd) != (name == hot.name) {
@@ -349,7 +332,7 @@ func TestKubernetesThreeNodes(t *testing.T) {
 	}
 	scheduled := time.Now()
 	for _, p := range placed {
-		waitUntil(t, 60*time.Second, p.Name+" running and adopted", func() bool {
+		celltest.WaitFor(t, 60*time.Second, p.Name+" running and adopted", func() bool {
 			got, err := c.Client.CoreV1().Pods("default").Get(ctx, p.Name, metav1.GetOptions{})
 			if err != nil || got.Status.Phase != corev1.PodRunning {
 				return false
@@ -367,7 +350,7 @@ func TestKubernetesThreeNodes(t *testing.T) {
 		}
 	}
 	t.Logf("3 pods scheduled on %s and adopted %v after creation", cool.name, time.Since(scheduled).Round(100*time.Millisecond))
-	waitUntil(t, 60*time.Second, "the scientist's counters, from its pod's agent", func() bool {
+	celltest.WaitFor(t, 60*time.Second, "the scientist's counters, from its pod's agent", func() bool {
 		r, _ := cool.row(t, "default/scientist")
 		return r.Useful != nil && r.Useful.Work > 0
 	})
@@ -380,7 +363,7 @@ func TestKubernetesThreeNodes(t *testing.T) {
 	if err != nil || !strings.Contains(out, "funded default/placed-0 with 1000 credits") {
 		t.Errorf("fund default/placed-0: %q, %v", out, err)
 	}
-	waitUntil(t, 20*time.Second, "the coolest node's annotation to list its cells", func() bool {
+	celltest.WaitFor(t, 20*time.Second, "the coolest node's annotation to list its cells", func() bool {
 		a, _, _ := published(ctx, c, cool.name)
 		return len(a.Cells) == len(placed)
 	})
@@ -405,7 +388,7 @@ func TestKubernetesThreeNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 60*time.Second, "the bankrupt pod's eviction", func() bool {
+	celltest.WaitFor(t, 60*time.Second, "the bankrupt pod's eviction", func() bool {
 		_, err := c.Client.CoreV1().Pods("default").Get(ctx, bankrupt.Name, metav1.GetOptions{})
 		return apierrors.IsNotFound(err)
 	})
@@ -413,7 +396,7 @@ func TestKubernetesThreeNodes(t *testing.T) {
 	if !hasPodEvent(ctx, c, bankrupt.Name, "MaxwellEvicted", "Eviction API") {
 		t.Errorf("no MaxwellEvicted event on the bankrupt pod: %+v", podEvents(ctx, c, bankrupt.Name))
 	}
-	waitUntil(t, 20*time.Second, "the bankrupt pod's release", func() bool {
+	celltest.WaitFor(t, 20*time.Second, "the bankrupt pod's release", func() bool {
 		return slices.ContainsFunc(cool.state(t).Events, func(e event.Event) bool { return e.Kind == event.Released && e.Cell == "default/bankrupt" })
 	})
 	st := cool.state(t)
@@ -450,11 +433,11 @@ func TestKubernetesThreeNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 30*time.Second, "the bad-annotation event", func() bool {
+	celltest.WaitFor(t, 30*time.Second, "the bad-annotation event", func() bool {
 		return hasPodEvent(ctx, c, garbage.Name, "MaxwellBadAnnotation", `maxwell.dev/wallet="lots"`) &&
 			hasPodEvent(ctx, c, garbage.Name, "MaxwellBadAnnotation", "want evict or hibernate")
 	})
-	waitUntil(t, 30*time.Second, "the garbage pod running", func() bool {
+	celltest.WaitFor(t, 30*time.Second, "the garbage pod running", func() bool {
 		got, err := c.Client.CoreV1().Pods("default").Get(ctx, garbage.Name, metav1.GetOptions{})
 		return err == nil && got.Status.Phase == corev1.PodRunning
 	})
@@ -487,7 +470,7 @@ func TestKubernetesThreeNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	back := time.Now()
-	waitUntil(t, 60*time.Second, "publishing to resume", func() bool {
+	celltest.WaitFor(t, 60*time.Second, "publishing to resume", func() bool {
 		a, _, ok := published(ctx, c, cool.name)
 		return ok && a.At.After(back)
 	})
@@ -500,7 +483,7 @@ func TestKubernetesThreeNodes(t *testing.T) {
 	if err := c.Client.CoreV1().Pods("default").Delete(ctx, gone.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 30*time.Second, "the deleted pod's release", func() bool {
+	celltest.WaitFor(t, 30*time.Second, "the deleted pod's release", func() bool {
 		return slices.ContainsFunc(cool.state(t).Events, func(e event.Event) bool { return e.Kind == event.Released && e.Cell == "default/"+gone.Name })
 	})
 	checkBooks(t, cool.ledger, map[string]string{"default/" + gone.Name: "closed", "default/bankrupt": "closed", "default/placed-0": "open"})

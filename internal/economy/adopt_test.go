@@ -131,22 +131,6 @@ func (ae *adoptEconomy) sawEvent(kind event.Kind, cell string, d time.Duration) 
 	}
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	err := cgroupfs.Poll(ctx, func() (bool, error) {
-		if cond() {
-			return true, nil
-		}
-		time.Sleep(20 * time.Millisecond)
-		return false, nil
-	})
-	if err != nil {
-		t.Fatalf("waiting for %s: %v", what, err)
-	}
-}
-
 // busyTree is a cgroup made as its owner would make it, with a real
 // process burning CPU in it.
 func busyTree(t *testing.T) (*celltest.Tree, int) {
@@ -190,7 +174,7 @@ func TestAdoptGoverns(t *testing.T) {
 		t.Errorf("CellForPID(%d) = %q, %t; want ns/busy", pid, got, ok)
 	}
 	ae.run()
-	waitFor(t, 10*time.Second, "the adopted cell to run and pay", func() bool {
+	celltest.WaitFor(t, 10*time.Second, "the adopted cell to run and pay", func() bool {
 		r := ae.row(t, "ns/busy")
 		return r.State == life.Running && r.Paid > 0 && r.CPUSeconds > 0.2 && !tr.Frozen()
 	})
@@ -270,7 +254,7 @@ func TestAdoptInsolvency(t *testing.T) {
 				asleep := func(st life.State) bool {
 					return st == life.Hibernating || tc.engine == "hibernate" && st == life.Paused
 				}
-				waitFor(t, 5*time.Second, "hibernating and frozen", func() bool {
+				celltest.WaitFor(t, 5*time.Second, "hibernating and frozen", func() bool {
 					return asleep(ae.row(t, "ns/poor").State) && tr.Frozen()
 				})
 				// Held long enough for an apoptosis to have come, were it
@@ -286,7 +270,7 @@ func TestAdoptInsolvency(t *testing.T) {
 				if err := ae.Fund(ctx, "ns/poor", 1<<40); err != nil {
 					t.Fatal(err)
 				}
-				waitFor(t, 10*time.Second, "running again once funded", func() bool {
+				celltest.WaitFor(t, 10*time.Second, "running again once funded", func() bool {
 					r := ae.row(t, "ns/poor")
 					return r.State == life.Running && r.CPUSeconds > before+0.1
 				})
@@ -294,7 +278,7 @@ func TestAdoptInsolvency(t *testing.T) {
 				if _, ok := ae.sawEvent(event.Apoptosis, "ns/poor", 10*time.Second); !ok {
 					t.Fatal("no apoptosis event")
 				}
-				waitFor(t, 5*time.Second, "the owner asked", func() bool { return slices.Equal(own.Asked(), []string{"ns/poor"}) })
+				celltest.WaitFor(t, 5*time.Second, "the owner asked", func() bool { return slices.Equal(own.Asked(), []string{"ns/poor"}) })
 				if r := ae.row(t, "ns/poor"); r.State != life.Dead {
 					t.Errorf("state %s; want dead", r.State)
 				}

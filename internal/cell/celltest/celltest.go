@@ -326,6 +326,24 @@ func (tr *Tree) Frozen() bool {
 	return false
 }
 
+// WaitFor calls cond every 50 ms until it holds, failing the test with
+// what was awaited after d.
+func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	err := cgroupfs.Poll(ctx, func() (bool, error) {
+		if cond() {
+			return true, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("waiting %v for %s: %v", d, what, err)
+	}
+}
+
 // Alive reports whether pid is a process of the host that has not
 // ended (not a zombie).
 func Alive(pid int) bool {
