@@ -15,7 +15,8 @@ import (
 
 // TestAdoptCommand: `maxwell adopt` against a real `maxwell daemon
 // --adopt` governs a cgroup someone else made, on this host: listed by ps
-// as nobody's with its cgroup, funded by name; one adopted with
+// as nobody's with its cgroup, funded by name, the memory a Miner in one
+// frees metered by the cgroup's id and taxed; one adopted with
 // --on-insolvency stop has its stop command run once its wallet is dry,
 // and is thawed and left running (Maxwell kills no adopted process). Bad
 // input is refused before the daemon is asked.
@@ -28,6 +29,12 @@ func TestAdoptCommand(t *testing.T) {
 	poor := celltest.NewTree(t, layout, celltest.UniqueName("mxcliowner")+"/poor.service")
 	poorPID := poor.Start("/bin/sh", "-c", "while :; do :; done").Process.Pid
 	stopped := filepath.Join(t.TempDir(), "stopped")
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	churn := celltest.NewTree(t, layout, celltest.UniqueName("mxcliowner")+"/miner.scope")
+	churn.Start(exe, "agent", "miner", "--threads", "1", "--churn-mib-per-sec", "64")
 
 	out, _, err := run(t, "adopt", "--socket", sock, "--cgroup", rich.Path(), "--wallet", "1000000000000", "--max-bid", "2000000")
 	if err != nil {
@@ -35,6 +42,9 @@ func TestAdoptCommand(t *testing.T) {
 	}
 	if !strings.Contains(out, "adopted "+rich.Path()+" as cell batch.service") {
 		t.Errorf("adopt said %q", out)
+	}
+	if _, _, err := run(t, "adopt", "--socket", sock, "--cgroup", churn.Path(), "--wallet", "1000000000000", "--max-bid", "2000000"); err != nil {
+		t.Fatal(err)
 	}
 	if _, _, err := run(t, "adopt", "--socket", sock, "--cgroup", poor.Path(), "--name", "ops/poor", "--wallet", "3000000", "--max-bid", "2000000",
 		"--on-insolvency", "stop", "--", "/bin/touch", stopped); err != nil {
@@ -66,6 +76,10 @@ func TestAdoptCommand(t *testing.T) {
 	if b := r["batch.service"]; b.OwnerUID != -1 || b.Cgroup != rich.Path() || b.State == life.Dead || b.Paid == 0 {
 		t.Errorf("batch.service: %+v; want owner -1, cgroup %s, alive and paying", b, rich.Path())
 	}
+	celltest.WaitFor(t, 20*time.Second, "the adopted Miner's freed bytes, metered and taxed", func() bool {
+		m := rows()["miner.scope"]
+		return m.FreedBytes > 0 && m.Tax > 0
+	})
 	if p := r["ops/poor"]; p.State != life.Dead {
 		t.Errorf("ops/poor after its wallet ran dry: %s; want dead", p.State)
 	}
