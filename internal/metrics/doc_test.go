@@ -110,7 +110,11 @@ func TestDocumented(t *testing.T) {
 		}
 	}
 	// The node agent's metrics: names and labels from its descriptors
-	// (all gauges, which a descriptor does not say).
+	// (all gauges, which a descriptor does not say). They register beside
+	// the exporter's, as the daemon does with --kubernetes.
+	if err := x.Register((*kube.Agent)(nil).Collector()); err != nil {
+		t.Errorf("the node agent's collector does not register beside the exporter's: %v", err)
+	}
 	ch := make(chan *prometheus.Desc, 64)
 	(*kube.Agent)(nil).Collector().Describe(ch)
 	close(ch)
