@@ -58,8 +58,9 @@ func TestLimitCPU(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Uncapped it takes what the host gives it: on a host shared with
-	// other tests, still well beyond the cap.
-	if used := cpuOver(time.Second); used < 300*time.Millisecond || used < 2*capped {
+	// other tests (eight busy processes on two CPUs give it a quarter of
+	// a CPU), still twice the cap at least.
+	if used := cpuOver(time.Second); used < 200*time.Millisecond || used < 2*capped {
 		t.Errorf("uncapped, the cell used only %v in 1 s (capped: %v)", used, capped)
 	}
 

@@ -113,7 +113,9 @@ func TestRunOnTheEconomy(t *testing.T) {
 		},
 	}
 	stop := make(chan struct{})
-	go drive(clk, 100*time.Millisecond, 15*time.Millisecond, stop)
+	// 100 ms of the economy's clock every 40 ms: each 500 ms sample has
+	// 200 ms of real time to be taken, even on a loaded host.
+	go drive(clk, 100*time.Millisecond, 40*time.Millisecond, stop)
 	sum, err := r.Execute(context.Background(), econ)
 	close(stop)
 	if err != nil {
