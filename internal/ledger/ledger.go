@@ -97,6 +97,7 @@
 package ledger
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -190,8 +191,15 @@ type Options struct {
 	Logger *slog.Logger
 
 	// Tick is the engine's tick period, which turns Keep and Bucket into
-	// numbers of ticks; 0 means DefaultTick.
+	// numbers of ticks; 0 means DefaultTick. A writer with a Clock
+	// records it with each clock anchor; a reader uses it to estimate the
+	// times of ticks that no anchor covers.
 	Tick time.Duration
+	// Clock, for a writer, is the engine's clock: Maintain(ctx, now)
+	// records that tick now fell at Clock.Now() when that is news (the
+	// first call, or the ticks drifted from the clock), so that ticks can
+	// be told as times. nil records no times.
+	Clock Clock
 	// Keep is how long per-tick postings are kept before Rollup folds
 	// them; 0 means DefaultKeep, a negative value keeps them for ever.
 	// It is at least one Bucket.
@@ -281,6 +289,16 @@ type Ledger struct {
 	below     uint64 // the rollup watermark
 	maxRow    uint64 // the highest tick of a committed per-tick row (or higher)
 	shadows   bool   // a transaction stored whole may hold a per-tick key
+	// reached is the last tick the ledger knows the engine reached: of a
+	// per-tick posting, below the watermark, of a Maintain, or a whole
+	// transaction's after_tick. A transaction stored whole records it.
+	reached uint64
+
+	clock  Clock         // Options.Clock; nil: no anchors
+	period time.Duration // the tick period, Options.Tick or DefaultTick
+	// anchor is the clock anchor this Ledger last recorded; guarded by mu.
+	anchor    ClockAnchor
+	anchorSet bool
 }
 
 // Open opens the ledger at path, creating it (and its directory) if need be,
@@ -292,7 +310,8 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ledger: %w", err)
 	}
-	l := &Ledger{path: abs, log: opts.Logger, stmts: map[string]*sql.Stmt{}, accounts: map[string]account{}}
+	l := &Ledger{path: abs, log: opts.Logger, stmts: map[string]*sql.Stmt{}, accounts: map[string]account{},
+		clock: opts.Clock, period: cmp.Or(opts.Tick, DefaultTick)}
 	if l.log == nil {
 		l.log = slog.New(slog.DiscardHandler)
 	}

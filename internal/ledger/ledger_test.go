@@ -314,7 +314,7 @@ func TestVerifyTampered(t *testing.T) {
 		{"deleted transaction", `DELETE FROM txs WHERE key = 'c'`, `no such transaction`},
 		{"deleted entry", `DELETE FROM entries WHERE account = 'burn'`, `entries sum to -100`},
 		{"duplicate key", `PRAGMA foreign_keys = OFF;
-			CREATE TABLE t2 (id INTEGER PRIMARY KEY, key TEXT NOT NULL, kind TEXT NOT NULL, tick INTEGER NOT NULL, memo TEXT NOT NULL, digest BLOB NOT NULL) STRICT;
+			CREATE TABLE t2 (id INTEGER PRIMARY KEY, key TEXT NOT NULL, kind TEXT NOT NULL, tick INTEGER NOT NULL, memo TEXT NOT NULL, digest BLOB NOT NULL, after_tick INTEGER) STRICT;
 			INSERT INTO t2 SELECT * FROM txs; DROP TABLE txs; ALTER TABLE t2 RENAME TO txs;
 			INSERT INTO txs (key, kind, tick, memo, digest) VALUES ('c', 'payment', 2, '', x'00')`, `key 'c' appears 2 times`},
 		{"closed wallet with money", `UPDATE accounts SET balance = 3 WHERE name = 'z'`, `closed wallet "z" holds 3`},

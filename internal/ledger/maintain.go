@@ -118,6 +118,9 @@ func (l *Ledger) rollupStep(ctx context.Context, target uint64) (s RollupResult,
 			return s, false, err
 		}
 		l.below = target
+		if target > 0 {
+			l.reached = max(l.reached, target-1)
+		}
 		return RollupResult{Below: target}, true, nil
 	}
 	lo := uint64(first.Int64)
@@ -151,6 +154,7 @@ func (l *Ledger) rollupStep(ctx context.Context, target uint64) (s RollupResult,
 		return s, false, err
 	}
 	l.below = hi
+	l.reached = max(l.reached, hi-1)
 	s.Steps, s.Below = 1, hi
 	return s, hi >= target, nil
 }
@@ -273,11 +277,15 @@ func (l *Ledger) checkpoint(ctx context.Context, mode CheckpointMode) (Checkpoin
 type Maintenance struct {
 	Rollup     RollupResult     `json:"rollup"`
 	Checkpoint CheckpointResult `json:"checkpoint"`
+	// Anchor is the clock anchor it recorded, if it recorded one.
+	Anchor *ClockAnchor `json:"anchor,omitempty"`
 }
 
-// Maintain does one step of what Rollup would do (at most a few thousand
-// rows: a few milliseconds) and checkpoints the write-ahead log
-// (Checkpoint); now is the engine's current tick. An engine calls it on its
+// Maintain records that the engine reached tick now (with a clock anchor
+// when Options.Clock is set and the anchor is news: see Anchor), does one
+// step of what Rollup would do (at most a few thousand rows: a few
+// milliseconds) and checkpoints the write-ahead log (Checkpoint); now is
+// the engine's current tick. An engine calls it on its
 // own clock after posting a tick, about once a second of ticks: most calls
 // only checkpoint; the rollup of a bucket, due once a bucket, is spread
 // over the calls that follow (Maintenance.Rollup.Due says more is due).
@@ -287,10 +295,11 @@ type Maintenance struct {
 // fails; the checkpoint may give space back).
 func (l *Ledger) Maintain(ctx context.Context, now uint64) (Maintenance, error) {
 	var m Maintenance
-	var rerr, cerr error
+	var aerr, rerr, cerr error
+	m.Anchor, aerr = l.mark(ctx, now)
 	m.Rollup, rerr = l.rollup(ctx, now, 1)
 	m.Checkpoint, cerr = l.Checkpoint(ctx)
-	return m, errors.Join(rerr, cerr)
+	return m, errors.Join(aerr, rerr, cerr)
 }
 
 // freeSpace returns the bytes available to unprivileged users on the file

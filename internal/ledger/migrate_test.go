@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -26,6 +27,21 @@ const v2Fixture = "testdata/ledger-v2.db"
 // rollupOpts, rolled up at tick 40, VACUUMed and closed. See
 // testdata/README.md.
 const v3Fixture = "testdata/ledger-v3.db"
+
+// v4Fixture is a ledger of schema version 4 made by the code of that
+// version (commit 0a039b0): postV4Fixture under rollupOpts, rolled up at
+// tick 40, VACUUMed and closed. See testdata/README.md.
+const v4Fixture = "testdata/ledger-v4.db"
+
+// postV4Fixture posts what testdata/ledger-v4.db holds: postRollupFixture
+// and then a change of a's terms.
+func postV4Fixture(t *testing.T, l *Ledger) {
+	t.Helper()
+	postRollupFixture(t, l)
+	if _, err := l.SetTerms(t.Context(), "terms/cell:a/1", 0, "a", 20, 10_000_000); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // copyFixture copies the ledger fixture to a ledger.db in dir and returns
 // its path.
@@ -86,11 +102,12 @@ func dump(t *testing.T, db interface {
 }
 
 // ledgerTables are queries that dump everything a ledger of version 2
-// or later holds (accounts.closed_tx, of version 4, aside: closedTx).
+// or later holds (accounts.closed_tx, of version 4, aside: closedTx; and
+// txs.after_tick, of version 5: afterTick).
 var ledgerTables = []string{
 	`SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY name`,
 	`SELECT name, kind, state, balance, endowment, tap_rate, tap_cap, opened_tick, closed_tick, final_balance, id FROM accounts ORDER BY name`,
-	`SELECT * FROM txs ORDER BY id`,
+	`SELECT id, key, kind, tick, memo, digest FROM txs ORDER BY id`,
 	`SELECT * FROM entries ORDER BY tx_id, seq`,
 	`SELECT * FROM ticks ORDER BY tick, account`,
 	`SELECT * FROM rollups ORDER BY bucket, account`,
@@ -100,14 +117,18 @@ var ledgerTables = []string{
 // closedTx dumps the closing transaction each wallet records.
 const closedTx = `SELECT name, closed_tx FROM accounts WHERE kind = 'wallet' ORDER BY name`
 
+// afterTick dumps the place of each transaction stored whole.
+const afterTick = `SELECT id, after_tick FROM txs ORDER BY id`
+
 // migrateFixture copies fixture, a ledger of schema version from that the
 // code of that version made with post's postings under rollupOpts, rolled
 // up at tick 40, and opens it for writing, closed at cleanup. It checks
 // that a reader refuses it until then; that, migrated, it verifies and
 // keeps every balance; and that it holds exactly what this code writes for
 // the same postings, whose report it returns, but for the close of its
-// closed wallet c: this code records it (tx closeTx), the versions before
-// 4 did not.
+// closed wallet c (this code records it, tx closeTx; the versions before
+// 4 did not) and for the places of the transactions stored whole (this
+// code records them; the versions before 5 did not).
 func migrateFixture(t *testing.T, fixture string, from int, post func(*Ledger), closeTx int) (*Ledger, Report) {
 	t.Helper()
 	ctx := t.Context()
@@ -159,11 +180,27 @@ func migrateFixture(t *testing.T, fixture string, from int, post func(*Ledger), 
 			t.Errorf("%s: migrated\n%s\nmade now\n%s", q, got, want)
 		}
 	}
-	if got, want := dump(t, l.db, closedTx), "a <nil>\nb <nil>\nc <nil>\n"; got != want {
-		t.Errorf("closes recorded after the migration:\n%s\nwant none (version %d kept none)", got, from)
-	}
-	if got, want := dump(t, fresh.db, closedTx), fmt.Sprintf("a <nil>\nb <nil>\nc %d\n", closeTx); got != want {
+	closes := fmt.Sprintf("a <nil>\nb <nil>\nc %d\n", closeTx)
+	if got, want := dump(t, fresh.db, closedTx), closes; got != want {
 		t.Errorf("closes recorded by this code:\n%s\nwant c's (tx %d)", got, closeTx)
+	}
+	if from < 4 {
+		closes = "a <nil>\nb <nil>\nc <nil>\n" // versions before 4 kept none
+	}
+	if got := dump(t, l.db, closedTx); got != closes {
+		t.Errorf("closes recorded after the migration from version %d:\n%s\nwant\n%s", from, got, closes)
+	}
+	// The place of each transaction stored whole: this code records it,
+	// the versions before 5 did not.
+	for line := range strings.Lines(dump(t, l.db, afterTick)) {
+		if !strings.HasSuffix(line, " <nil>\n") {
+			t.Errorf("after the migration: transaction (id, after_tick) %q has a place; version %d kept none", line, from)
+		}
+	}
+	for line := range strings.Lines(dump(t, fresh.db, afterTick)) {
+		if strings.HasSuffix(line, " <nil>\n") {
+			t.Errorf("made now: transaction (id, after_tick) %q has no place", line)
+		}
 	}
 	return l, want
 }
@@ -254,7 +291,7 @@ func TestMigrateV2Fails(t *testing.T) {
 	}
 }
 
-// TestMigrateFullDisk migrates the ledgers of versions 2 and 3 on a full
+// TestMigrateFullDisk migrates the ledgers of versions 2, 3 and 4 on a full
 // file system (a real tmpfs): the migration's first step fails with
 // ErrFull and leaves the database file as it was, at its version; once
 // space returns, it migrates.
@@ -262,7 +299,7 @@ func TestMigrateFullDisk(t *testing.T) {
 	for _, tc := range []struct {
 		fixture string
 		from    int
-	}{{v2Fixture, 2}, {v3Fixture, 3}} {
+	}{{v2Fixture, 2}, {v3Fixture, 3}, {v4Fixture, 4}} {
 		t.Run(fmt.Sprint("v", tc.from), func(t *testing.T) {
 			ctx := t.Context()
 			dir := tmpfs(t, 1<<20)
@@ -430,5 +467,52 @@ func TestMigrateV3(t *testing.T) {
 	}
 	if tm := terms(t, l, "a"); tm != (Terms{10, 20_000_000}) {
 		t.Errorf("a's terms %+v", tm)
+	}
+}
+
+// TestMigrateV4 opens the version 4 ledger that the code of version 4
+// made: migrated to version 5, it verifies, keeps every balance, and holds
+// exactly what this code writes for the same postings, but for the places
+// of its transactions stored whole, which version 4 did not record; then
+// its export says what it can: b, funded at tick 0 inside tick 7's batch,
+// has no balances (its fund's place is unknown); a has them, but after its
+// change of terms (at tick 0, place unknown), and ends at its balance; c's
+// close at tick 30 has none (its place among that tick's postings is
+// unknown). A fund posted now is placed at the last tick posted.
+func TestMigrateV4(t *testing.T) {
+	ctx := t.Context()
+	l, _ := migrateFixture(t, v4Fixture, 4, func(l *Ledger) { postV4Fixture(t, l) }, 7)
+	if _, err := l.Fund(ctx, "fund/cell:a/2", 0, "a", 77); err != nil {
+		t.Fatal(err)
+	}
+	a := balance(t, l, "a")
+	var rs []Record
+	if err := l.Export(ctx, Filter{}, func(r Record) error { rs = append(rs, r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	var sum units.Credits
+	for _, r := range rs {
+		known := r.Balance != nil
+		switch {
+		case r.Wallet == "b" && known:
+			t.Errorf("b's record %+v: a balance, though b's fund has no place", r)
+		case r.Key == "terms/cell:a/1" && (known || r.Tick != 0):
+			t.Errorf("a's change of terms %+v: want it at tick 0, its own, with no balance", r)
+		case r.Kind == KindClose && (known || r.Tick != 30):
+			t.Errorf("c's close %+v: want it at tick 30, its own, with no balance", r)
+		case r.Key == "open/cell:a" && (!known || *r.Balance != 1_000_000):
+			t.Errorf("a's open %+v: want the balance after it, 1000000", r)
+		case r.Key == "fund/cell:a/2" && (!known || *r.Balance != a || r.Tick != 40):
+			t.Errorf("the fund after the migration %+v: want it at tick 40 with a's balance %d", r, a)
+		}
+		if r.Wallet == "a" {
+			sum += r.Amount
+		}
+	}
+	if sum != a {
+		t.Errorf("a's records sum to %d, its balance is %d", sum, a)
+	}
+	if last := rs[slices.IndexFunc(rs, func(r Record) bool { return r.Key == "fund/cell:a/2" })]; last.Balance == nil || *last.Balance != a {
+		t.Errorf("a's last record %+v, want its balance %d", last, a)
 	}
 }

@@ -153,9 +153,10 @@ func (l *Ledger) loadState(ctx context.Context, tx *sql.Tx) error {
 	if l.haveState {
 		return nil
 	}
-	var below, maxRow int64
-	if err := tx.QueryRowContext(ctx, `SELECT below, (SELECT COALESCE(MAX(tick), 0) FROM ticks) FROM rollup_state WHERE one = 1`).
-		Scan(&below, &maxRow); err != nil {
+	var below, maxRow, afterTick int64
+	if err := tx.QueryRowContext(ctx, `SELECT below, (SELECT COALESCE(MAX(tick), 0) FROM ticks),
+			(SELECT COALESCE(MAX(after_tick), 0) FROM txs) FROM rollup_state WHERE one = 1`).
+		Scan(&below, &maxRow, &afterTick); err != nil {
 		return fmt.Errorf("read rollup state: %w", err)
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT key FROM txs WHERE key >= 'tick:' AND key < 'tick;'`)
@@ -175,6 +176,10 @@ func (l *Ledger) loadState(ctx context.Context, tx *sql.Tx) error {
 		return err
 	}
 	l.below, l.maxRow, l.shadows, l.haveState = uint64(below), uint64(maxRow), shadows, true
+	l.reached = max(l.reached, l.maxRow, uint64(afterTick))
+	if l.below > 0 {
+		l.reached = max(l.reached, l.below-1)
+	}
 	return nil
 }
 

@@ -22,6 +22,11 @@ func (rep Report) WriteText(w io.Writer, path string) error {
 	fmt.Fprintf(w, "%d of the transactions are per-tick postings; %d rollups replace %d per-tick postings of the ticks below %d\n",
 		rep.Postings, rep.Rollups, rep.RolledUp, rep.RolledBelow)
 	fmt.Fprintf(w, "%d of the transactions are changes of tap terms\n", rep.TermsChanges)
+	if rep.ClockAnchors > 0 {
+		fmt.Fprintf(w, "%d clock anchors tell the times of ticks\n", rep.ClockAnchors)
+	} else {
+		fmt.Fprintf(w, "no clock anchors: the times of ticks are estimated from the tick period and the last write\n")
+	}
 	fmt.Fprintf(w, "database %d bytes, write-ahead log %d bytes\n", rep.DatabaseBytes, rep.WALBytes)
 	for _, p := range rep.Problems {
 		fmt.Fprintf(w, "problem: %s\n", p)

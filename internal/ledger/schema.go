@@ -160,6 +160,24 @@ CREATE TABLE terms (
 CREATE INDEX terms_account ON terms (account, tx_id);
 ALTER TABLE accounts ADD COLUMN closed_tx INTEGER REFERENCES txs (id);
 `},
+	// 4 → 5: a place in tick order for the transactions stored whole, and
+	// the engine's clock. txs.after_tick is the last tick the ledger had
+	// seen posted (or maintained at) when the transaction was written: the
+	// economy posts opens, funds, closes and changes of terms at tick 0,
+	// so their own tick says nothing of when they happened. It stays NULL
+	// for the transactions written before version 5, whose place is not
+	// known. clock holds anchors of the engine's clock (Options.Clock): at
+	// tick, the time was unix_ns, and ticks were tick_ns apart from there
+	// on; a writer records one at its first Maintain and whenever that
+	// reckoning drifts from its clock by more than driftTolerance.
+	{sql: `
+ALTER TABLE txs ADD COLUMN after_tick INTEGER CHECK (after_tick >= 0);
+CREATE TABLE clock (
+	tick    INTEGER PRIMARY KEY CHECK (tick >= 0),
+	unix_ns INTEGER NOT NULL,
+	tick_ns INTEGER NOT NULL CHECK (tick_ns > 0)
+) STRICT;
+`},
 }
 
 // moveToV3 finishes the migration to version 3: it moves the rows of
@@ -222,7 +240,7 @@ func moveRows(ctx context.Context, tx *sql.Tx, from, to, key, into, values strin
 }
 
 // SchemaVersion is the schema version this package writes.
-const SchemaVersion = 4
+const SchemaVersion = 5
 
 // migrate brings the database to SchemaVersion, one migration per SQLite
 // transaction, then truncates the write-ahead log if it migrated: a

@@ -433,6 +433,7 @@ func (l *Ledger) applyLocked(ctx context.Context, txs []Tx) ([]Result, error) {
 		return nil, fmt.Errorf("ledger: commit: %w", err)
 	}
 	l.maxRow = max(l.maxRow, b.maxRow)
+	l.reached = max(l.reached, b.maxRow)
 	for name, a := range b.accs {
 		if a.state != "open" {
 			delete(l.accounts, name) // closed: rarely read again
@@ -575,8 +576,12 @@ func (b *batch) apply(t *Tx) (Result, error) {
 		}
 	}
 
-	res, err := b.exec(`INSERT INTO txs (key, kind, tick, memo, digest) VALUES (?, ?, ?, ?, ?)`,
-		t.Key, string(t.Kind), int64(t.Tick), t.Memo, t.digest())
+	// Its place in tick order: after the last tick posted before it
+	// (in this batch too), which for the economy's opens, funds, closes
+	// and changes of terms, all posted at tick 0, is when they happened.
+	after := max(b.l.reached, b.maxRow)
+	res, err := b.exec(`INSERT INTO txs (key, kind, tick, memo, digest, after_tick) VALUES (?, ?, ?, ?, ?, ?)`,
+		t.Key, string(t.Kind), int64(t.Tick), t.Memo, t.digest(), int64(after))
 	if err != nil {
 		return r, err
 	}

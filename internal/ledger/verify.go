@@ -42,6 +42,10 @@ type Report struct {
 	// TermsChanges is the number of changes of tap terms (KindTerms, among
 	// Txs).
 	TermsChanges int64 `json:"terms_changes"`
+	// ClockAnchors is the number of anchors of the engine's clock, which
+	// tell the times of ticks (Options.Clock); without any, times are
+	// estimated.
+	ClockAnchors int64 `json:"clock_anchors"`
 	// DatabaseBytes and WALBytes are the sizes of the database file and
 	// of its write-ahead log.
 	DatabaseBytes int64 `json:"database_bytes"`
@@ -293,6 +297,9 @@ func (l *Ledger) Verify(ctx context.Context) (Report, error) {
 		return rep, err
 	}
 	if rep.TermsChanges, err = verifyTerms(ctx, tx, mv, problem); err != nil {
+		return rep, err
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM clock`).Scan(&rep.ClockAnchors); err != nil {
 		return rep, err
 	}
 	rep.OK = len(rep.Problems) == 0
