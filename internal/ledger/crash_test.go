@@ -30,6 +30,9 @@ func TestMain(m *testing.M) {
 	if arg := os.Getenv(rollupCrashEnv); arg != "" {
 		os.Exit(rollupChild(arg))
 	}
+	if arg := os.Getenv(readChildEnv); arg != "" {
+		os.Exit(readChild(arg))
+	}
 	os.Exit(m.Run())
 }
 

@@ -102,6 +102,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
@@ -323,7 +324,13 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 	}
 	if opts.ReadOnly {
 		if _, err := os.Stat(abs); err != nil {
+			if errors.Is(err, fs.ErrPermission) {
+				return nil, fmt.Errorf("ledger: %w: cannot reach %s: %w", ErrAccess, abs, err)
+			}
 			return nil, fmt.Errorf("ledger: open %s: %w", abs, err)
+		}
+		if err := canRead(abs); err != nil {
+			return nil, err
 		}
 		if opts.immutable, err = readOnlyFS(abs); err != nil {
 			return nil, err
@@ -345,7 +352,12 @@ func Open(ctx context.Context, path string, opts Options) (*Ledger, error) {
 		return nil, fmt.Errorf("ledger: open %s: %w", abs, err)
 	}
 	if opts.ReadOnly {
-		err = l.checkSchema(ctx)
+		if err = l.checkSchema(ctx); err != nil {
+			if err = readOnlyShm(abs, err); errors.Is(err, ErrAccess) {
+				l.db.Close()
+				return nil, err
+			}
+		}
 	} else {
 		err = l.migrate(ctx)
 	}
