@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"bufio"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -253,14 +254,15 @@ func WriteExport(ctx context.Context, w io.Writer, path string, o ReadOptions) e
 		return err
 	}
 	defer l.Close()
-	rw, err := NewRecordWriter(w, o.Format)
+	bw := bufio.NewWriter(w)
+	rw, err := NewRecordWriter(bw, o.Format)
 	if err != nil {
 		return err
 	}
 	if !b.Empty {
 		err = l.Export(ctx, b.Filter, rw.Write)
 	}
-	return errors.Join(err, rw.Flush())
+	return errors.Join(err, rw.Flush(), bw.Flush())
 }
 
 // WriteHistory writes the history of a wallet of the ledger at path
@@ -270,7 +272,8 @@ func WriteHistory(ctx context.Context, w io.Writer, path string, o ReadOptions) 
 	if o.Cell == "" {
 		return fmt.Errorf("ledger: %w: a history is of one wallet: name it", ErrInvalid)
 	}
-	hw, err := newHistoryWriter(w, o.Format)
+	bw := bufio.NewWriter(w)
+	hw, err := newHistoryWriter(bw, o.Format)
 	if err != nil {
 		return err
 	}
@@ -285,7 +288,7 @@ func WriteHistory(ctx context.Context, w io.Writer, path string, o ReadOptions) 
 	if !b.Empty {
 		err = l.History(ctx, b.Filter, hw.point)
 	}
-	return errors.Join(err, hw.end())
+	return errors.Join(err, hw.end(), bw.Flush())
 }
 
 // basisNote says how a time bound became a tick.

@@ -67,6 +67,31 @@ func ReadBook(ctx context.Context, path string, limit int) (Book, error) {
 	return b, nil
 }
 
+// WalletNames returns the names of the wallets of the ledger at path, read
+// only, open ones first (for completing a cell's name).
+func WalletNames(ctx context.Context, path string) ([]string, error) {
+	l, err := Open(ctx, path, Options{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	as, err := l.Accounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var open, closed []string
+	for _, a := range as {
+		switch {
+		case a.Kind != "wallet":
+		case a.State == "open":
+			open = append(open, a.Name)
+		default:
+			closed = append(closed, a.Name)
+		}
+	}
+	return append(open, closed...), nil
+}
+
 // WriteText prints the book as two tables.
 func (b Book) WriteText(w io.Writer) error {
 	accs, recent := b.Accounts, b.Recent
