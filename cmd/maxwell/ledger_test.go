@@ -2,12 +2,16 @@ package main
 
 import (
 	"database/sql"
+	"encoding/csv"
 	"encoding/json"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/maxwellhq/maxwell/internal/ledger"
+	"github.com/maxwellhq/maxwell/internal/ledger/ledgertest"
 )
 
 // ledgerFixture writes a small ledger: wallet a (endowed 1000, charged 300),
@@ -137,5 +141,98 @@ func TestLedgerShowCmd(t *testing.T) {
 	}
 	if _, _, err := run(t, "ledger", "show", "--db", path, "--limit", "-1"); err == nil {
 		t.Error("--limit -1 accepted")
+	}
+}
+
+// records returns what the ledger's Export gives for f, to check the
+// command against.
+func records(t *testing.T, path string, f ledger.Filter) []ledger.Record {
+	t.Helper()
+	l, err := ledger.Open(t.Context(), path, ledger.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var rs []ledger.Record
+	if err := l.Export(t.Context(), f, func(r ledger.Record) error { rs = append(rs, r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
+
+func TestLedgerExportCmd(t *testing.T) {
+	p := historyFixture(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		f    ledger.Filter
+	}{
+		{"everything", nil, ledger.Filter{}},
+		{"a cell", []string{"--cell", "b"}, ledger.Filter{Cell: "b"}},
+		{"ticks", []string{"--since", "13", "--until", "33"}, ledger.Filter{SinceTick: 13, UntilTick: 33}},
+		{"a cell and times", []string{"--cell", "a", "--since", ledgertest.TimeOf(22).Format(time.RFC3339),
+			"--until", ledgertest.TimeOf(31).Format(time.RFC3339)}, ledger.Filter{Cell: "a", SinceTick: 22, UntilTick: 31}},
+	} {
+		want := records(t, p.Path, tc.f)
+		if len(want) == 0 {
+			t.Fatalf("%s: nothing to export", tc.name)
+		}
+		t.Run(tc.name+"/jsonl", func(t *testing.T) {
+			out, _, err := run(t, append([]string{"ledger", "export", "--ledger", p.Path, "--jsonl"}, tc.args...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			if len(lines) != len(want) {
+				t.Fatalf("%d lines, want %d records", len(lines), len(want))
+			}
+			for i, line := range lines {
+				var r ledger.Record
+				if err := json.Unmarshal([]byte(line), &r); err != nil {
+					t.Fatalf("line %d %q: %v", i, line, err)
+				}
+				if got, w := mustJSON(t, r), mustJSON(t, want[i]); got != w {
+					t.Errorf("line %d: %s, want %s", i, got, w)
+				}
+			}
+		})
+		t.Run(tc.name+"/csv", func(t *testing.T) {
+			out, _, err := run(t, append([]string{"ledger", "export", "--db", p.Path, "--csv"}, tc.args...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rows) != 1+len(want) || rows[0][0] != "tick" || rows[0][8] != "amount" || rows[0][9] != "balance" {
+				t.Fatalf("%d rows, header %q; want %d records", len(rows), rows[0], len(want))
+			}
+			for i, r := range want {
+				row := rows[1+i]
+				balance := ""
+				if r.Balance != nil {
+					balance = strconv.FormatInt(int64(*r.Balance), 10)
+				}
+				if row[0] != strconv.FormatUint(r.Tick, 10) || row[6] != r.Wallet || row[7] != string(r.Kind) ||
+					row[8] != strconv.FormatInt(int64(r.Amount), 10) || row[9] != balance || row[10] != r.Key {
+					t.Errorf("row %d %q, want %+v", i, row, r)
+				}
+			}
+		})
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"ledger", "export", "--ledger", p.Path}, "say which format: --csv or --jsonl"},
+		{[]string{"ledger", "export", "--ledger", p.Path, "--csv", "--jsonl"}, "--csv or --jsonl, not both"},
+		{[]string{"ledger", "export", "--ledger", p.Path, "--csv", "--cell", "mint"}, `"mint" is a system account`},
+		{[]string{"ledger", "export", "--ledger", p.Path, "--csv", "--until", "0"}, "ends before the first tick"},
+		{[]string{"ledger", "export", "--ledger", p.Path, "--csv", "--since", "-5m"}, "a duration back from now is positive"},
+	} {
+		if _, _, err := run(t, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want an error saying %q", tc.args, err, tc.want)
+		}
 	}
 }

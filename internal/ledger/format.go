@@ -309,8 +309,9 @@ type historyWriter struct {
 	csv    *csv.Writer
 	tw     *tabwriter.Writer
 	n      int
-	// estimated: a time printed was estimated (the table's footnote).
-	estimated bool
+	// estimated, unknown: a time printed was estimated, a balance was
+	// not known (the table's footnotes).
+	estimated, unknown bool
 }
 
 func newHistoryWriter(w io.Writer, f Format) (*historyWriter, error) {
@@ -402,6 +403,8 @@ func (hw *historyWriter) point(p Point) error {
 	balance := "?"
 	if p.Balance != nil {
 		balance = credits(*p.Balance)
+	} else {
+		hw.unknown = true
 	}
 	var other []string
 	for _, k := range []Kind{KindEndow, KindFund, KindMint, KindRefund, KindClose} {
@@ -435,6 +438,8 @@ func (hw *historyWriter) end() error {
 	if hw.estimated {
 		fmt.Fprintln(hw.w, "~: estimated time: no clock anchor at or before the tick; reckoned by the tick period, assuming the engine ran without a gap")
 	}
-	fmt.Fprintln(hw.w, "?: balance not known there (see docs/LEDGER.md, Export)")
+	if hw.unknown {
+		fmt.Fprintln(hw.w, "?: the balance is not known there (see docs/LEDGER.md, Export and history)")
+	}
 	return nil
 }
