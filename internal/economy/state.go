@@ -191,8 +191,9 @@ func (e *Economy) State(ctx context.Context) (api.State, error) {
 	}
 	wallets := make(map[string]wallet, len(names))
 	for _, n := range names {
-		st, w, _ := e.driver.Cell(n)
-		wallets[n] = wallet{st, w}
+		if st, w, ok := e.driver.Cell(n); ok {
+			wallets[n] = wallet{st, w}
+		}
 	}
 	counters := e.hub.Snapshot()
 	setpoint, budget := e.driver.Host()
@@ -223,9 +224,14 @@ func (e *Economy) State(ctx context.Context) (api.State, error) {
 		s.Power.Error = "no tick yet"
 	}
 	for _, name := range e.order {
+		// A cell spawned or adopted since the wallets were read, or not
+		// yet admitted to the core, shows from the next snapshot on.
+		w, ok := wallets[name]
+		if !ok {
+			continue
+		}
 		m := e.cells[name]
 		r := m.acct.report
-		w := wallets[name]
 		row := api.Cell{
 			Name: name, State: w.st, PID: m.c.PID(), Backend: m.c.Backend(), Cgroup: m.cgroup, ContainerID: m.containerID,
 			Argv: m.argv, User: m.user, OwnerUID: m.owner,
