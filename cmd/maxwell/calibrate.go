@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -33,6 +35,9 @@ output shows the twin's true τ = R·C beside the fit.`,
 			ctx, stop := signalContext(cmd)
 			defer stop()
 			res, err := calibrate.Host(ctx, o)
+			if errors.Is(err, calibrate.ErrProfileNotStored) {
+				return fmt.Errorf(`%w (--profile PATH stores it elsewhere, --profile "" stores none)`, err)
+			}
 			if err != nil {
 				return err
 			}

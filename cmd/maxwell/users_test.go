@@ -111,10 +111,16 @@ func publicCopy(t *testing.T) (bin, dir string) {
 // returns its combined output.
 func asUser(t *testing.T, id *identity.Identity, bin, dir string, args ...string) (string, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	return asUserEnv(t, id, nil, bin, dir, args...)
+}
+
+// asUserEnv is asUser with env added to the environment.
+func asUserEnv(t *testing.T, id *identity.Identity, env []string, bin, dir string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = []string{envAsMain + "=1", "PATH=/usr/bin:/bin"}
+	cmd.Env = append([]string{envAsMain + "=1", "PATH=/usr/bin:/bin"}, env...)
 	cmd.Dir = dir
 	if id != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: id.Credential()}

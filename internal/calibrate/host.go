@@ -2,6 +2,7 @@ package calibrate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -49,6 +50,13 @@ func Host(ctx context.Context, opts HostOptions) (Result, error) {
 	if threads < 0 {
 		return Result{}, fmt.Errorf("calibrate: %d threads: want a positive number", threads)
 	}
+	// Refuse a profile that could not be stored before the step, not
+	// after it.
+	if opts.ProfilePath != "" {
+		if err := storable(opts.ProfilePath); err != nil {
+			return Result{}, err
+		}
+	}
 	clk := clock.System()
 	tel, err := telemetry.Open(opts.Roots, opts.Config, clk)
 	if err != nil {
@@ -67,14 +75,30 @@ func Host(ctx context.Context, opts HostOptions) (Result, error) {
 		return res, err
 	}
 	if opts.ProfilePath != "" {
-		if err := os.MkdirAll(filepath.Dir(opts.ProfilePath), 0o755); err != nil {
-			return res, err
-		}
 		if err := res.Profile.Save(opts.ProfilePath); err != nil {
-			return res, err
+			return res, fmt.Errorf("%w at %s: %w", ErrProfileNotStored, opts.ProfilePath, err)
 		}
 	}
 	return res, nil
+}
+
+// ErrProfileNotStored: the host profile cannot be stored where it was
+// asked to be.
+var ErrProfileNotStored = errors.New("calibrate: cannot store the host profile")
+
+// storable makes path's directory and checks that a file can be created
+// in it, as Profile.Save will.
+func storable(path string) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("%w at %s: %w", ErrProfileNotStored, path, err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".probe*")
+	if err != nil {
+		return fmt.Errorf("%w at %s: %w", ErrProfileNotStored, path, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 // WriteText prints the fit and the tuning; profile names where the profile

@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -534,6 +537,36 @@ func TestKeyAndDefaultPath(t *testing.T) {
 		if got := defaultPath(tc.euid, tc.stateHome, tc.home); got != tc.want {
 			t.Errorf("defaultPath(%d, %q, %q) = %q, want %q", tc.euid, tc.stateHome, tc.home, got, tc.want)
 		}
+	}
+}
+
+// TestUserHome: a $HOME the user owns is the home; one it does not own (root's,
+// kept by sudo -u) gives way to the password database's entry for the
+// user; a user the database does not know keeps $HOME.
+func TestUserHome(t *testing.T) {
+	own := t.TempDir()
+	euid := os.Geteuid()
+	if got := userHome(euid, own); got != own {
+		t.Errorf("userHome(%d, %q) = %q; want the $HOME it owns", euid, own, got)
+	}
+	if euid == 0 {
+		// nobody does not own root's temporary directory: its home is the
+		// database's.
+		nobody, err := user.Lookup("nobody")
+		if err != nil {
+			t.Skipf("no user nobody in the password database: %v", err)
+		}
+		uid, _ := strconv.Atoi(nobody.Uid)
+		if got := userHome(uid, own); got != nobody.HomeDir {
+			t.Errorf("userHome(nobody, %q) = %q; want nobody's home %q", own, got, nobody.HomeDir)
+		}
+	}
+	const unknown = 2147480000 // no password database entry
+	if got := userHome(unknown, own); got != own {
+		t.Errorf("userHome(%d, %q) = %q; want $HOME kept for a user the database does not know", unknown, own, got)
+	}
+	if got := userHome(euid, filepath.Join(own, "missing")); got == filepath.Join(own, "missing") {
+		t.Errorf("userHome(%d, a missing $HOME) kept it; want the database's home", euid)
 	}
 }
 
