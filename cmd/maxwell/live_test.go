@@ -60,7 +60,17 @@ func TestLiveControl(t *testing.T) {
 	cli("resume", "busy")
 	await("running again", func(st api.State) bool { return busy(st).State == life.Running })
 
-	cli("set", "busy", "--max-bid", "3000000", "--units", "2", "--tap", "1000", "--cap", "5000000000000")
+	var setOut struct {
+		Cell string `json:"cell"`
+		Set  struct {
+			MaxBid *int64 `json:"max_bid_credits"`
+			Tap    *int64 `json:"tap_credits_per_second"`
+		} `json:"set"`
+	}
+	if out := cli("set", "busy", "--max-bid", "3000000", "--units", "2", "--tap", "1000", "--cap", "5000000000000", "--json"); json.Unmarshal([]byte(out), &setOut) != nil ||
+		setOut.Cell != "busy" || setOut.Set.MaxBid == nil || *setOut.Set.MaxBid != 3000000 || setOut.Set.Tap == nil || *setOut.Set.Tap != 1000 {
+		t.Errorf("set --json printed %q", out)
+	}
 	st := await("new terms", func(st api.State) bool {
 		b := busy(st)
 		return b.TapRate == 1000 && b.BidPrice == 3000000 && b.BidUnits == 2
@@ -69,7 +79,9 @@ func TestLiveControl(t *testing.T) {
 		t.Errorf("tap cap %d", b.TapCap)
 	}
 
-	cli("host", "set", "--setpoint", "30", "--power-budget", "5")
+	if out := cli("host", "set", "--setpoint", "30", "--power-budget", "5", "--json"); !strings.Contains(out, `"setpoint_celsius": 30`) || !strings.Contains(out, `"power_budget_watts": 5`) {
+		t.Errorf("host set --json printed %q", out)
+	}
 	st = await("the host's limits", func(st api.State) bool {
 		return st.Temperature.Setpoint == 30 && st.PowerBudgetWatts == 5 && st.Binding != ""
 	})

@@ -15,6 +15,7 @@ func newSetCmd(a *app) *cobra.Command {
 		sock        *string
 		bid, tap, c units.Credits
 		unitsN      int
+		asJSON      bool
 	)
 	cmd := &cobra.Command{
 		Use:   "set NAME [--max-bid P] [--units N] [--tap R] [--cap C]",
@@ -52,6 +53,12 @@ change is an event.`,
 			if err := cl.Set(cmd.Context(), args[0], req); err != nil {
 				return fmt.Errorf("set %s: %w", args[0], err)
 			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), struct {
+					Cell string         `json:"cell"`
+					Set  api.SetRequest `json:"set"`
+				}{args[0], req})
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "set %s\n", args[0])
 			return nil
 		},
@@ -62,6 +69,7 @@ change is an event.`,
 	f.IntVar(&unitsN, "units", 1, "slots the standing bid asks for")
 	creditsVar(f, &tap, "tap", "income in credits per second while the balance is below --cap")
 	creditsVar(f, &c, "cap", "balance in credits at which the tap stops")
+	f.BoolVar(&asJSON, "json", false, "print the cell and the terms changed as JSON")
 	return cmd
 }
 
@@ -71,6 +79,7 @@ func newHostCmd(a *app) *cobra.Command {
 	var (
 		sock             *string
 		setpoint, budget float64
+		asJSON           bool
 	)
 	set := &cobra.Command{
 		Use:   "set [--setpoint °C] [--power-budget W]",
@@ -99,6 +108,11 @@ maxwell ps says which ("binding"). Each change is an event.`,
 			if err := cl.SetHost(cmd.Context(), req); err != nil {
 				return fmt.Errorf("host set: %w", err)
 			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), struct {
+					Set api.HostRequest `json:"set"`
+				}{req})
+			}
 			fmt.Fprintln(cmd.OutOrStdout(), "host set")
 			return nil
 		},
@@ -106,6 +120,7 @@ maxwell ps says which ("binding"). Each change is an event.`,
 	sock = socketFlag(set)
 	set.Flags().Float64Var(&setpoint, "setpoint", 0, "the temperature the price holds, °C")
 	set.Flags().Float64Var(&budget, "power-budget", 0, "the host's power budget in watts (0: none)")
+	set.Flags().BoolVar(&asJSON, "json", false, "print the limits changed as JSON")
 	host.AddCommand(set)
 	return host
 }
