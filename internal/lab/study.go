@@ -586,6 +586,23 @@ func tQuantile975(df int) float64 {
 	return 1.96 + 2.4/float64(df) // within 0.1 % of the table beyond 20
 }
 
+// latencySpread prints a p99 Stat in µs: a bucket's bound, or ">BOUND"
+// where the quantile lies past the histogram's last bound (which
+// workload.LatencyQuantile reports as twice it).
+func latencySpread(s Stat) string {
+	last := float64(workload.LatencyBounds[len(workload.LatencyBounds)-1])
+	f := func(v float64) string {
+		if v > last {
+			return ">" + strconv.FormatFloat(last, 'f', -1, 64)
+		}
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	}
+	if s.N <= 1 || s.Min == s.Max {
+		return f(s.Median)
+	}
+	return f(s.Median) + " [" + f(s.Min) + "–" + f(s.Max) + "]"
+}
+
 // WriteText prints the study for people: one table per scenario.
 func (r StudyResult) WriteText(w io.Writer) error {
 	g := func(v float64) string { return strconv.FormatFloat(v, 'g', 4, 64) }
@@ -622,7 +639,7 @@ func (r StudyResult) WriteText(w io.Writer) error {
 				dyn = spread(*pf.UsefulPerDynJ)
 			}
 			if pf.ServiceP99 != nil {
-				p99 = spread(*pf.ServiceP99)
+				p99 = latencySpread(*pf.ServiceP99)
 			}
 			var deaths []string
 			for c, s := range pf.Apoptoses {
