@@ -363,3 +363,61 @@ func TestAdoptRelease(t *testing.T) {
 		t.Errorf("a refused cgroup was touched: %v", err)
 	}
 }
+
+// TestStateWhileAdopting: State, read over and over while cells are
+// adopted, never shows a cell without a state. A cell enters the economy's
+// list before the engine admits it; State once served it in between with
+// an empty state, which every client refuses (TestKubernetesThreeNodes
+// failed on it in CI).
+func TestStateWhileAdopting(t *testing.T) {
+	layout := celltest.HostLayout(t)
+	ae := openAdoptEconomy(t, "kill")
+	ae.run()
+	ctx := context.Background()
+	stop := make(chan struct{})
+	bad := make(chan string, 1)
+	polled := make(chan int, 1)
+	go func() {
+		n := 0
+		defer func() { polled <- n }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			st, err := ae.State(ctx)
+			if err != nil {
+				continue
+			}
+			n++
+			for _, c := range st.Cells {
+				if !c.State.Valid() {
+					select {
+					case bad <- fmt.Sprintf("%s in state %q", c.Name, c.State):
+					default:
+					}
+				}
+			}
+		}
+	}()
+	const cells = 12
+	for i := range cells {
+		tr := celltest.NewTree(t, layout, celltest.UniqueName("mxstateadopt")+"/svc")
+		tr.Start("/bin/sleep", "600")
+		if _, err := ae.AdoptCell(ctx, economy.AdoptSpec{Name: fmt.Sprintf("ns/c%d", i), Cgroup: tr.Path(), Wallet: 1 << 30}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	n := <-polled
+	select {
+	case b := <-bad:
+		t.Errorf("State served %s", b)
+	default:
+	}
+	if st, err := ae.State(ctx); err != nil || len(st.Cells) != cells {
+		t.Errorf("State after the adoptions: %d cells, %v; want %d", len(st.Cells), err, cells)
+	}
+	t.Logf("%d snapshots read during %d adoptions", n, cells)
+}
