@@ -30,7 +30,8 @@
 // (vmimage.CommandLine), says on the console when the command starts and
 // how it ended, and powers the VM off after it. A guest that has not said
 // "ready" within Options.BootTimeout is killed (ErrBootTimeout); a kernel
-// panic reboots the guest (panic=-1), which ends QEMU (-no-reboot). With
+// panic reboots the guest (panic=-1, by a triple fault: reboot=t), which
+// ends QEMU (-no-reboot). With
 // Options.RootFS the command runs chrooted in a root file system image of
 // the user's, attached read-only as virtio-blk.
 //

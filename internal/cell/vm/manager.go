@@ -121,8 +121,11 @@ type Options struct {
 
 // DefaultKernelArgs are the guest kernel's base arguments: the console on
 // the microvm's serial port (the VMM's stdout), quiet, a panic reboots
-// at once (which ends QEMU, run with -no-reboot), no PCI bus to probe.
-const DefaultKernelArgs = "console=ttyS0 quiet panic=-1 pci=off"
+// at once (which ends QEMU, run with -no-reboot), by a triple fault
+// (reboot=t: microvm has no ACPI and no keyboard controller; with the
+// kernel's default methods a panicked guest under TCG once stayed up for
+// over two minutes in CI), no PCI bus to probe.
+const DefaultKernelArgs = "console=ttyS0 quiet panic=-1 reboot=t pci=off"
 
 // DefaultOptions returns the defaults; Kernel and Initrd must still be
 // set.
