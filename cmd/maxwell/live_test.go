@@ -149,8 +149,12 @@ func TestCellLogs(t *testing.T) {
 			t.Fatalf("logs: %q", out)
 		}
 	}
-	if !strings.Contains(out, "err 0") || !strings.HasPrefix(out, "line 0") {
-		t.Errorf("logs: %q", out)
+	// stdout and stderr are two pipes into one file: each line is whole,
+	// but which of "line 0" and "err 0" comes first is the scheduler's.
+	for _, want := range []string{"line 0\n", "err 0\n", "line 1\n", "err 1\n"} {
+		if !strings.HasPrefix(out, want) && !strings.Contains(out, "\n"+want) {
+			t.Errorf("logs lack the whole line %q: %q", want, out)
+		}
 	}
 	fctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
 	defer cancel()
